@@ -1,0 +1,79 @@
+//! `certraft inspect`: the offline pre-flight, with exactly import's checks.
+
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use certraft::bundle::report::{FileSummary, InspectReport};
+use certraft::bundle::{
+    assemble, parse_file, AssembleOptions, FormatError, ParsedFile, Passphrase,
+};
+
+use crate::fail::Failure;
+use crate::passphrase;
+
+#[derive(clap::Args, Debug)]
+pub struct InspectArgs {
+    /// Certificate, key and PKCS#12 files, in any order and any mix (PEM, DER, PKCS#8,
+    /// encrypted PKCS#8, PKCS#1, SEC1, PKCS#12/PFX). The format is read from the content.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// File whose first line is the passphrase for encrypted keys and PKCS#12 files
+    /// (else $CERTRAFT_PASSPHRASE, else a prompt on a terminal).
+    #[arg(long, value_name = "F")]
+    pub passphrase_file: Option<PathBuf>,
+    /// Accept a leaf certificate that has expired or is not yet valid (import refuses it otherwise).
+    #[arg(long)]
+    pub allow_expired: bool,
+    /// Accept a chain with a missing intermediate between certificates ("broken").
+    #[arg(long)]
+    pub allow_incomplete: bool,
+}
+
+/// Reads every file, assembles and validates the bundle; returns the report.
+pub fn run(args: &InspectArgs) -> Result<InspectReport, Failure> {
+    let mut passphrase = passphrase::given(args.passphrase_file.as_deref())?;
+    let mut parsed: Vec<ParsedFile> = Vec::with_capacity(args.files.len());
+    for path in &args.files {
+        let name = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|e| {
+            Failure::refused(
+                "file_unreadable",
+                format!("cannot read {name}: {e}; check the path and its permissions"),
+            )
+        })?;
+        parsed.push(parse_with_prompt(path, &name, &bytes, &mut passphrase)?);
+    }
+    let files = parsed.iter().map(FileSummary::of).collect();
+    let options = AssembleOptions {
+        allow_incomplete: args.allow_incomplete,
+        allow_expired: args.allow_expired,
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let bundle = assemble(parsed, options, now)?;
+    Ok(InspectReport::new(&bundle, files))
+}
+
+/// Parses one file; when it needs a passphrase none was given for, asks on the terminal once
+/// and keeps the answer for the other files.
+fn parse_with_prompt(
+    path: &PathBuf,
+    name: &str,
+    bytes: &[u8],
+    passphrase: &mut Option<Passphrase>,
+) -> Result<ParsedFile, Failure> {
+    match parse_file(name, bytes, passphrase.as_ref()) {
+        Err(FormatError::PassphraseRequired { .. }) if passphrase.is_none() => {
+            let Some(p) = passphrase::prompt(path)? else {
+                return Err(parse_file(name, bytes, None)
+                    .expect_err("failed the same way before")
+                    .into());
+            };
+            *passphrase = Some(p);
+            Ok(parse_file(name, bytes, passphrase.as_ref())?)
+        }
+        other => Ok(other?),
+    }
+}

@@ -1,0 +1,496 @@
+//! Bundle assembly: from whatever files the operator gave to one validated [`Bundle`].
+//!
+//! Pure and synchronous: the caller passes the parsed files and the current time.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::cert::CertInfo;
+use super::formats::ParsedFile;
+use super::key::{KeyKind, PrivateKey};
+
+/// Seconds before expiry at which a leaf gets an "expiring soon" warning.
+pub const EXPIRY_WARNING_SECS: i64 = 30 * 24 * 3600;
+
+/// Checks an operator may waive. The defaults refuse.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AssembleOptions {
+    /// Accept a chain with a gap (`--allow-incomplete`).
+    pub allow_incomplete: bool,
+    /// Accept a leaf outside its validity window (`--allow-expired`).
+    pub allow_expired: bool,
+}
+
+/// How far the chain reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Completeness {
+    /// Ends at a self-signed root.
+    Complete,
+    /// Ends at an intermediate whose issuer is absent (usual: clients hold the root).
+    NoRoot,
+    /// No chain at all: clients may not build a path.
+    LeafOnly,
+    /// Some certificates do not link: an intermediate is missing between them.
+    Broken,
+}
+
+impl fmt::Display for Completeness {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Completeness::Complete => "complete",
+            Completeness::NoRoot => "no-root",
+            Completeness::LeafOnly => "leaf-only",
+            Completeness::Broken => "broken",
+        })
+    }
+}
+
+/// Content-derived identity: identical leaf and chain give the identical id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BundleId(pub [u8; 32]);
+
+impl BundleId {
+    /// SHA-256 over a domain tag and the length-prefixed DER of leaf and chain, in order.
+    /// The private key is determined by the leaf's public key, so it is not hashed.
+    pub fn of_certs<'a>(certs: impl IntoIterator<Item = &'a [u8]>) -> Self {
+        let mut h = Sha256::new();
+        h.update(b"certraft-bundle-id-v1\0");
+        for der in certs {
+            h.update((der.len() as u64).to_be_bytes());
+            h.update(der);
+        }
+        BundleId(h.finalize().into())
+    }
+
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl fmt::Display for BundleId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl Serialize for BundleId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+/// Something accepted but worth the operator's attention.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Warning {
+    pub code: &'static str,
+    pub message: String,
+}
+
+fn warn(code: &'static str, message: String) -> Warning {
+    Warning { code, message }
+}
+
+/// Why the files do not make a bundle. Nothing is written when this is returned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AssembleError {
+    #[error("no private key in these files ({certs} certificate(s) found); add the key file that belongs to the certificate")]
+    NoKey { certs: usize },
+    #[error("no certificate in these files; add the certificate issued for the private key in {key_file} ({key_kind})")]
+    NoCertificate { key_file: String, key_kind: KeyKind },
+    #[error("more than one private key: {}; give exactly one key per bundle", keys.join(", "))]
+    MultipleKeys { keys: Vec<String> },
+    #[error("no certificate in these files matches the private key in {key_file} ({key_kind}); certificates given: {}; add the certificate issued for this key", certs.join(", "))]
+    KeyMismatch {
+        key_file: String,
+        key_kind: KeyKind,
+        certs: Vec<String>,
+    },
+    #[error("broken chain: it stops at {stops_at}, whose issuer {missing_issuer} is not among the files, and {} do(es) not link to it; add the missing intermediate, remove unrelated certificates, or pass --allow-incomplete", unlinked.join(", "))]
+    BrokenChain {
+        stops_at: String,
+        missing_issuer: String,
+        unlinked: Vec<String>,
+    },
+    #[error("the certificate {leaf} expired on {not_after}; renew it, or pass --allow-expired to import it anyway")]
+    Expired { leaf: String, not_after: String },
+    #[error("the certificate {leaf} is not valid before {not_before}; wait until then, or pass --allow-expired to import it anyway")]
+    NotYetValid { leaf: String, not_before: String },
+}
+
+impl AssembleError {
+    /// A stable machine-readable code, as used in JSON output and API errors.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AssembleError::NoKey { .. } => "no_key",
+            AssembleError::NoCertificate { .. } => "no_certificate",
+            AssembleError::MultipleKeys { .. } => "multiple_keys",
+            AssembleError::KeyMismatch { .. } => "key_mismatch",
+            AssembleError::BrokenChain { .. } => "broken_chain",
+            AssembleError::Expired { .. } => "expired",
+            AssembleError::NotYetValid { .. } => "not_yet_valid",
+        }
+    }
+}
+
+/// A validated bundle: one private key, the leaf it belongs to, and the ordered chain.
+#[derive(Debug)]
+pub struct Bundle {
+    id: BundleId,
+    key: PrivateKey,
+    leaf: CertInfo,
+    chain: Vec<CertInfo>,
+    completeness: Completeness,
+    warnings: Vec<Warning>,
+}
+
+impl Bundle {
+    pub fn id(&self) -> BundleId {
+        self.id
+    }
+    pub fn key(&self) -> &PrivateKey {
+        &self.key
+    }
+    pub fn leaf(&self) -> &CertInfo {
+        &self.leaf
+    }
+    /// Intermediates then root, in issuing order, without the leaf.
+    pub fn chain(&self) -> &[CertInfo] {
+        &self.chain
+    }
+    pub fn completeness(&self) -> Completeness {
+        self.completeness
+    }
+    pub fn warnings(&self) -> &[Warning] {
+        &self.warnings
+    }
+    pub fn hostnames(&self) -> Vec<String> {
+        self.leaf.hostnames()
+    }
+    /// Leaf then chain.
+    pub fn certs(&self) -> impl Iterator<Item = &CertInfo> {
+        std::iter::once(&self.leaf).chain(self.chain.iter())
+    }
+
+    /// The serving-ready form: leaf + chain and the signing key.
+    pub fn certified_key(&self) -> rustls::sign::CertifiedKey {
+        let certs = self
+            .certs()
+            .map(|c| rustls::pki_types::CertificateDer::from(c.der.clone()))
+            .collect();
+        rustls::sign::CertifiedKey::new(certs, self.key.signing_key())
+    }
+}
+
+struct Sourced<T> {
+    item: T,
+    file: String,
+}
+
+/// Assembles one bundle from parsed files. `now` is seconds since the Unix epoch.
+pub fn assemble(
+    files: Vec<ParsedFile>,
+    options: AssembleOptions,
+    now: i64,
+) -> Result<Bundle, AssembleError> {
+    let mut warnings = Vec::new();
+    let mut keys: Vec<Sourced<PrivateKey>> = Vec::new();
+    let mut certs: Vec<Sourced<CertInfo>> = Vec::new();
+    for file in files {
+        for ignored in &file.ignored {
+            warnings.push(warn(
+                "ignored_content",
+                format!("{}: {ignored} was ignored", file.name),
+            ));
+        }
+        for key in file.keys {
+            // The same key given twice (say in a PKCS#12 and a PEM) is one key.
+            if !keys.iter().any(|k| k.item.spki() == key.spki()) {
+                keys.push(Sourced {
+                    item: key,
+                    file: file.name.clone(),
+                });
+            }
+        }
+        for cert in file.certs {
+            certs.push(Sourced {
+                item: cert,
+                file: file.name.clone(),
+            });
+        }
+    }
+
+    let key = match keys.len() {
+        0 => return Err(AssembleError::NoKey { certs: certs.len() }),
+        1 => keys.pop().expect("len is 1"),
+        _ => {
+            return Err(AssembleError::MultipleKeys {
+                keys: keys
+                    .iter()
+                    .map(|k| format!("{} ({})", k.file, k.item.kind()))
+                    .collect(),
+            })
+        }
+    };
+
+    // Duplicates: keep the first copy of each certificate.
+    let mut seen = HashSet::new();
+    let mut unique: Vec<Sourced<CertInfo>> = Vec::new();
+    for c in certs {
+        if seen.insert(c.item.sha256.clone()) {
+            unique.push(c);
+        } else {
+            warnings.push(warn(
+                "duplicate_certificate",
+                format!(
+                    "{} appears more than once (again in {}); the copy was ignored",
+                    c.item.display_name(),
+                    c.file
+                ),
+            ));
+        }
+    }
+    if unique.is_empty() {
+        return Err(AssembleError::NoCertificate {
+            key_file: key.file,
+            key_kind: key.item.kind(),
+        });
+    }
+
+    // The leaf: the certificate whose public key matches the private key.
+    let (mut matching, mut others): (Vec<_>, Vec<_>) = unique
+        .into_iter()
+        .partition(|c| c.item.spki == key.item.spki());
+    if matching.is_empty() {
+        return Err(AssembleError::KeyMismatch {
+            key_file: key.file,
+            key_kind: key.item.kind(),
+            certs: others
+                .iter()
+                .map(|c| format!("{} ({})", c.item.display_name(), c.file))
+                .collect(),
+        });
+    }
+    // Several certificates for one key (renewals): currently valid first, then the latest.
+    matching.sort_by_key(|c| {
+        let valid = c.item.not_before <= now && now <= c.item.not_after;
+        (
+            std::cmp::Reverse(valid),
+            std::cmp::Reverse(c.item.not_after),
+        )
+    });
+    let leaf = matching.remove(0).item;
+    for other in matching {
+        warnings.push(warn(
+            "superseded_certificate",
+            format!(
+                "{} (serial {}, in {}) is for the same key but not the newest valid one; it was left out",
+                other.item.display_name(),
+                other.item.serial,
+                other.file
+            ),
+        ));
+    }
+
+    // Order the chain by signature, from the leaf upwards.
+    let mut chain: Vec<CertInfo> = Vec::new();
+    let mut reached_root = false;
+    loop {
+        let current = chain.last().unwrap_or(&leaf);
+        if current.is_self_issued() && current.signature_verifies_with(&current.spki) {
+            reached_root = true;
+            break;
+        }
+        let Some(pos) = others.iter().position(|c| current.is_signed_by(&c.item)) else {
+            for c in others
+                .iter()
+                .filter(|c| c.item.subject_raw == current.issuer_raw)
+            {
+                warnings.push(warn(
+                    "issuer_signature_mismatch",
+                    format!(
+                        "{} in {} has the issuer's name of {} but did not sign it (a re-keyed or different CA?)",
+                        c.item.display_name(),
+                        c.file,
+                        current.display_name()
+                    ),
+                ));
+            }
+            break;
+        };
+        chain.push(others.remove(pos).item);
+    }
+    let last = chain.last().unwrap_or(&leaf);
+
+    // What is left over did not link: unrelated, or above a gap.
+    let (ca_left, unrelated): (Vec<_>, Vec<_>) = others
+        .into_iter()
+        .partition(|c| !reached_root && (c.item.is_ca || c.item.is_self_issued()));
+    for c in &unrelated {
+        warnings.push(warn(
+            "unrelated_certificate",
+            format!(
+                "{} in {} is not part of this certificate's chain; it was left out",
+                c.item.display_name(),
+                c.file
+            ),
+        ));
+    }
+    let completeness = if reached_root {
+        Completeness::Complete
+    } else if !ca_left.is_empty() {
+        let unlinked: Vec<String> = ca_left
+            .iter()
+            .map(|c| format!("{} ({})", c.item.display_name(), c.file))
+            .collect();
+        if !options.allow_incomplete {
+            return Err(AssembleError::BrokenChain {
+                stops_at: last.display_name(),
+                missing_issuer: last.issuer.clone(),
+                unlinked,
+            });
+        }
+        warnings.push(warn(
+            "broken_chain",
+            format!(
+                "the chain stops at {} (issuer {} missing); {} left out",
+                last.display_name(),
+                last.issuer,
+                unlinked.join(", ")
+            ),
+        ));
+        Completeness::Broken
+    } else if chain.is_empty() {
+        warnings.push(warn(
+            "leaf_only",
+            "no chain was given: clients that do not already hold the intermediate may fail to build a path; add the intermediate certificate(s)".into(),
+        ));
+        Completeness::LeafOnly
+    } else {
+        Completeness::NoRoot
+    };
+    if reached_root && chain.is_empty() {
+        warnings.push(warn(
+            "self_signed",
+            format!(
+                "{} is self-signed: only clients that trust it directly will accept it",
+                leaf.display_name()
+            ),
+        ));
+    }
+
+    // Validity window.
+    if now > 0 {
+        if leaf.not_after < now {
+            let not_after = fmt_time(leaf.not_after);
+            if !options.allow_expired {
+                return Err(AssembleError::Expired {
+                    leaf: leaf.display_name(),
+                    not_after,
+                });
+            }
+            warnings.push(warn(
+                "expired",
+                format!("the certificate expired on {not_after}"),
+            ));
+        } else if leaf.not_before > now {
+            let not_before = fmt_time(leaf.not_before);
+            if !options.allow_expired {
+                return Err(AssembleError::NotYetValid {
+                    leaf: leaf.display_name(),
+                    not_before,
+                });
+            }
+            warnings.push(warn(
+                "not_yet_valid",
+                format!("the certificate is not valid before {not_before}"),
+            ));
+        } else if leaf.not_after - now < EXPIRY_WARNING_SECS {
+            warnings.push(warn(
+                "expiring_soon",
+                format!(
+                    "the certificate expires on {}, in less than 30 days",
+                    fmt_time(leaf.not_after)
+                ),
+            ));
+        }
+        for c in &chain {
+            if c.not_after < now {
+                warnings.push(warn(
+                    "chain_expired",
+                    format!(
+                        "chain certificate {} expired on {}",
+                        c.display_name(),
+                        fmt_time(c.not_after)
+                    ),
+                ));
+            }
+        }
+    }
+
+    // Other things an operator should know.
+    for c in std::iter::once(&leaf).chain(chain.iter()) {
+        if c.uses_sha1() && !c.is_self_issued() {
+            warnings.push(warn(
+                "sha1_signature",
+                format!(
+                    "{} is signed with SHA-1, which clients reject",
+                    c.display_name()
+                ),
+            ));
+        }
+    }
+    if leaf.is_ca {
+        warnings.push(warn(
+            "leaf_is_ca",
+            format!(
+                "{} is a CA certificate, not a server certificate",
+                leaf.display_name()
+            ),
+        ));
+    }
+    if leaf.server_auth == Some(false) {
+        warnings.push(warn(
+            "no_server_auth",
+            format!(
+                "{} is not issued for TLS servers (no serverAuth extended key usage)",
+                leaf.display_name()
+            ),
+        ));
+    }
+    if leaf.hostnames().is_empty() {
+        warnings.push(warn(
+            "no_hostnames",
+            format!(
+                "{} names no DNS host; it can only serve as the default certificate",
+                leaf.display_name()
+            ),
+        ));
+    }
+
+    let id = BundleId::of_certs(
+        std::iter::once(leaf.der.as_slice()).chain(chain.iter().map(|c| c.der.as_slice())),
+    );
+    Ok(Bundle {
+        id,
+        key: key.item,
+        leaf,
+        chain,
+        completeness,
+        warnings,
+    })
+}
+
+/// RFC 3339 in UTC, for messages and reports.
+pub fn fmt_time(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| unix.to_string())
+}

@@ -1,0 +1,34 @@
+//! Bundles: turning operators' files into one validated, sealed certificate bundle and back.
+//!
+//! A leaf module: no async, no I/O beyond the bytes it is handed, no server code. The CLI uses
+//! it for `certraft inspect`; the node for import, storage and serving.
+//!
+//! - [`formats`]: detect a file's format from its content; PEM, DER, PKCS#8 (plain and
+//!   encrypted), PKCS#1, SEC1 and PKCS#12 → certificates and keys.
+//! - [`key`]: private keys normalised to PKCS#8, passphrases; neither ever printed.
+//! - [`cert`]: the facts about one X.509 certificate.
+//! - [`assemble`]: exactly one key, its leaf, the chain ordered by signature, completeness,
+//!   validity, warnings, the content-derived [`BundleId`].
+//! - [`seal`]: AES-256-GCM records under a versioned [`Keyring`].
+//! - [`record`]: the sealed bundle record and opening it into a rustls `CertifiedKey`.
+//! - [`export`]: PKCS#12 (modern and legacy) and certificates-only PEM.
+//! - [`report`]: the stable JSON/human report `certraft inspect` prints.
+
+pub mod assemble;
+pub mod cert;
+pub mod export;
+pub mod formats;
+pub mod key;
+pub mod record;
+pub mod report;
+pub mod seal;
+
+pub use assemble::{
+    assemble, AssembleError, AssembleOptions, Bundle, BundleId, Completeness, Warning,
+};
+pub use cert::CertInfo;
+pub use export::{export_pem, export_pkcs12, ExportError, ExportParts, Pkcs12Profile};
+pub use formats::{parse_file, FileFormat, FormatError, ParsedFile};
+pub use key::{KeyKind, Passphrase, PrivateKey};
+pub use record::{BundleMaterial, OpenError, SealedBundle};
+pub use seal::{DataKey, Keyring, SealError};

@@ -1,0 +1,11 @@
+//! certraft-node: one appliance of a certraft cluster.
+//!
+//! Layout (see ARCHITECTURE.md for the invariants):
+//!
+//! - [`bundle`]: certificate bundles — every input format, chain assembly and validation,
+//!   sealing, PKCS#12/PEM export. Synchronous and I/O-free; shared with the `certraft` CLI.
+//!
+//! Replication (openraft), the admin API and the SNI serving plane land in later issues,
+//! each in its own module that depends on `bundle`, never the other way round.
+
+pub mod bundle;

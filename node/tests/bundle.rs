@@ -1,0 +1,707 @@
+//! Bundle engine against real OpenSSL-made files (`tests/fixtures/generate.sh`).
+
+mod support;
+
+use certraft::bundle::{
+    export_pem, export_pkcs12, parse_file, AssembleOptions, Completeness, DataKey, ExportParts,
+    KeyKind, Keyring, Pkcs12Profile,
+};
+use support::*;
+
+#[derive(Debug, Clone, Copy)]
+enum Pass {
+    None,
+    Right,
+    Wrong,
+}
+
+#[derive(Debug)]
+enum Expect {
+    Accept {
+        completeness: Completeness,
+        key: KeyKind,
+        /// Certificates served: leaf + chain.
+        certs: usize,
+        host: &'static str,
+    },
+    Refuse(&'static str),
+}
+
+use Completeness::*;
+use Expect::*;
+
+const P256: KeyKind = KeyKind::EcP256;
+
+/// Every fixture class: the files, the passphrase, the options, the outcome.
+fn cases() -> Vec<(&'static [&'static str], Pass, AssembleOptions, Expect)> {
+    let d = AssembleOptions::default();
+    let incomplete = AssembleOptions {
+        allow_incomplete: true,
+        ..d
+    };
+    let expired = AssembleOptions {
+        allow_expired: true,
+        ..d
+    };
+    let ok = |completeness, key, certs, host| Accept {
+        completeness,
+        key,
+        certs,
+        host,
+    };
+    vec![
+        // PEM in every arrangement.
+        (
+            &["fullchain-ec256.pem", "ec256.key"],
+            Pass::None,
+            d,
+            ok(Complete, P256, 3, "ec256.example.test"),
+        ),
+        (
+            &["mixed-ec256.pem"],
+            Pass::None,
+            d,
+            ok(Complete, P256, 3, "www.ec256.example.test"),
+        ),
+        (
+            &["reversed-ec256.pem", "ec256.key"],
+            Pass::None,
+            d,
+            ok(Complete, P256, 3, "ec256.example.test"),
+        ),
+        (
+            &["dup-ec256.pem", "ec256.key"],
+            Pass::None,
+            d,
+            ok(NoRoot, P256, 2, "ec256.example.test"),
+        ),
+        (
+            &["chain.pem", "leaf-ec256.pem", "ec256.key"],
+            Pass::None,
+            d,
+            ok(Complete, P256, 3, "ec256.example.test"),
+        ),
+        (
+            &["leaf-ec256.pem", "inter.pem", "ec256.key"],
+            Pass::None,
+            d,
+            ok(NoRoot, P256, 2, "ec256.example.test"),
+        ),
+        (
+            &["leaf-ec256.pem", "ec256.key"],
+            Pass::None,
+            d,
+            ok(LeafOnly, P256, 1, "ec256.example.test"),
+        ),
+        // DER certificates, every key encoding.
+        (
+            &["leaf-ec256.der", "ec256.key.der", "chain.pem"],
+            Pass::None,
+            d,
+            ok(Complete, P256, 3, "ec256.example.test"),
+        ),
+        (
+            &["leaf-ec256.der", "ec256.sec1.der"],
+            Pass::None,
+            d,
+            ok(LeafOnly, P256, 1, "ec256.example.test"),
+        ),
+        (
+            &["leaf-ec256.pem", "ec256.sec1.pem", "inter.pem"],
+            Pass::None,
+            d,
+            ok(NoRoot, P256, 2, "ec256.example.test"),
+        ),
+        (
+            &["leaf-ec256.pem", "ec256.enc-pbkdf2.pem", "chain.pem"],
+            Pass::Right,
+            d,
+            ok(Complete, P256, 3, "ec256.example.test"),
+        ),
+        (
+            &["leaf-ec256.pem", "ec256.enc-scrypt.pem", "chain.pem"],
+            Pass::Right,
+            d,
+            ok(Complete, P256, 3, "ec256.example.test"),
+        ),
+        (
+            &["leaf-ec256.der", "ec256.enc-pbkdf2.der"],
+            Pass::Right,
+            d,
+            ok(LeafOnly, P256, 1, "ec256.example.test"),
+        ),
+        (
+            &["leaf-ec384.pem", "ec384.key", "chain.pem"],
+            Pass::None,
+            d,
+            ok(Complete, KeyKind::EcP384, 3, "ec384.example.test"),
+        ),
+        (
+            &["leaf-ec384.pem", "ec384.sec1.pem"],
+            Pass::None,
+            d,
+            ok(LeafOnly, KeyKind::EcP384, 1, "ec384.example.test"),
+        ),
+        (
+            &["leaf-rsa2048.pem", "rsa2048.key", "chain.pem"],
+            Pass::None,
+            d,
+            ok(
+                Complete,
+                KeyKind::Rsa { bits: 2048 },
+                3,
+                "rsa2048.example.test",
+            ),
+        ),
+        (
+            &["leaf-rsa2048.pem", "rsa2048.pkcs1.pem", "inter.pem"],
+            Pass::None,
+            d,
+            ok(
+                NoRoot,
+                KeyKind::Rsa { bits: 2048 },
+                2,
+                "rsa2048.example.test",
+            ),
+        ),
+        (
+            &["leaf-rsa2048.pem", "rsa2048.pkcs1.der"],
+            Pass::None,
+            d,
+            ok(
+                LeafOnly,
+                KeyKind::Rsa { bits: 2048 },
+                1,
+                "rsa2048.example.test",
+            ),
+        ),
+        (
+            &["leaf-rsa3072.pem", "rsa3072.key", "chain.pem"],
+            Pass::None,
+            d,
+            ok(
+                Complete,
+                KeyKind::Rsa { bits: 3072 },
+                3,
+                "rsa3072.example.test",
+            ),
+        ),
+        (
+            &["leaf-ed25519.pem", "ed25519.key", "chain.pem"],
+            Pass::None,
+            d,
+            ok(Complete, KeyKind::Ed25519, 3, "ed25519.example.test"),
+        ),
+        (
+            &["leaf-wild.pem", "wild.key", "chain.pem"],
+            Pass::None,
+            d,
+            ok(Complete, P256, 3, "*.wild.example.test"),
+        ),
+        (
+            &["leaf-cnonly.pem", "cnonly.key", "chain.pem"],
+            Pass::None,
+            d,
+            ok(Complete, P256, 3, "cnonly.example.test"),
+        ),
+        (
+            &["leaf-deep.pem", "deep.key", "deepchain.pem"],
+            Pass::None,
+            d,
+            ok(Complete, P256, 4, "deep.example.test"),
+        ),
+        (
+            &["selfsigned.pem", "selfsigned.key"],
+            Pass::None,
+            d,
+            ok(Complete, P256, 1, "selfsigned.example.test"),
+        ),
+        // PKCS#12: OpenSSL 3 default, legacy RC2-40/3DES, 3DES, empty passphrase, no chain.
+        (
+            &["ec256.p12"],
+            Pass::Right,
+            d,
+            ok(Complete, P256, 3, "ec256.example.test"),
+        ),
+        (
+            &["ec256-legacy.p12"],
+            Pass::Right,
+            d,
+            ok(Complete, P256, 3, "ec256.example.test"),
+        ),
+        (
+            &["ec256-3des.p12"],
+            Pass::Right,
+            d,
+            ok(Complete, P256, 3, "ec256.example.test"),
+        ),
+        (
+            &["ec256-nopass.p12"],
+            Pass::None,
+            d,
+            ok(Complete, P256, 3, "ec256.example.test"),
+        ),
+        (
+            &["ec256-nochain.p12"],
+            Pass::Right,
+            d,
+            ok(LeafOnly, P256, 1, "ec256.example.test"),
+        ),
+        (
+            &["ec256-nochain.p12", "inter.pem"],
+            Pass::Right,
+            d,
+            ok(NoRoot, P256, 2, "ec256.example.test"),
+        ),
+        (
+            &["rsa2048.p12"],
+            Pass::Right,
+            d,
+            ok(
+                Complete,
+                KeyKind::Rsa { bits: 2048 },
+                3,
+                "rsa2048.example.test",
+            ),
+        ),
+        (
+            &["rsa2048-legacy.p12"],
+            Pass::Right,
+            d,
+            ok(
+                Complete,
+                KeyKind::Rsa { bits: 2048 },
+                3,
+                "rsa2048.example.test",
+            ),
+        ),
+        (
+            &["ed25519.p12"],
+            Pass::Right,
+            d,
+            ok(Complete, KeyKind::Ed25519, 3, "ed25519.example.test"),
+        ),
+        // The same key given twice is one key.
+        (
+            &["ec256.p12", "ec256.key"],
+            Pass::Right,
+            d,
+            ok(Complete, P256, 3, "ec256.example.test"),
+        ),
+        // Unrelated certificates beside a complete chain are reported, not fatal.
+        (
+            &["fullchain-ec256.pem", "ec256.key", "other-root.pem"],
+            Pass::None,
+            d,
+            ok(Complete, P256, 3, "ec256.example.test"),
+        ),
+        // Waivable refusals, waived.
+        (
+            &["leaf-ec256.pem", "ec256.key", "root.pem"],
+            Pass::None,
+            incomplete,
+            ok(Broken, P256, 1, "ec256.example.test"),
+        ),
+        (
+            &["leaf-expired.pem", "expired.key", "chain.pem"],
+            Pass::None,
+            expired,
+            ok(Complete, P256, 3, "expired.example.test"),
+        ),
+        (
+            &["leaf-notyet.pem", "notyet.key", "chain.pem"],
+            Pass::None,
+            expired,
+            ok(Complete, P256, 3, "notyet.example.test"),
+        ),
+        // Bad files.
+        (&["truncated.der"], Pass::None, d, Refuse("corrupt_file")),
+        (
+            &["truncated.pem", "ec256.key"],
+            Pass::None,
+            d,
+            Refuse("malformed_pem"),
+        ),
+        (
+            &["random.bin"],
+            Pass::None,
+            d,
+            Refuse("unrecognized_format"),
+        ),
+        (&["text.txt"], Pass::None, d, Refuse("unrecognized_format")),
+        (&["malformed.pem"], Pass::None, d, Refuse("malformed_pem")),
+        (
+            &["garbage-in-pem.pem"],
+            Pass::None,
+            d,
+            Refuse("malformed_pem"),
+        ),
+        (&["empty.pem"], Pass::None, d, Refuse("empty_file")),
+        // Passphrases.
+        (&["ec256.p12"], Pass::None, d, Refuse("passphrase_required")),
+        (&["ec256.p12"], Pass::Wrong, d, Refuse("wrong_passphrase")),
+        (
+            &["ec256-legacy.p12"],
+            Pass::Wrong,
+            d,
+            Refuse("wrong_passphrase"),
+        ),
+        (
+            &["leaf-ec256.pem", "ec256.enc-pbkdf2.pem"],
+            Pass::None,
+            d,
+            Refuse("passphrase_required"),
+        ),
+        (
+            &["leaf-ec256.pem", "ec256.enc-pbkdf2.pem"],
+            Pass::Wrong,
+            d,
+            Refuse("wrong_passphrase"),
+        ),
+        (
+            &["leaf-ec256.pem", "ec256.enc-scrypt.pem"],
+            Pass::Wrong,
+            d,
+            Refuse("wrong_passphrase"),
+        ),
+        (
+            &["leaf-ec256.der", "ec256.enc-pbkdf2.der"],
+            Pass::Wrong,
+            d,
+            Refuse("wrong_passphrase"),
+        ),
+        // Assembly refusals.
+        (
+            &["fullchain-ec256.pem", "ec384.key"],
+            Pass::None,
+            d,
+            Refuse("key_mismatch"),
+        ),
+        (&["fullchain-ec256.pem"], Pass::None, d, Refuse("no_key")),
+        (&["ec256.key"], Pass::None, d, Refuse("no_certificate")),
+        (
+            &["fullchain-ec256.pem", "ec256.key", "ec384.key"],
+            Pass::None,
+            d,
+            Refuse("multiple_keys"),
+        ),
+        (
+            &["leaf-ec256.pem", "ec256.key", "root.pem"],
+            Pass::None,
+            d,
+            Refuse("broken_chain"),
+        ),
+        (
+            &["leaf-deep.pem", "deep.key", "inter.pem", "root.pem"],
+            Pass::None,
+            d,
+            Refuse("broken_chain"),
+        ),
+        (
+            &["leaf-expired.pem", "expired.key", "chain.pem"],
+            Pass::None,
+            d,
+            Refuse("expired"),
+        ),
+        (
+            &["leaf-notyet.pem", "notyet.key", "chain.pem"],
+            Pass::None,
+            d,
+            Refuse("not_yet_valid"),
+        ),
+    ]
+}
+
+/// Every fixture class is read or refused as SPEC §3 says, with the stated error code.
+#[test]
+fn every_fixture_class_is_read_or_refused_as_specified() {
+    let right = passphrase();
+    let wrong = wrong_passphrase();
+    let mut failures = Vec::new();
+    for (files, pass, options, expect) in cases() {
+        let p = match pass {
+            Pass::None => None,
+            Pass::Right => Some(&right),
+            Pass::Wrong => Some(&wrong),
+        };
+        let got = bundle_of(files, p, options);
+        let ok = match (&expect, &got) {
+            (
+                Accept {
+                    completeness,
+                    key,
+                    certs,
+                    host,
+                },
+                Ok(b),
+            ) => {
+                b.completeness() == *completeness
+                    && b.key().kind() == *key
+                    && b.certs().count() == *certs
+                    && b.hostnames().iter().any(|h| h == host)
+            }
+            (Refuse(code), Err(got)) => code == got,
+            _ => false,
+        };
+        if !ok {
+            let got = got.map(|b| {
+                format!(
+                    "{} {:?} {} certs {:?}",
+                    b.completeness(),
+                    b.key().kind(),
+                    b.certs().count(),
+                    b.hostnames()
+                )
+            });
+            failures.push(format!(
+                "{files:?} {pass:?}: expected {expect:?}, got {got:?}"
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} case(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// The same certificates in any format and order make the same bundle id.
+#[test]
+fn identical_bundles_have_identical_ids() {
+    let pass = passphrase();
+    let id = |files: &[&str]| {
+        bundle_of(files, Some(&pass), AssembleOptions::default())
+            .unwrap()
+            .id()
+    };
+    let reference = id(&["fullchain-ec256.pem", "ec256.key"]);
+    for files in [
+        &["mixed-ec256.pem"][..],
+        &["ec256.p12"],
+        &["ec256-legacy.p12"],
+        &["reversed-ec256.pem", "ec256.enc-scrypt.pem"],
+        &["leaf-ec256.der", "ec256.sec1.der", "chain.pem"],
+    ] {
+        assert_eq!(id(files), reference, "{files:?}");
+    }
+    assert_ne!(
+        id(&["leaf-ec256.pem", "ec256.key", "inter.pem"]),
+        reference,
+        "a different chain is a different bundle"
+    );
+}
+
+/// The chain comes out leaf → intermediate(s) → root whatever order the input had.
+#[test]
+fn chain_is_ordered_by_signature() {
+    let b = bundle_of(
+        &["deepchain.pem", "deep.key", "leaf-deep.pem"],
+        None,
+        AssembleOptions::default(),
+    )
+    .unwrap();
+    let subjects: Vec<_> = b.certs().map(|c| c.subject.as_str()).collect();
+    assert_eq!(
+        subjects,
+        [
+            "CN=deep.example.test",
+            "CN=certraft test intermediate 2",
+            "CN=certraft test intermediate",
+            "CN=certraft test root"
+        ]
+    );
+}
+
+/// Duplicates and unrelated certificates are reported as warnings.
+#[test]
+fn duplicates_and_unrelated_certificates_are_reported() {
+    let b = bundle_of(
+        &["dup-ec256.pem", "ec256.key", "root.pem", "other-root.pem"],
+        None,
+        AssembleOptions::default(),
+    )
+    .unwrap();
+    let codes: Vec<_> = b.warnings().iter().map(|w| w.code).collect();
+    assert!(codes.contains(&"duplicate_certificate"), "{codes:?}");
+    assert!(codes.contains(&"unrelated_certificate"), "{codes:?}");
+    assert_eq!(b.completeness(), Completeness::Complete);
+}
+
+/// Errors name the file and the values involved, and say what to do next.
+#[test]
+fn errors_name_the_file_and_the_next_step() {
+    let files = parse_all(&["fullchain-ec256.pem", "ec384.key"], None).unwrap();
+    let err = certraft::bundle::assemble(files, AssembleOptions::default(), now()).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("ec384.key")
+            && msg.contains("P-384")
+            && msg.contains("add the certificate issued for this key"),
+        "{msg}"
+    );
+
+    let err = parse_file("site.p12", &fixture("ec256.p12"), Some(&wrong_passphrase())).unwrap_err();
+    assert!(
+        err.to_string().contains("site.p12") && err.to_string().contains("passphrase"),
+        "{err}"
+    );
+
+    let err = parse_file("cut.der", &fixture("truncated.der"), None).unwrap_err();
+    assert!(
+        err.to_string().contains("cut.der") && err.to_string().contains("bytes"),
+        "{err}"
+    );
+}
+
+/// Seal → open gives back the same key and certificates, and the serving form loads.
+#[test]
+fn sealed_bundle_opens_into_the_same_bundle_and_serves() {
+    let keyring = Keyring::new(DataKey::generate(1));
+    for files in [
+        &["fullchain-ec256.pem", "ec256.key"][..],
+        &["leaf-rsa2048.pem", "rsa2048.key", "chain.pem"],
+        &["leaf-ed25519.pem", "ed25519.key"],
+        &["leaf-ec384.pem", "ec384.key"],
+    ] {
+        let b = bundle_of(files, None, AssembleOptions::default()).unwrap();
+        let sealed = b.seal(&keyring);
+        let opened = sealed.open(&keyring).unwrap();
+        assert_eq!(opened.id, b.id());
+        assert_eq!(opened.key_pkcs8(), b.key().pkcs8_der());
+        let ck = opened.certified_key().unwrap();
+        ck.keys_match().expect("opened key matches its leaf");
+        assert_eq!(ck.cert.len(), b.certs().count());
+        // No key bytes in the sealed blob or its Debug.
+        let key = b.key().pkcs8_der();
+        assert!(
+            !sealed
+                .blob
+                .windows(16)
+                .any(|w| key.windows(16).any(|k| k == w)),
+            "plaintext key bytes in the sealed blob"
+        );
+        assert!(
+            !format!("{sealed:?}{opened:?}{b:?}").contains(&hex::encode(&key[key.len() - 16..]))
+        );
+    }
+}
+
+/// A flipped bit in a stored bundle is refused with "tampered or wrong key".
+#[test]
+fn tampered_sealed_bundle_is_refused() {
+    let keyring = Keyring::new(DataKey::generate(1));
+    let mut sealed = ec256_bundle().seal(&keyring);
+    let mid = sealed.blob.len() / 2;
+    sealed.blob[mid] ^= 0x01;
+    let err = sealed.open(&keyring).unwrap_err();
+    assert_eq!(err.code(), "sealed_tampered");
+    assert!(err.to_string().contains("tampered"), "{err}");
+}
+
+/// PEM export holds the certificates only, never the key, and re-imports to the same chain.
+#[test]
+fn pem_export_is_certificates_only() {
+    let b = ec256_bundle();
+    let pem = export_pem(&ExportParts::from(&b));
+    assert_eq!(pem.matches("BEGIN CERTIFICATE").count(), 3);
+    assert!(!pem.contains("PRIVATE KEY"));
+    let again = bundle_of_bytes(&[
+        ("out.pem", pem.as_bytes()),
+        ("ec256.key", &fixture("ec256.key")),
+    ]);
+    assert_eq!(again.id(), b.id());
+}
+
+fn bundle_of_bytes(files: &[(&str, &[u8])]) -> certraft::bundle::Bundle {
+    let parsed = files
+        .iter()
+        .map(|(n, b)| parse_file(n, b, Some(&passphrase())).unwrap())
+        .collect();
+    certraft::bundle::assemble(parsed, AssembleOptions::default(), now()).unwrap()
+}
+
+/// Modern PKCS#12 export re-imports to the same bundle and is read by OpenSSL 3 without
+/// `-legacy`, with PBES2/PBKDF2/AES-256-CBC/HMAC-SHA256 and 600,000 iterations.
+#[test]
+fn pkcs12_export_round_trips_and_openssl_reads_it() {
+    let b = ec256_bundle();
+    let pass = passphrase();
+    let p12 = export_pkcs12(
+        &ExportParts::from(&b),
+        "ec256",
+        &pass,
+        Pkcs12Profile::Modern,
+    )
+    .unwrap();
+    let again = bundle_of_bytes(&[("out.p12", &p12)]);
+    assert_eq!(again.id(), b.id());
+    assert_eq!(again.key().pkcs8_der(), b.key().pkcs8_der());
+
+    if !have_openssl() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.p12");
+    std::fs::write(&path, &p12).unwrap();
+    let passfile = support::fixtures_dir().join("pass.txt");
+    let info = std::process::Command::new("openssl")
+        .args(["pkcs12", "-info", "-nodes", "-in"])
+        .arg(&path)
+        .arg("-passin")
+        .arg(format!("file:{}", passfile.display()))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&info.stderr);
+    assert!(
+        info.status.success(),
+        "openssl pkcs12 -info failed: {stderr}"
+    );
+    for needle in [
+        "MAC: sha256, Iteration 600000",
+        "PBES2, PBKDF2, AES-256-CBC, Iteration 600000, PRF hmacWithSHA256",
+    ] {
+        assert!(
+            stderr.contains(needle),
+            "{needle:?} not in openssl's report:\n{stderr}"
+        );
+    }
+    // What OpenSSL extracted is the same key, leaf and chain.
+    let stdout = info.stdout;
+    let from_openssl = bundle_of_bytes(&[("openssl-out.pem", &stdout)]);
+    assert_eq!(from_openssl.id(), b.id());
+    assert_eq!(from_openssl.key().spki(), b.key().spki());
+}
+
+/// `--legacy` export (3DES, SHA-1 MAC) also round-trips.
+#[test]
+fn legacy_pkcs12_export_round_trips() {
+    let b = bundle_of(
+        &["leaf-rsa2048.pem", "rsa2048.key", "chain.pem"],
+        None,
+        AssembleOptions::default(),
+    )
+    .unwrap();
+    let p12 = export_pkcs12(
+        &ExportParts::from(&b),
+        "rsa",
+        &passphrase(),
+        Pkcs12Profile::Legacy,
+    )
+    .unwrap();
+    assert_eq!(bundle_of_bytes(&[("legacy.p12", &p12)]).id(), b.id());
+}
+
+/// PKCS#12 export refuses an empty passphrase.
+#[test]
+fn pkcs12_export_needs_a_passphrase() {
+    let b = ec256_bundle();
+    let err = export_pkcs12(
+        &ExportParts::from(&b),
+        "x",
+        &certraft::bundle::Passphrase::new(""),
+        Pkcs12Profile::Modern,
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), "passphrase_required");
+}
