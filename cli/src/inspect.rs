@@ -59,7 +59,7 @@ pub fn run(args: &InspectArgs) -> Result<InspectReport, Failure> {
 /// Parses one file; when it needs a passphrase none was given for, asks on the terminal once
 /// and keeps the answer for the other files.
 fn parse_with_prompt(
-    path: &PathBuf,
+    path: &std::path::Path,
     name: &str,
     bytes: &[u8],
     passphrase: &mut Option<Passphrase>,

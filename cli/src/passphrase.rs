@@ -2,7 +2,7 @@
 //! Never argv.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use certraft::bundle::Passphrase;
 
@@ -32,7 +32,7 @@ pub fn given(file: Option<&Path>) -> Result<Option<Passphrase>, Failure> {
 }
 
 /// Asks on the terminal, when there is one; `None` when stdin is not a TTY.
-pub fn prompt(for_file: &PathBuf) -> Result<Option<Passphrase>, Failure> {
+pub fn prompt(for_file: &Path) -> Result<Option<Passphrase>, Failure> {
     if !std::io::stdin().is_terminal() {
         return Ok(None);
     }

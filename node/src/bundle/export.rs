@@ -25,6 +25,8 @@ pub enum Pkcs12Profile {
 pub enum ExportError {
     #[error("a PKCS#12 export needs a non-empty passphrase; pass --passphrase-file FILE or set CERTRAFT_PASSPHRASE")]
     EmptyPassphrase,
+    #[error("the passphrase has characters outside Unicode's Basic Multilingual Plane (emoji or rare scripts), which PKCS#12 cannot encode; choose a passphrase without them")]
+    PassphraseOutsideBmp,
     #[error("PKCS#12 encoding failed: {detail}")]
     Pkcs12 { detail: String },
 }
@@ -33,6 +35,7 @@ impl ExportError {
     pub fn code(&self) -> &'static str {
         match self {
             ExportError::EmptyPassphrase => "passphrase_required",
+            ExportError::PassphraseOutsideBmp => "passphrase_unsupported",
             ExportError::Pkcs12 { .. } => "export_failed",
         }
     }
@@ -75,6 +78,10 @@ pub fn export_pkcs12(
 ) -> Result<Vec<u8>, ExportError> {
     if passphrase.is_empty() {
         return Err(ExportError::EmptyPassphrase);
+    }
+    // PKCS#12 derives its MAC key from the passphrase as a BMPString (UCS-2).
+    if passphrase.expose().chars().any(|c| c as u32 > 0xFFFF) {
+        return Err(ExportError::PassphraseOutsideBmp);
     }
     let err = |e: p12_keystore::error::Error| ExportError::Pkcs12 {
         detail: e.to_string(),

@@ -1,12 +1,10 @@
 //! Bundle engine against real OpenSSL-made files (`tests/fixtures/generate.sh`).
 
-mod support;
-
+use crate::support::*;
 use certraft::bundle::{
     export_pem, export_pkcs12, parse_file, AssembleOptions, Completeness, DataKey, ExportParts,
     KeyKind, Keyring, Pkcs12Profile,
 };
-use support::*;
 
 #[derive(Debug, Clone, Copy)]
 enum Pass {
@@ -644,7 +642,7 @@ fn pkcs12_export_round_trips_and_openssl_reads_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("out.p12");
     std::fs::write(&path, &p12).unwrap();
-    let passfile = support::fixtures_dir().join("pass.txt");
+    let passfile = crate::support::fixtures_dir().join("pass.txt");
     let info = std::process::Command::new("openssl")
         .args(["pkcs12", "-info", "-nodes", "-in"])
         .arg(&path)
