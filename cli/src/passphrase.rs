@@ -28,7 +28,14 @@ pub fn given(file: Option<&Path>) -> Result<Option<Passphrase>, Failure> {
         ))?;
         return Ok(Some(p));
     }
-    Ok(std::env::var(ENV_PASSPHRASE).ok().map(Passphrase::new))
+    match std::env::var(ENV_PASSPHRASE) {
+        Ok(p) => Ok(Some(Passphrase::new(p))),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(Failure::refused(
+            "passphrase_env_not_utf8",
+            format!("{ENV_PASSPHRASE} is set but is not UTF-8 text; set it to the passphrase as text, or use --passphrase-file"),
+        )),
+    }
 }
 
 /// Asks on the terminal, when there is one; `None` when stdin is not a TTY.

@@ -97,8 +97,8 @@ fn warn(code: &'static str, message: String) -> Warning {
 /// Why the files do not make a bundle. Nothing is written when this is returned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AssembleError {
-    #[error("no private key in these files ({certs} certificate(s) found); add the key file that belongs to the certificate")]
-    NoKey { certs: usize },
+    #[error("no private key in {} ({certs} certificate(s) found); add the key file that belongs to the certificate", files.join(", "))]
+    NoKey { files: Vec<String>, certs: usize },
     #[error("no certificate in these files; add the certificate issued for the private key in {key_file} ({key_kind})")]
     NoCertificate { key_file: String, key_kind: KeyKind },
     #[error("more than one private key: {}; give exactly one key per bundle", keys.join(", "))]
@@ -115,10 +115,18 @@ pub enum AssembleError {
         missing_issuer: String,
         unlinked: Vec<String>,
     },
-    #[error("the certificate {leaf} expired on {not_after}; renew it, or pass --allow-expired to import it anyway")]
-    Expired { leaf: String, not_after: String },
-    #[error("the certificate {leaf} is not valid before {not_before}; wait until then, or pass --allow-expired to import it anyway")]
-    NotYetValid { leaf: String, not_before: String },
+    #[error("the certificate {leaf} in {file} expired on {not_after}; renew it, or pass --allow-expired to import it anyway")]
+    Expired {
+        leaf: String,
+        file: String,
+        not_after: String,
+    },
+    #[error("the certificate {leaf} in {file} is not valid before {not_before}; wait until then, or pass --allow-expired to import it anyway")]
+    NotYetValid {
+        leaf: String,
+        file: String,
+        not_before: String,
+    },
 }
 
 impl AssembleError {
@@ -197,6 +205,7 @@ pub fn assemble(
     now: i64,
 ) -> Result<Bundle, AssembleError> {
     let mut warnings = Vec::new();
+    let file_names: Vec<String> = files.iter().map(|f| f.name.clone()).collect();
     let mut keys: Vec<Sourced<PrivateKey>> = Vec::new();
     let mut certs: Vec<Sourced<CertInfo>> = Vec::new();
     for file in files {
@@ -224,7 +233,12 @@ pub fn assemble(
     }
 
     let key = match keys.len() {
-        0 => return Err(AssembleError::NoKey { certs: certs.len() }),
+        0 => {
+            return Err(AssembleError::NoKey {
+                files: file_names,
+                certs: certs.len(),
+            })
+        }
         1 => keys.pop().expect("len is 1"),
         _ => {
             return Err(AssembleError::MultipleKeys {
@@ -282,7 +296,10 @@ pub fn assemble(
             std::cmp::Reverse(c.item.not_after),
         )
     });
-    let leaf = matching.remove(0).item;
+    let Sourced {
+        item: leaf,
+        file: leaf_file,
+    } = matching.remove(0);
     for other in matching {
         warnings.push(warn(
             "superseded_certificate",
@@ -389,6 +406,7 @@ pub fn assemble(
             if !options.allow_expired {
                 return Err(AssembleError::Expired {
                     leaf: leaf.display_name(),
+                    file: leaf_file,
                     not_after,
                 });
             }
@@ -401,6 +419,7 @@ pub fn assemble(
             if !options.allow_expired {
                 return Err(AssembleError::NotYetValid {
                     leaf: leaf.display_name(),
+                    file: leaf_file,
                     not_before,
                 });
             }

@@ -107,6 +107,7 @@ impl CertInfo {
             self.common_name
                 .iter()
                 .map(|cn| normalize_hostname(cn))
+                .filter(|cn| is_dns_name(cn))
                 .collect()
         }
     }
@@ -146,6 +147,23 @@ impl CertInfo {
     }
 }
 
+/// A plausible DNS name (optionally `*.` wildcard): dotted labels of letters, digits and
+/// hyphens. Used to decide whether a CN may stand in for missing SANs.
+pub fn is_dns_name(name: &str) -> bool {
+    let name = name.strip_prefix("*.").unwrap_or(name);
+    name.len() <= 253
+        && name.contains('.')
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
 /// Lowercase, without a trailing dot: the form hostnames are compared in.
 pub fn normalize_hostname(name: &str) -> String {
     name.trim_end_matches('.').to_ascii_lowercase()
@@ -174,4 +192,34 @@ fn signature_name(oid: &str) -> String {
         other => return other.to_string(),
     }
     .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Which names may stand in as a hostname when a certificate has no SAN.
+    #[test]
+    fn dns_name_check() {
+        for (name, ok) in [
+            ("example.com", true),
+            ("www.example.com", true),
+            ("*.example.com", true),
+            ("xn--bcher-kva.example", true),
+            ("localhost", false),
+            ("certraft test root", false),
+            ("*.*.example.com", false),
+            ("-bad.example.com", false),
+            ("a..b", false),
+            ("", false),
+        ] {
+            assert_eq!(is_dns_name(name), ok, "{name:?}");
+        }
+    }
+
+    /// Hostnames compare lowercase without a trailing dot.
+    #[test]
+    fn hostnames_are_normalised() {
+        assert_eq!(normalize_hostname("WWW.Example.COM."), "www.example.com");
+    }
 }

@@ -71,7 +71,7 @@ pub enum FormatError {
     },
     #[error("{file}: {what} is encrypted and no passphrase was given; pass --passphrase-file FILE or set CERTRAFT_PASSPHRASE")]
     PassphraseRequired { file: String, what: &'static str },
-    #[error("{file}: wrong passphrase for {what}; check the passphrase file (only its first line is used)")]
+    #[error("{file}: wrong passphrase for {what}; check the passphrase you gave (--passphrase-file uses only the first line of the file; CERTRAFT_PASSPHRASE is used as is)")]
     WrongPassphrase { file: String, what: &'static str },
     #[error("{file}: the key uses legacy OpenSSL PEM encryption ({label} with Proc-Type); convert it with `openssl pkcs8 -topk8 -in {file} -out key.p8` and import that")]
     LegacyPemEncryption { file: String, label: String },

@@ -703,3 +703,39 @@ fn pkcs12_export_needs_a_passphrase() {
     .unwrap_err();
     assert_eq!(err.code(), "passphrase_required");
 }
+
+/// A CN that is not a DNS name (a CA's "certraft test root") does not stand in for missing
+/// SANs: the bundle has no hostnames and says so.
+#[test]
+fn cn_that_is_not_a_dns_name_gives_no_hostnames() {
+    let b = bundle_of(&["root.pem", "root.key"], None, AssembleOptions::default()).unwrap();
+    assert!(b.hostnames().is_empty(), "{:?}", b.hostnames());
+    let codes: Vec<_> = b.warnings().iter().map(|w| w.code).collect();
+    assert!(
+        codes.contains(&"no_hostnames") && codes.contains(&"leaf_is_ca"),
+        "{codes:?}"
+    );
+}
+
+/// Refusals name the files involved: no key lists the inputs, expiry names the leaf's file.
+#[test]
+fn refusals_name_the_files_involved() {
+    let files = parse_all(&["fullchain-ec256.pem", "inter.pem"], None).unwrap();
+    let msg = certraft::bundle::assemble(files, AssembleOptions::default(), now())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("fullchain-ec256.pem, inter.pem") && msg.contains("4 certificate(s)"),
+        "{msg}"
+    );
+    let files = parse_all(&["leaf-expired.pem", "expired.key"], None).unwrap();
+    let msg = certraft::bundle::assemble(files, AssembleOptions::default(), now())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("leaf-expired.pem")
+            && msg.contains("2021-01-01")
+            && msg.contains("--allow-expired"),
+        "{msg}"
+    );
+}
