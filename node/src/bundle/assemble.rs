@@ -400,53 +400,51 @@ pub fn assemble(
     }
 
     // Validity window.
-    if now > 0 {
-        if leaf.not_after < now {
-            let not_after = fmt_time(leaf.not_after);
-            if !options.allow_expired {
-                return Err(AssembleError::Expired {
-                    leaf: leaf.display_name(),
-                    file: leaf_file,
-                    not_after,
-                });
-            }
+    if leaf.not_after < now {
+        let not_after = fmt_time(leaf.not_after);
+        if !options.allow_expired {
+            return Err(AssembleError::Expired {
+                leaf: leaf.display_name(),
+                file: leaf_file,
+                not_after,
+            });
+        }
+        warnings.push(warn(
+            "expired",
+            format!("the certificate expired on {not_after}"),
+        ));
+    } else if leaf.not_before > now {
+        let not_before = fmt_time(leaf.not_before);
+        if !options.allow_expired {
+            return Err(AssembleError::NotYetValid {
+                leaf: leaf.display_name(),
+                file: leaf_file,
+                not_before,
+            });
+        }
+        warnings.push(warn(
+            "not_yet_valid",
+            format!("the certificate is not valid before {not_before}"),
+        ));
+    } else if leaf.not_after - now < EXPIRY_WARNING_SECS {
+        warnings.push(warn(
+            "expiring_soon",
+            format!(
+                "the certificate expires on {}, in less than 30 days",
+                fmt_time(leaf.not_after)
+            ),
+        ));
+    }
+    for c in &chain {
+        if c.not_after < now {
             warnings.push(warn(
-                "expired",
-                format!("the certificate expired on {not_after}"),
-            ));
-        } else if leaf.not_before > now {
-            let not_before = fmt_time(leaf.not_before);
-            if !options.allow_expired {
-                return Err(AssembleError::NotYetValid {
-                    leaf: leaf.display_name(),
-                    file: leaf_file,
-                    not_before,
-                });
-            }
-            warnings.push(warn(
-                "not_yet_valid",
-                format!("the certificate is not valid before {not_before}"),
-            ));
-        } else if leaf.not_after - now < EXPIRY_WARNING_SECS {
-            warnings.push(warn(
-                "expiring_soon",
+                "chain_expired",
                 format!(
-                    "the certificate expires on {}, in less than 30 days",
-                    fmt_time(leaf.not_after)
+                    "chain certificate {} expired on {}",
+                    c.display_name(),
+                    fmt_time(c.not_after)
                 ),
             ));
-        }
-        for c in &chain {
-            if c.not_after < now {
-                warnings.push(warn(
-                    "chain_expired",
-                    format!(
-                        "chain certificate {} expired on {}",
-                        c.display_name(),
-                        fmt_time(c.not_after)
-                    ),
-                ));
-            }
         }
     }
 
@@ -512,4 +510,62 @@ pub fn fmt_time(unix: i64) -> String {
                 .ok()
         })
         .unwrap_or_else(|| unix.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle::formats::parse_file;
+
+    fn files() -> Vec<ParsedFile> {
+        let chain = include_bytes!("../../tests/fixtures/fullchain-ec256.pem");
+        let key = include_bytes!("../../tests/fixtures/ec256.key");
+        vec![
+            parse_file("fullchain.pem", chain, None).unwrap(),
+            parse_file("ec256.key", key, None).unwrap(),
+        ]
+    }
+
+    fn not_after() -> i64 {
+        files()[0].certs[0].not_after
+    }
+
+    /// The validity window is inclusive at both ends; one second past not-after is expired.
+    #[test]
+    fn validity_window_boundaries() {
+        let end = not_after();
+        assert!(assemble(files(), AssembleOptions::default(), end).is_ok());
+        let err = assemble(files(), AssembleOptions::default(), end + 1).unwrap_err();
+        assert_eq!(err.code(), "expired");
+        let start = files()[0].certs[0].not_before;
+        assert!(assemble(files(), AssembleOptions::default(), start).is_ok());
+        assert_eq!(
+            assemble(files(), AssembleOptions::default(), start - 1)
+                .unwrap_err()
+                .code(),
+            "not_yet_valid"
+        );
+    }
+
+    /// Under 30 days before expiry the bundle is accepted with an `expiring_soon` warning.
+    #[test]
+    fn expiring_soon_is_a_warning() {
+        let codes = |now| {
+            let b = assemble(files(), AssembleOptions::default(), now).unwrap();
+            b.warnings().iter().map(|w| w.code).collect::<Vec<_>>()
+        };
+        assert!(codes(not_after() - 10 * 86_400).contains(&"expiring_soon"));
+        assert!(!codes(not_after() - 40 * 86_400).contains(&"expiring_soon"));
+    }
+
+    /// `--allow-expired` turns the refusal into a warning.
+    #[test]
+    fn allow_expired_waives_and_warns() {
+        let options = AssembleOptions {
+            allow_expired: true,
+            ..AssembleOptions::default()
+        };
+        let b = assemble(files(), options, not_after() + 1).unwrap();
+        assert!(b.warnings().iter().any(|w| w.code == "expired"));
+    }
 }
