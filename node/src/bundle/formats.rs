@@ -294,31 +294,36 @@ fn parse_der(
         out.certs.push(cert);
         return Ok(());
     }
-    if pkcs8::PrivateKeyInfo::from_der(der).is_ok() {
-        out.format = FileFormat::DerPkcs8;
-        let key =
-            PrivateKey::from_pkcs8_der(der).map_err(|source| FormatError::Key { file, source })?;
-        out.keys.push(key);
-        return Ok(());
-    }
     if pkcs8::EncryptedPrivateKeyInfo::from_der(der).is_ok() {
         out.format = FileFormat::DerEncryptedPkcs8;
         out.keys.push(decrypt_pkcs8(&file, der, passphrase)?);
         return Ok(());
     }
-    if sec1::EcPrivateKey::from_der(der).is_ok() {
-        out.format = FileFormat::DerSec1;
-        let key =
-            PrivateKey::from_sec1_der(der).map_err(|source| FormatError::Key { file, source })?;
-        out.keys.push(key);
-        return Ok(());
-    }
-    // PKCS#1 RSAPrivateKey: SEQUENCE { INTEGER 0, INTEGER modulus, ... }
-    if body.starts_with(&[0x02, 0x01, 0x00, 0x02]) {
-        out.format = FileFormat::DerPkcs1;
-        let key =
-            PrivateKey::from_pkcs1_der(der).map_err(|source| FormatError::Key { file, source })?;
-        out.keys.push(key);
+    // Plain keys: a structural probe, then the loader for that encoding.
+    type Probe = fn(&[u8], &[u8]) -> bool;
+    type Loader = fn(&[u8]) -> Result<PrivateKey, KeyError>;
+    let plain: [(Probe, FileFormat, Loader); 3] = [
+        (
+            |der, _| pkcs8::PrivateKeyInfo::from_der(der).is_ok(),
+            FileFormat::DerPkcs8,
+            PrivateKey::from_pkcs8_der,
+        ),
+        (
+            |der, _| sec1::EcPrivateKey::from_der(der).is_ok(),
+            FileFormat::DerSec1,
+            PrivateKey::from_sec1_der,
+        ),
+        // PKCS#1 RSAPrivateKey: SEQUENCE { INTEGER 0, INTEGER modulus, ... }
+        (
+            |_, body| body.starts_with(&[0x02, 0x01, 0x00, 0x02]),
+            FileFormat::DerPkcs1,
+            PrivateKey::from_pkcs1_der,
+        ),
+    ];
+    if let Some((_, format, load)) = plain.iter().find(|(probe, _, _)| probe(der, body)) {
+        out.format = *format;
+        out.keys
+            .push(load(der).map_err(|source| FormatError::Key { file, source })?);
         return Ok(());
     }
     let detail = parse_cert(der).err().unwrap_or_default();
