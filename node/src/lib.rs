@@ -9,3 +9,4 @@
 //! each in its own module that depends on `bundle`, never the other way round.
 
 pub mod bundle;
+pub mod inventory;

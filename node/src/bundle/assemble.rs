@@ -25,7 +25,7 @@ pub struct AssembleOptions {
 }
 
 /// How far the chain reaches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Completeness {
     /// Ends at a self-signed root.

@@ -52,7 +52,7 @@ impl fmt::Debug for Passphrase {
 }
 
 /// The algorithm and size of a key, as shown to operators.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(tag = "algorithm", rename_all = "kebab-case")]
 pub enum KeyKind {
     Rsa { bits: u32 },

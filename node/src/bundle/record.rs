@@ -27,6 +27,7 @@ pub const BUNDLE_PAYLOAD_V1: u8 = 1;
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SealedBundle {
     pub id: [u8; 32],
+    #[serde(with = "serde_bytes")]
     pub blob: Vec<u8>,
 }
 

@@ -1,0 +1,206 @@
+//! `apply`: one committed request → the next inventory state and the proposer's response.
+
+use super::model::*;
+
+/// Applies one committed request. Deterministic: the same inventory and request give the same
+/// result on every node. A refusal leaves the inventory unchanged except for the audit record.
+pub fn apply(inv: &mut Inventory, req: &Request) -> Response {
+    let result = if req.version != REQUEST_VERSION {
+        Err(Refusal::UnknownVersion {
+            version: req.version,
+        })
+    } else {
+        apply_command(inv, req)
+    };
+    inv.audit.push(AuditRecord {
+        at: req.at,
+        actor: req.actor.clone(),
+        what: req.command.describe(),
+        result: match &result {
+            Ok(_) => "ok".into(),
+            Err(r) => r.code().into(),
+        },
+    });
+    if inv.audit.len() > AUDIT_CAPACITY {
+        let excess = inv.audit.len() - AUDIT_CAPACITY;
+        inv.audit.drain(..excess);
+    }
+    result
+}
+
+fn short(id: &[u8; 32]) -> String {
+    hex::encode(&id[..6])
+}
+
+fn apply_command(inv: &mut Inventory, req: &Request) -> Response {
+    match &req.command {
+        Command::Import {
+            bundle,
+            make_default,
+        } => {
+            if !valid_name(&bundle.name) {
+                return Err(Refusal::InvalidName {
+                    name: bundle.name.clone(),
+                });
+            }
+            let id = hex::encode(bundle.sealed.id);
+            if let Some(existing) = inv.by_id(&bundle.sealed.id) {
+                let name = existing.name.clone();
+                if *make_default && existing.status == BundleStatus::Active {
+                    inv.default = Some(name.clone());
+                }
+                return Ok(Outcome::AlreadyPresent { name, id });
+            }
+            if let Some(existing) = inv.bundles.get(&bundle.name) {
+                return Err(Refusal::NameTaken {
+                    name: bundle.name.clone(),
+                    existing: short(&existing.id()),
+                });
+            }
+            inv.bundles.insert(bundle.name.clone(), stored(bundle, req));
+            if *make_default {
+                inv.default = Some(bundle.name.clone());
+            }
+            Ok(Outcome::Imported {
+                name: bundle.name.clone(),
+                id,
+            })
+        }
+        Command::Remove { name, force } => {
+            let b = inv
+                .bundles
+                .get(name)
+                .ok_or_else(|| Refusal::NotFound { name: name.clone() })?;
+            if *force == Force::No {
+                if inv.default.as_deref() == Some(name.as_str()) {
+                    return Err(Refusal::IsDefault { name: name.clone() });
+                }
+                if b.status == BundleStatus::Active {
+                    let orphaned: Vec<String> = b
+                        .meta
+                        .hostnames
+                        .iter()
+                        .filter(|h| inv.servers_of(h, name) == 0)
+                        .cloned()
+                        .collect();
+                    if !orphaned.is_empty() {
+                        return Err(Refusal::OnlyServer {
+                            name: name.clone(),
+                            hostnames: orphaned,
+                        });
+                    }
+                }
+            }
+            inv.bundles.remove(name);
+            if inv.default.as_deref() == Some(name.as_str()) {
+                inv.default = None;
+            }
+            Ok(Outcome::Removed { name: name.clone() })
+        }
+        Command::SetDefault { name } => {
+            let b = inv
+                .bundles
+                .get(name)
+                .ok_or_else(|| Refusal::NotFound { name: name.clone() })?;
+            if b.status == BundleStatus::Retired {
+                return Err(Refusal::Retired { name: name.clone() });
+            }
+            inv.default = Some(name.clone());
+            Ok(Outcome::DefaultSet { name: name.clone() })
+        }
+        Command::Rotate { old, new, force } => {
+            let old_b = inv
+                .bundles
+                .get(old)
+                .ok_or_else(|| Refusal::NotFound { name: old.clone() })?;
+            if old_b.status == BundleStatus::Retired {
+                return Err(Refusal::Retired { name: old.clone() });
+            }
+            if !valid_name(&new.name) {
+                return Err(Refusal::InvalidName {
+                    name: new.name.clone(),
+                });
+            }
+            if let Some(existing) = inv.by_id(&new.sealed.id) {
+                return Ok(Outcome::AlreadyPresent {
+                    name: existing.name.clone(),
+                    id: hex::encode(new.sealed.id),
+                });
+            }
+            if new.name != *old {
+                if let Some(existing) = inv.bundles.get(&new.name) {
+                    return Err(Refusal::NameTaken {
+                        name: new.name.clone(),
+                        existing: short(&existing.id()),
+                    });
+                }
+            }
+            let missing: Vec<String> = old_b
+                .meta
+                .hostnames
+                .iter()
+                .filter(|h| !new.meta.covers(h))
+                .cloned()
+                .collect();
+            if !missing.is_empty() && *force == Force::No {
+                return Err(Refusal::RotationLosesHostnames {
+                    old: old.clone(),
+                    missing,
+                });
+            }
+            // One atomic step: OLD is kept as retired under a derived name, NEW takes its place.
+            let mut retired = inv.bundles.remove(old).expect("checked above");
+            let mut retired_as = format!("{old}~{}", short(&retired.id()));
+            let mut n = 1;
+            while inv.bundles.contains_key(&retired_as) {
+                n += 1;
+                retired_as = format!("{old}~{}-{n}", short(&retired.id()));
+            }
+            retired.status = BundleStatus::Retired;
+            retired.name = retired_as.clone();
+            inv.bundles.insert(retired_as.clone(), retired);
+            inv.bundles.insert(new.name.clone(), stored(new, req));
+            if inv.default.as_deref() == Some(old.as_str()) {
+                inv.default = Some(new.name.clone());
+            }
+            Ok(Outcome::Rotated {
+                old: old.clone(),
+                retired_as,
+                new: new.name.clone(),
+            })
+        }
+        Command::CreateJoinToken { token } => {
+            inv.join_tokens
+                .retain(|t| t.expires_at >= req.at && t.used_by.is_none());
+            inv.join_tokens.push(token.clone());
+            Ok(Outcome::JoinTokenCreated)
+        }
+        Command::ConsumeJoinToken {
+            secret_sha256,
+            node_id,
+        } => {
+            let token = inv
+                .join_tokens
+                .iter_mut()
+                .find(|t| {
+                    &t.secret_sha256 == secret_sha256
+                        && t.used_by.is_none()
+                        && t.expires_at >= req.at
+                })
+                .ok_or(Refusal::JoinTokenInvalid)?;
+            token.used_by = Some(*node_id);
+            Ok(Outcome::JoinTokenConsumed { role: token.role })
+        }
+    }
+}
+
+fn stored(b: &NewBundle, req: &Request) -> StoredBundle {
+    StoredBundle {
+        name: b.name.clone(),
+        sealed: b.sealed.clone(),
+        meta: b.meta.clone(),
+        status: BundleStatus::Active,
+        imported_at: req.at,
+        imported_by: req.actor.clone(),
+    }
+}

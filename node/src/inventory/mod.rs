@@ -1,0 +1,15 @@
+//! The replicated inventory: plain data and the pure `apply` the Raft state machine runs.
+//!
+//! No async, no clock, no randomness: everything `apply` needs (the acting token, the time)
+//! is inside the committed [`Request`], so every node computes the same state from the same
+//! log. Every request, accepted or refused, appends one [`AuditRecord`].
+
+mod apply;
+pub mod codec;
+mod model;
+
+pub use apply::apply;
+pub use model::*;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,319 @@
+//! Inventory data: bundles by id and name, the default, join tokens, the audit log.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::bundle::assemble::{Bundle, Completeness};
+use crate::bundle::cert::is_dns_name;
+use crate::bundle::{KeyKind, SealedBundle};
+
+/// Version of the [`Request`] encoding in the Raft log. Bump on any incompatible change.
+pub const REQUEST_VERSION: u16 = 1;
+
+/// The public facts about a bundle, kept in the clear beside its sealed record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BundleMeta {
+    pub hostnames: Vec<String>,
+    pub subject: String,
+    pub issuer: String,
+    pub serial: String,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub key: KeyKind,
+    pub completeness: Completeness,
+}
+
+impl BundleMeta {
+    pub fn of(bundle: &Bundle) -> Self {
+        let leaf = bundle.leaf();
+        BundleMeta {
+            hostnames: bundle.hostnames(),
+            subject: leaf.subject.clone(),
+            issuer: leaf.issuer.clone(),
+            serial: leaf.serial.clone(),
+            not_before: leaf.not_before,
+            not_after: leaf.not_after,
+            key: bundle.key().kind(),
+            completeness: bundle.completeness(),
+        }
+    }
+
+    /// Does this certificate cover `host`: exactly, or by a wildcard over exactly one label?
+    pub fn covers(&self, host: &str) -> bool {
+        self.hostnames.iter().any(|h| hostname_matches(h, host))
+    }
+}
+
+/// SPEC §4 matching: case-insensitive, trailing dot ignored, `*.parent` covers one label.
+pub fn hostname_matches(pattern: &str, host: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    let pattern = pattern.trim_end_matches('.').to_ascii_lowercase();
+    match pattern.strip_prefix("*.") {
+        Some(parent) => host
+            .split_once('.')
+            .is_some_and(|(label, rest)| !label.is_empty() && rest == parent),
+        None => pattern == host,
+    }
+}
+
+/// Served, or kept after a rotation but not served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BundleStatus {
+    Active,
+    Retired,
+}
+
+/// One bundle in the inventory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredBundle {
+    pub name: String,
+    pub sealed: SealedBundle,
+    pub meta: BundleMeta,
+    pub status: BundleStatus,
+    pub imported_at: i64,
+    pub imported_by: String,
+}
+
+impl StoredBundle {
+    pub fn id(&self) -> [u8; 32] {
+        self.sealed.id
+    }
+}
+
+/// A bundle as proposed for import: sealed by the node that assembled and validated it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewBundle {
+    pub name: String,
+    pub sealed: SealedBundle,
+    pub meta: BundleMeta,
+}
+
+/// What a joining node may become.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NodeRole {
+    Voter,
+    Learner,
+    Witness,
+}
+
+/// A single-use join token, stored only as the SHA-256 of its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinToken {
+    pub secret_sha256: [u8; 32],
+    pub role: NodeRole,
+    pub expires_at: i64,
+    pub created_by: String,
+    pub used_by: Option<u64>,
+}
+
+/// Overrides for the refusals an operator may waive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Force {
+    #[default]
+    No,
+    Yes,
+}
+
+/// The mutations the cluster agrees on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Command {
+    Import {
+        bundle: NewBundle,
+        make_default: bool,
+    },
+    Remove {
+        name: String,
+        force: Force,
+    },
+    SetDefault {
+        name: String,
+    },
+    Rotate {
+        old: String,
+        new: NewBundle,
+        force: Force,
+    },
+    CreateJoinToken {
+        token: JoinToken,
+    },
+    ConsumeJoinToken {
+        secret_sha256: [u8; 32],
+        node_id: u64,
+    },
+}
+
+impl Command {
+    /// A short description for the audit log; never secret material.
+    pub fn describe(&self) -> String {
+        match self {
+            Command::Import {
+                bundle,
+                make_default,
+            } => format!(
+                "import {} ({}){}",
+                bundle.name,
+                hex::encode(&bundle.sealed.id[..8]),
+                if *make_default { " as default" } else { "" }
+            ),
+            Command::Remove { name, force } => {
+                format!(
+                    "remove {name}{}",
+                    if *force == Force::Yes { " --force" } else { "" }
+                )
+            }
+            Command::SetDefault { name } => format!("set default {name}"),
+            Command::Rotate { old, new, .. } => format!(
+                "rotate {old} to {} ({})",
+                new.name,
+                hex::encode(&new.sealed.id[..8])
+            ),
+            Command::CreateJoinToken { token } => {
+                format!(
+                    "create join token ({:?}, expires {})",
+                    token.role, token.expires_at
+                )
+            }
+            Command::ConsumeJoinToken { node_id, .. } => {
+                format!("join token used by node {node_id}")
+            }
+        }
+    }
+}
+
+/// One committed log entry's payload: who, when, what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    pub version: u16,
+    /// The admin token's name (never the token itself).
+    pub actor: String,
+    /// Unix seconds, stamped by the node that proposed it.
+    pub at: i64,
+    pub command: Command,
+}
+
+/// Why `apply` refused a command. The inventory is unchanged when this is returned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum Refusal {
+    #[error("no certificate named {name}; run `certraft cert list` to see the names")]
+    NotFound { name: String },
+    #[error("the name {name} is already used by bundle {existing}; choose another --name, or `certraft cert rotate {name} FILE...` to replace it")]
+    NameTaken { name: String, existing: String },
+    #[error("{name} is the cluster default; set another default first (`certraft cert default OTHER`) or pass --force")]
+    IsDefault { name: String },
+    #[error("{name} is the only certificate serving {}; import a replacement first, or pass --force", hostnames.join(", "))]
+    OnlyServer {
+        name: String,
+        hostnames: Vec<String>,
+    },
+    #[error("{name} is retired and cannot be the default; import or rotate to a new bundle")]
+    Retired { name: String },
+    #[error("the new certificate does not cover {} served by {old}; pass --force to rotate anyway", missing.join(", "))]
+    RotationLosesHostnames { old: String, missing: Vec<String> },
+    #[error("invalid name {name:?}: use 1–64 letters, digits, '.', '-' or '_'")]
+    InvalidName { name: String },
+    #[error("the join token is unknown, already used, or expired; create a new one with `certraft cluster join-token`")]
+    JoinTokenInvalid,
+    #[error(
+        "this entry has version {version}, which this node does not know; upgrade certraft-node"
+    )]
+    UnknownVersion { version: u16 },
+}
+
+impl Refusal {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::NotFound { .. } => "not_found",
+            Refusal::NameTaken { .. } => "name_taken",
+            Refusal::IsDefault { .. } => "is_default",
+            Refusal::OnlyServer { .. } => "only_server",
+            Refusal::Retired { .. } => "retired",
+            Refusal::RotationLosesHostnames { .. } => "rotation_loses_hostnames",
+            Refusal::InvalidName { .. } => "invalid_name",
+            Refusal::JoinTokenInvalid => "join_token_invalid",
+            Refusal::UnknownVersion { .. } => "unknown_version",
+        }
+    }
+}
+
+/// What an accepted command did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    Imported {
+        name: String,
+        id: String,
+    },
+    /// The same bundle (by id) was already present: nothing changed.
+    AlreadyPresent {
+        name: String,
+        id: String,
+    },
+    Removed {
+        name: String,
+    },
+    DefaultSet {
+        name: String,
+    },
+    Rotated {
+        old: String,
+        retired_as: String,
+        new: String,
+    },
+    JoinTokenCreated,
+    JoinTokenConsumed {
+        role: NodeRole,
+    },
+}
+
+/// The result `apply` returns to the proposer.
+pub type Response = Result<Outcome, Refusal>;
+
+/// One line of the replicated audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    pub at: i64,
+    pub actor: String,
+    pub what: String,
+    /// `ok` or the refusal code.
+    pub result: String,
+}
+
+/// How many audit records the inventory keeps (oldest dropped first).
+pub const AUDIT_CAPACITY: usize = 10_000;
+
+/// The whole replicated state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inventory {
+    pub bundles: BTreeMap<String, StoredBundle>,
+    pub default: Option<String>,
+    pub join_tokens: Vec<JoinToken>,
+    pub audit: Vec<AuditRecord>,
+}
+
+impl Inventory {
+    /// The bundle with this id, if any, whatever its name.
+    pub fn by_id(&self, id: &[u8; 32]) -> Option<&StoredBundle> {
+        self.bundles.values().find(|b| &b.sealed.id == id)
+    }
+
+    /// Active bundles other than `except` that cover `host`.
+    pub fn servers_of(&self, host: &str, except: &str) -> usize {
+        self.bundles
+            .values()
+            .filter(|b| b.status == BundleStatus::Active && b.name != except && b.meta.covers(host))
+            .count()
+    }
+}
+
+/// Names: 1–64 of letters, digits, '.', '-', '_'; usually a hostname.
+pub fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'*'))
+        && (is_dns_name(name) || !name.contains('*'))
+}

@@ -1,0 +1,392 @@
+//! `apply` and every guard, on plain data: no runtime, no sockets, no clock.
+
+use super::*;
+use crate::bundle::assemble::Completeness;
+use crate::bundle::{KeyKind, SealedBundle};
+
+fn nb(name: &str, id: u8, hosts: &[&str]) -> NewBundle {
+    NewBundle {
+        name: name.into(),
+        sealed: SealedBundle {
+            id: [id; 32],
+            blob: vec![id; 8],
+        },
+        meta: BundleMeta {
+            hostnames: hosts.iter().map(|h| h.to_string()).collect(),
+            subject: format!("CN={name}"),
+            issuer: "CN=ca".into(),
+            serial: format!("{id:02x}"),
+            not_before: 0,
+            not_after: 4_000_000_000,
+            key: KeyKind::EcP256,
+            completeness: Completeness::NoRoot,
+        },
+    }
+}
+
+fn req(command: Command) -> Request {
+    Request {
+        version: REQUEST_VERSION,
+        actor: "admin".into(),
+        at: 1_700_000_000,
+        command,
+    }
+}
+
+fn import(inv: &mut Inventory, name: &str, id: u8, hosts: &[&str]) -> Response {
+    apply(
+        inv,
+        &req(Command::Import {
+            bundle: nb(name, id, hosts),
+            make_default: false,
+        }),
+    )
+}
+
+fn code(r: Response) -> &'static str {
+    match r {
+        Ok(_) => "ok",
+        Err(e) => e.code(),
+    }
+}
+
+/// Import adds an active bundle; the same bundle again is idempotent, not a duplicate.
+#[test]
+fn import_is_idempotent_by_bundle_id() {
+    let mut inv = Inventory::default();
+    assert!(matches!(
+        import(&mut inv, "a", 1, &["a.test"]),
+        Ok(Outcome::Imported { .. })
+    ));
+    let again = import(&mut inv, "other-name", 1, &["a.test"]).unwrap();
+    assert_eq!(
+        again,
+        Outcome::AlreadyPresent {
+            name: "a".into(),
+            id: hex::encode([1u8; 32])
+        }
+    );
+    assert_eq!(inv.bundles.len(), 1);
+}
+
+/// Names are unique: a different bundle under a taken name is refused and changes nothing.
+#[test]
+fn import_refuses_a_taken_name() {
+    let mut inv = Inventory::default();
+    import(&mut inv, "a", 1, &["a.test"]).unwrap();
+    let before = inv.bundles.clone();
+    assert_eq!(code(import(&mut inv, "a", 2, &["b.test"])), "name_taken");
+    assert_eq!(inv.bundles, before);
+}
+
+/// Invalid names are refused.
+#[test]
+fn import_refuses_invalid_names() {
+    let mut inv = Inventory::default();
+    for name in ["", "has space", "semi;colon", &"x".repeat(65)] {
+        assert_eq!(
+            code(import(&mut inv, name, 1, &[])),
+            "invalid_name",
+            "{name:?}"
+        );
+    }
+    assert!(inv.bundles.is_empty());
+}
+
+/// Remove guards: the default and the only server of a hostname are refused unless forced.
+#[test]
+fn remove_guards_default_and_only_server() {
+    let mut inv = Inventory::default();
+    import(&mut inv, "a", 1, &["a.test", "shared.test"]).unwrap();
+    import(&mut inv, "b", 2, &["shared.test"]).unwrap();
+    apply(&mut inv, &req(Command::SetDefault { name: "b".into() })).unwrap();
+
+    let remove = |name: &str, force| {
+        req(Command::Remove {
+            name: name.into(),
+            force,
+        })
+    };
+    assert_eq!(code(apply(&mut inv, &remove("b", Force::No))), "is_default");
+    match apply(&mut inv, &remove("a", Force::No)) {
+        Err(Refusal::OnlyServer { hostnames, .. }) => assert_eq!(hostnames, ["a.test"]),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(inv.bundles.len(), 2, "refusals change nothing");
+    assert_eq!(code(apply(&mut inv, &remove("a", Force::Yes))), "ok");
+    assert_eq!(code(apply(&mut inv, &remove("b", Force::Yes))), "ok");
+    assert_eq!(inv.default, None, "removing the default clears it");
+    assert_eq!(
+        code(apply(&mut inv, &remove("zzz", Force::Yes))),
+        "not_found"
+    );
+}
+
+/// A hostname served by another bundle (also by wildcard) may lose this one.
+#[test]
+fn remove_allowed_when_another_bundle_covers_every_hostname() {
+    let mut inv = Inventory::default();
+    import(&mut inv, "one", 1, &["www.x.test"]).unwrap();
+    import(&mut inv, "wild", 2, &["*.x.test"]).unwrap();
+    assert_eq!(
+        code(apply(
+            &mut inv,
+            &req(Command::Remove {
+                name: "one".into(),
+                force: Force::No
+            })
+        )),
+        "ok"
+    );
+}
+
+/// Rotate is one step: NEW takes OLD's name and default role; OLD is kept retired.
+#[test]
+fn rotate_takes_over_name_and_default_atomically() {
+    let mut inv = Inventory::default();
+    import(&mut inv, "site", 1, &["site.test"]).unwrap();
+    apply(
+        &mut inv,
+        &req(Command::SetDefault {
+            name: "site".into(),
+        }),
+    )
+    .unwrap();
+    let out = apply(
+        &mut inv,
+        &req(Command::Rotate {
+            old: "site".into(),
+            new: nb("site", 2, &["site.test", "www.site.test"]),
+            force: Force::No,
+        }),
+    )
+    .unwrap();
+    let Outcome::Rotated {
+        retired_as, new, ..
+    } = out
+    else {
+        panic!("{out:?}")
+    };
+    assert_eq!(new, "site");
+    assert_eq!(inv.default.as_deref(), Some("site"));
+    assert_eq!(inv.bundles["site"].sealed.id, [2; 32]);
+    assert_eq!(inv.bundles["site"].status, BundleStatus::Active);
+    assert_eq!(inv.bundles[&retired_as].status, BundleStatus::Retired);
+    assert_eq!(inv.bundles[&retired_as].sealed.id, [1; 32]);
+    // The retired bundle serves nothing: it does not count as a server, nor can it be default.
+    assert_eq!(inv.servers_of("site.test", "site"), 0);
+    assert_eq!(
+        code(apply(
+            &mut inv,
+            &req(Command::SetDefault { name: retired_as })
+        )),
+        "retired"
+    );
+}
+
+/// Rotating to a certificate that drops a hostname is refused unless forced.
+#[test]
+fn rotate_refuses_to_lose_hostnames() {
+    let mut inv = Inventory::default();
+    import(&mut inv, "site", 1, &["site.test", "api.site.test"]).unwrap();
+    let rotate = |force| {
+        req(Command::Rotate {
+            old: "site".into(),
+            new: nb("site", 2, &["site.test"]),
+            force,
+        })
+    };
+    match apply(&mut inv, &rotate(Force::No)) {
+        Err(Refusal::RotationLosesHostnames { missing, .. }) => {
+            assert_eq!(missing, ["api.site.test"])
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(inv.bundles.len(), 1);
+    assert_eq!(code(apply(&mut inv, &rotate(Force::Yes))), "ok");
+    assert_eq!(inv.bundles.len(), 2);
+}
+
+/// A wildcard in the new certificate covers one-label names of the old one.
+#[test]
+fn rotate_to_a_wildcard_covers_one_label_names() {
+    let mut inv = Inventory::default();
+    import(&mut inv, "site", 1, &["a.x.test", "b.x.test"]).unwrap();
+    let r = req(Command::Rotate {
+        old: "site".into(),
+        new: nb("site", 2, &["*.x.test"]),
+        force: Force::No,
+    });
+    assert_eq!(code(apply(&mut inv, &r)), "ok");
+}
+
+/// Join tokens are single-use and expire.
+#[test]
+fn join_tokens_are_single_use_and_expire() {
+    let mut inv = Inventory::default();
+    let token = |secret: u8, expires_at| JoinToken {
+        secret_sha256: [secret; 32],
+        role: NodeRole::Learner,
+        expires_at,
+        created_by: "admin".into(),
+        used_by: None,
+    };
+    apply(
+        &mut inv,
+        &req(Command::CreateJoinToken {
+            token: token(1, 1_700_000_100),
+        }),
+    )
+    .unwrap();
+    apply(
+        &mut inv,
+        &req(Command::CreateJoinToken {
+            token: token(2, 1_600_000_000),
+        }),
+    )
+    .unwrap();
+    let consume = |secret, node_id| {
+        req(Command::ConsumeJoinToken {
+            secret_sha256: [secret; 32],
+            node_id,
+        })
+    };
+    assert_eq!(
+        apply(&mut inv, &consume(1, 4)),
+        Ok(Outcome::JoinTokenConsumed {
+            role: NodeRole::Learner
+        })
+    );
+    assert_eq!(
+        code(apply(&mut inv, &consume(1, 5))),
+        "join_token_invalid",
+        "second use"
+    );
+    assert_eq!(
+        code(apply(&mut inv, &consume(2, 5))),
+        "join_token_invalid",
+        "expired"
+    );
+    assert_eq!(
+        code(apply(&mut inv, &consume(9, 5))),
+        "join_token_invalid",
+        "unknown"
+    );
+}
+
+/// Every request, accepted or refused, leaves one audit record with who, when, what, result;
+/// the audit never holds secret material (join token secrets are hashed before they get here).
+#[test]
+fn every_request_is_audited() {
+    let mut inv = Inventory::default();
+    import(&mut inv, "a", 1, &["a.test"]).unwrap();
+    let _ = import(&mut inv, "a", 2, &["a.test"]);
+    let _ = apply(
+        &mut inv,
+        &Request {
+            version: 99,
+            ..req(Command::SetDefault { name: "a".into() })
+        },
+    );
+    let results: Vec<_> = inv.audit.iter().map(|a| a.result.as_str()).collect();
+    assert_eq!(results, ["ok", "name_taken", "unknown_version"]);
+    assert!(inv
+        .audit
+        .iter()
+        .all(|a| a.actor == "admin" && a.at == 1_700_000_000));
+    assert!(inv.audit[0].what.starts_with("import a ("));
+}
+
+/// The audit log is bounded; the oldest records go first.
+#[test]
+fn audit_log_is_bounded() {
+    let mut inv = Inventory::default();
+    for i in 0..AUDIT_CAPACITY + 5 {
+        let _ = apply(
+            &mut inv,
+            &Request {
+                at: i as i64,
+                ..req(Command::SetDefault { name: "x".into() })
+            },
+        );
+    }
+    assert_eq!(inv.audit.len(), AUDIT_CAPACITY);
+    assert_eq!(inv.audit[0].at, 5);
+}
+
+/// SPEC §4 hostname matching, as a table.
+#[test]
+fn hostname_matching_rules() {
+    for (pattern, host, ok) in [
+        ("a.test", "a.test", true),
+        ("a.test", "A.TEST.", true),
+        ("*.x.test", "a.x.test", true),
+        ("*.x.test", "x.test", false),
+        ("*.x.test", "a.b.x.test", false),
+        ("*.x.test", ".x.test", false),
+        ("a.test", "b.test", false),
+    ] {
+        assert_eq!(hostname_matches(pattern, host), ok, "{pattern} vs {host}");
+    }
+}
+
+/// Same log, same state: applying one sequence twice from empty gives equal inventories.
+#[test]
+fn apply_is_deterministic() {
+    let log = [
+        req(Command::Import {
+            bundle: nb("a", 1, &["a.test"]),
+            make_default: true,
+        }),
+        req(Command::Import {
+            bundle: nb("b", 2, &["b.test"]),
+            make_default: false,
+        }),
+        req(Command::Rotate {
+            old: "a".into(),
+            new: nb("a", 3, &["a.test"]),
+            force: Force::No,
+        }),
+        req(Command::Remove {
+            name: "b".into(),
+            force: Force::No,
+        }),
+    ];
+    let run = || {
+        let mut inv = Inventory::default();
+        let results: Vec<_> = log.iter().map(|r| apply(&mut inv, r)).collect();
+        (inv, results)
+    };
+    assert_eq!(run(), run());
+}
+
+/// Entries and snapshots round-trip through their versioned encodings; unknown versions and
+/// garbage are refused, never a panic.
+#[test]
+fn entry_and_snapshot_formats_round_trip() {
+    use super::codec::*;
+    let mut inv = Inventory::default();
+    let r = req(Command::Import {
+        bundle: nb("a", 1, &["a.test"]),
+        make_default: true,
+    });
+    let bytes = encode_request(&r);
+    assert_eq!(bytes[0], ENTRY_FORMAT_V1);
+    assert_eq!(decode_request(&bytes).unwrap(), r);
+    apply(&mut inv, &r).unwrap();
+    let snap = encode_snapshot(&inv);
+    assert_eq!(decode_snapshot(&snap).unwrap(), inv);
+    // Sealed blobs stay compact bytes: the snapshot is not much larger than its contents.
+    assert!(snap.len() < 400, "{} bytes", snap.len());
+
+    let mut future = bytes.clone();
+    future[0] = 9;
+    assert!(matches!(
+        decode_request(&future),
+        Err(CodecError::UnknownVersion { version: 9, .. })
+    ));
+    assert!(matches!(decode_request(&[]), Err(CodecError::Empty { .. })));
+    for n in 1..bytes.len() {
+        assert!(decode_request(&bytes[..n]).is_err(), "truncated at {n}");
+    }
+}
