@@ -10,3 +10,7 @@
 
 pub mod bundle;
 pub mod inventory;
+#[cfg(feature = "server")]
+pub mod raft;
+#[cfg(feature = "server")]
+pub mod store;
