@@ -11,6 +11,8 @@
 pub mod bundle;
 pub mod inventory;
 #[cfg(feature = "server")]
+pub mod pki;
+#[cfg(feature = "server")]
 pub mod raft;
 #[cfg(feature = "server")]
 pub mod store;

@@ -1,0 +1,248 @@
+//! The cluster's own PKI: one CA per cluster, one certificate per node.
+//!
+//! Node certificates name their node in a URI SAN `urn:certraft:node:<id>`, so the cluster
+//! port can map a peer's certificate to a member id and refuse CA-issued certificates of
+//! nodes that are not current members (the class of Consul CVE-2021-37219).
+
+use std::fmt;
+use std::net::IpAddr;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType, SerialNumber,
+};
+use sha2::{Digest, Sha256};
+use x509_parser::extensions::GeneralName;
+use x509_parser::prelude::{FromDer, X509Certificate};
+use zeroize::Zeroizing;
+
+/// The URI SAN prefix that carries a node id.
+pub const NODE_URI_PREFIX: &str = "urn:certraft:node:";
+const CA_YEARS: i64 = 20;
+const NODE_YEARS: i64 = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PkiError {
+    #[error("certificate generation failed: {0}")]
+    Generate(String),
+    #[error("the stored cluster CA key could not be loaded: {0}; restore DATA/ca.key.sealed from a backup")]
+    LoadCaKey(String),
+}
+
+fn gen_err(e: rcgen::Error) -> PkiError {
+    PkiError::Generate(e.to_string())
+}
+
+/// A certificate and its private key (PKCS#8 DER, zeroized on drop, never printed).
+pub struct Issued {
+    pub cert_der: Vec<u8>,
+    pub key_pkcs8: Zeroizing<Vec<u8>>,
+}
+
+impl fmt::Debug for Issued {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Issued({} cert bytes, key <redacted>)",
+            self.cert_der.len()
+        )
+    }
+}
+
+/// The cluster CA.
+pub struct ClusterCa {
+    issued: Issued,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+impl fmt::Debug for ClusterCa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ClusterCa(sha256 {})", self.fingerprint_hex())
+    }
+}
+
+fn random_serial() -> SerialNumber {
+    let mut bytes = [0u8; 16];
+    getrandom(&mut bytes);
+    bytes[0] &= 0x7f; // positive
+    SerialNumber::from(bytes.to_vec())
+}
+
+fn getrandom(buf: &mut [u8]) {
+    use aes_gcm::aead::rand_core::RngCore;
+    aes_gcm::aead::OsRng.fill_bytes(buf);
+}
+
+fn ca_params(cluster_id: &str) -> CertificateParams {
+    let mut p = CertificateParams::default();
+    p.distinguished_name.push(
+        DnType::CommonName,
+        format!("certraft cluster CA {cluster_id}"),
+    );
+    p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    p
+}
+
+impl ClusterCa {
+    /// A new P-256 CA, valid for 20 years from now.
+    pub fn generate(cluster_id: &str) -> Result<Self, PkiError> {
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(gen_err)?;
+        let mut params = ca_params(cluster_id);
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::hours(1);
+        params.not_after = now + time::Duration::days(365 * CA_YEARS);
+        params.serial_number = Some(random_serial());
+        let cert = params.self_signed(&key).map_err(gen_err)?;
+        let issued = Issued {
+            cert_der: cert.der().to_vec(),
+            key_pkcs8: Zeroizing::new(key.serialize_der()),
+        };
+        Ok(ClusterCa {
+            issued,
+            issuer: Issuer::new(params, key),
+        })
+    }
+
+    /// Reloads a CA from its certificate and key (as stored in the data dir).
+    pub fn load(
+        cluster_id: &str,
+        cert_der: Vec<u8>,
+        key_pkcs8: Zeroizing<Vec<u8>>,
+    ) -> Result<Self, PkiError> {
+        let der = rustls::pki_types::PrivatePkcs8KeyDer::from(key_pkcs8.as_slice());
+        let key = KeyPair::from_pkcs8_der_and_sign_algo(&der, &rcgen::PKCS_ECDSA_P256_SHA256)
+            .map_err(|e| PkiError::LoadCaKey(e.to_string()))?;
+        Ok(ClusterCa {
+            issuer: Issuer::new(ca_params(cluster_id), key),
+            issued: Issued {
+                cert_der,
+                key_pkcs8,
+            },
+        })
+    }
+
+    pub fn cert_der(&self) -> &[u8] {
+        &self.issued.cert_der
+    }
+
+    /// The CA key, for sealing into the data dir. Secret.
+    pub fn key_pkcs8(&self) -> &[u8] {
+        &self.issued.key_pkcs8
+    }
+
+    /// SHA-256 of the CA certificate: what join tokens bind so a joiner verifies its cluster.
+    pub fn fingerprint(&self) -> [u8; 32] {
+        Sha256::digest(&self.issued.cert_der).into()
+    }
+
+    pub fn fingerprint_hex(&self) -> String {
+        hex::encode(self.fingerprint())
+    }
+
+    /// A node certificate for mutual TLS (server and client auth), naming the node id.
+    pub fn issue_node_cert(&self, node_id: u64, hosts: &[String]) -> Result<Issued, PkiError> {
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(gen_err)?;
+        let mut params = CertificateParams::default();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, format!("certraft node {node_id}"));
+        let uri = format!("{NODE_URI_PREFIX}{node_id}");
+        params
+            .subject_alt_names
+            .push(SanType::URI(uri.try_into().map_err(gen_err)?));
+        for host in hosts {
+            let san = match host.parse::<IpAddr>() {
+                Ok(ip) => SanType::IpAddress(ip),
+                Err(_) => SanType::DnsName(host.clone().try_into().map_err(gen_err)?),
+            };
+            params.subject_alt_names.push(san);
+        }
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::hours(1);
+        params.not_after = now + time::Duration::days(365 * NODE_YEARS);
+        params.serial_number = Some(random_serial());
+        params.use_authority_key_identifier_extension = true;
+        let cert = params.signed_by(&key, &self.issuer).map_err(gen_err)?;
+        Ok(Issued {
+            cert_der: cert.der().to_vec(),
+            key_pkcs8: Zeroizing::new(key.serialize_der()),
+        })
+    }
+}
+
+/// The node id a node certificate names, if it names exactly one.
+pub fn node_id_of(cert_der: &[u8]) -> Option<u64> {
+    let (_, cert) = X509Certificate::from_der(cert_der).ok()?;
+    let san = cert.subject_alternative_name().ok()??;
+    let mut ids = san.value.general_names.iter().filter_map(|n| match n {
+        GeneralName::URI(uri) => uri.strip_prefix(NODE_URI_PREFIX)?.parse::<u64>().ok(),
+        _ => None,
+    });
+    let id = ids.next()?;
+    ids.next().is_none().then_some(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle::cert::parse_cert;
+
+    /// A node certificate is signed by the cluster CA, names its node, and its key matches.
+    #[test]
+    fn node_certificates_are_issued_by_the_ca_and_name_the_node() {
+        let ca = ClusterCa::generate("test").unwrap();
+        let node = ca
+            .issue_node_cert(7, &["127.0.0.1".into(), "node7.example".into()])
+            .unwrap();
+        assert_eq!(node_id_of(&node.cert_der), Some(7));
+        let leaf = parse_cert(&node.cert_der).unwrap();
+        let root = parse_cert(ca.cert_der()).unwrap();
+        assert!(leaf.is_signed_by(&root));
+        assert!(root.is_ca && !leaf.is_ca);
+        assert_eq!(leaf.ip_addresses, ["127.0.0.1"]);
+        let key = crate::bundle::PrivateKey::from_pkcs8_der(&node.key_pkcs8).unwrap();
+        assert_eq!(key.spki(), leaf.spki.as_slice());
+    }
+
+    /// A CA reloaded from its stored certificate and key issues certificates that chain to it.
+    #[test]
+    fn reloaded_ca_keeps_issuing_under_the_same_identity() {
+        let ca = ClusterCa::generate("c1").unwrap();
+        let again = ClusterCa::load(
+            "c1",
+            ca.cert_der().to_vec(),
+            Zeroizing::new(ca.key_pkcs8().to_vec()),
+        )
+        .unwrap();
+        assert_eq!(again.fingerprint(), ca.fingerprint());
+        let node = again.issue_node_cert(2, &[]).unwrap();
+        assert!(parse_cert(&node.cert_der)
+            .unwrap()
+            .is_signed_by(&parse_cert(ca.cert_der()).unwrap()));
+    }
+
+    /// Certificates without exactly one node URI do not name a node.
+    #[test]
+    fn only_node_certificates_name_a_node() {
+        let ca = ClusterCa::generate("c").unwrap();
+        assert_eq!(node_id_of(ca.cert_der()), None);
+        assert_eq!(node_id_of(b"not a certificate"), None);
+    }
+
+    /// Debug output carries no key material.
+    #[test]
+    fn debug_redacts_keys() {
+        let ca = ClusterCa::generate("c").unwrap();
+        let node = ca.issue_node_cert(1, &[]).unwrap();
+        let shown = format!("{ca:?} {node:?}");
+        assert!(
+            shown.contains("redacted") && !shown.contains(&hex::encode(&node.key_pkcs8[40..56]))
+        );
+    }
+}
