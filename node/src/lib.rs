@@ -8,8 +8,18 @@
 //! Replication (openraft), the admin API and the SNI serving plane land in later issues,
 //! each in its own module that depends on `bundle`, never the other way round.
 
+pub mod api;
+pub mod backup;
 pub mod bundle;
+#[cfg(feature = "server")]
+pub mod config;
+#[cfg(feature = "server")]
+pub mod datadir;
+#[cfg(feature = "server")]
+pub mod http;
 pub mod inventory;
+#[cfg(feature = "server")]
+pub mod node;
 #[cfg(feature = "server")]
 pub mod pki;
 #[cfg(feature = "server")]

@@ -1,26 +1,172 @@
 //! `certraft-node`: the appliance daemon.
-//!
-//! This build carries the bundle engine only; `run`, `recover` and `admin-token` arrive with
-//! the replicated inventory (see ARCHITECTURE.md).
 
-use clap::Parser;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use certraft::config::{LogFormat, RunArgs};
+use certraft::datadir::{new_admin_token, token_hash, DataDir};
+use certraft::raft::NodeInfo;
 
 /// certraft appliance node: keeps the replicated TLS certificate inventory and serves the
 /// right certificate per SNI.
 ///
-/// This build contains the bundle engine (formats, validation, sealing, export) used by
-/// `certraft inspect`. The node runtime (`certraft-node run`, clustering, serving) is not
-/// part of this build yet.
+/// Quick start (one node, everything in ./certraft-data):
+///   certraft-node run
+///   certraft cert list            # on the same machine: uses ./certraft-data
+///
+/// Add a node to a cluster:
+///   certraft cluster join-token --role voter           # on a member; prints crj1....
+///   certraft-node run --data-dir /var/lib/certraft2 --admin 127.0.0.1:9453 \
+///     --cluster 127.0.0.1:9454 --serve 127.0.0.1:8453 \
+///     --join https://127.0.0.1:9443 --join-token crj1....
 #[derive(Parser, Debug)]
-#[command(name = "certraft-node", version, about, long_about)]
-struct Cli {}
+#[command(name = "certraft-node", version, about, long_about, verbatim_doc_comment)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
 
-fn main() {
-    let _cli = Cli::parse();
-    eprintln!(
-        "certraft-node {}: the node runtime is not part of this build yet; \
-         use `certraft inspect FILE...` to check bundles (see `certraft-node --help`)",
-        env!("CARGO_PKG_VERSION")
-    );
-    std::process::exit(2);
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run the node. With an empty data dir and no --join it bootstraps a one-node cluster
+    /// (cluster CA, data key, node certificate, first admin token printed once and written
+    /// to DATA/admin.token). With --join it joins an existing cluster. Restarting with the
+    /// same data dir resumes; no flag is needed. SIGTERM stops it gracefully.
+    ///
+    /// Options come from flags, then CERTRAFT_* environment variables, then --config FILE.
+    Run(RunArgs),
+    /// Break-glass when a majority of voters is permanently lost: make this (stopped) node a
+    /// one-node cluster that keeps every entry it holds. Start it afterwards with `run`, then
+    /// add fresh nodes with join tokens. The lost nodes must never be restarted with their old
+    /// data dirs.
+    Recover {
+        #[arg(long, value_name = "DIR", default_value = "certraft-data")]
+        data_dir: PathBuf,
+        /// Required: confirms that the other voters are gone for good.
+        #[arg(long)]
+        force_single_node: bool,
+    },
+    /// Offline: make a new admin token when every token is lost. Writes it to
+    /// DATA/admin.token (0600) and prints it; the node replicates it when it next runs as
+    /// leader (run it on the leader, or on a single node). The node must be stopped.
+    AdminToken {
+        #[arg(long, value_name = "DIR", default_value = "certraft-data")]
+        data_dir: PathBuf,
+        /// Name recorded as the actor of everything done with this token.
+        #[arg(long, default_value = "recovered-admin")]
+        name: String,
+    },
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CERTRAFT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Human => builder.init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Cmd::Run(args) => {
+            let config = match args.resolve() {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            init_logs(config.log_format);
+            let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match rt.block_on(certraft::node::run(config, CancellationToken::new())) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = %e, "certraft-node stopped with an error");
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Cmd::Recover {
+            data_dir,
+            force_single_node,
+        } => {
+            if !force_single_node {
+                eprintln!("error: recover rewrites the cluster membership; pass --force-single-node to confirm the other voters are gone for good");
+                return ExitCode::from(2);
+            }
+            let dd = DataDir::new(&data_dir);
+            let identity = match dd.identity() {
+                Ok(i) => i,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let info = NodeInfo {
+                cluster_addr: String::new(),
+                admin_addr: String::new(),
+                role: Some(identity.role),
+            };
+            match certraft::store::force_single_node(&dd.raft_path(), identity.node_id, info) {
+                Ok(r) => {
+                    println!(
+                        "node {} is now a one-node cluster with {} bundles (log index {}); start it with `certraft-node run --data-dir {}`",
+                        identity.node_id,
+                        r.bundles,
+                        r.last_index.map(|i| i.to_string()).unwrap_or_else(|| "none".into()),
+                        data_dir.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Cmd::AdminToken { data_dir, name } => {
+            let dd = DataDir::new(&data_dir);
+            if !dd.is_initialized() {
+                eprintln!("error: {} holds no certraft node; pass --data-dir of an existing node", data_dir.display());
+                return ExitCode::FAILURE;
+            }
+            if let Err(e) = certraft::store::open(&dd.raft_path()) {
+                eprintln!("error: {e}; stop certraft-node before making a token offline");
+                return ExitCode::FAILURE;
+            }
+            let token = new_admin_token();
+            let result = dd
+                .write_pending_admin_token(&name, &token_hash(&token))
+                .and_then(|_| dd.write_admin_token(&token));
+            match result {
+                Ok(path) => {
+                    println!("{}", token.as_str());
+                    eprintln!(
+                        "wrote {}; it becomes valid when this node next runs as leader",
+                        path.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
 }

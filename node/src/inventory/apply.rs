@@ -177,8 +177,10 @@ fn apply_command(inv: &mut Inventory, req: &Request) -> Response {
         }
         Command::ConsumeJoinToken {
             secret_sha256,
-            node_id,
+            requested,
+            floor,
         } => {
+            let node_id = requested.unwrap_or(inv.highest_node_id.max(*floor) + 1);
             let token = inv
                 .join_tokens
                 .iter_mut()
@@ -188,8 +190,57 @@ fn apply_command(inv: &mut Inventory, req: &Request) -> Response {
                         && t.expires_at >= req.at
                 })
                 .ok_or(Refusal::JoinTokenInvalid)?;
-            token.used_by = Some(*node_id);
-            Ok(Outcome::JoinTokenConsumed { role: token.role })
+            token.used_by = Some(node_id);
+            let role = token.role;
+            inv.highest_node_id = inv.highest_node_id.max(node_id);
+            Ok(Outcome::JoinTokenConsumed { role, node_id })
+        }
+        Command::CreateAdminToken { token } => {
+            if !valid_name(&token.name) {
+                return Err(Refusal::InvalidName {
+                    name: token.name.clone(),
+                });
+            }
+            inv.admin_tokens.retain(|t| t.name != token.name);
+            inv.admin_tokens.push(token.clone());
+            Ok(Outcome::AdminTokenCreated {
+                name: token.name.clone(),
+            })
+        }
+        Command::Restore { bundles, default } => {
+            let mut restored = Vec::new();
+            let mut already_present = Vec::new();
+            for b in bundles {
+                if !valid_name(&b.name) {
+                    return Err(Refusal::InvalidName {
+                        name: b.name.clone(),
+                    });
+                }
+                if let Some(existing) = inv.by_id(&b.sealed.id) {
+                    already_present.push(existing.name.clone());
+                } else if let Some(existing) = inv.bundles.get(&b.name) {
+                    return Err(Refusal::NameTaken {
+                        name: b.name.clone(),
+                        existing: short(&existing.id()),
+                    });
+                } else {
+                    restored.push(b.name.clone());
+                }
+            }
+            for b in bundles {
+                if restored.contains(&b.name) {
+                    inv.bundles.insert(b.name.clone(), stored(b, req));
+                }
+            }
+            if inv.default.is_none() {
+                if let Some(d) = default.as_ref().filter(|d| inv.bundles.contains_key(*d)) {
+                    inv.default = Some(d.clone());
+                }
+            }
+            Ok(Outcome::Restored {
+                restored,
+                already_present,
+            })
         }
     }
 }

@@ -109,6 +109,16 @@ pub struct JoinToken {
     pub used_by: Option<u64>,
 }
 
+/// An admin API bearer token, stored only as the SHA-256 of its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminToken {
+    /// Recorded as the actor of every mutation made with the token.
+    pub name: String,
+    pub secret_sha256: [u8; 32],
+    pub created_at: i64,
+    pub created_by: String,
+}
+
 /// Overrides for the refusals an operator may waive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum Force {
@@ -140,9 +150,21 @@ pub enum Command {
     CreateJoinToken {
         token: JoinToken,
     },
+    /// Uses a join token and allocates the joiner's node id: `requested`, or one above both
+    /// every id handed out before and `floor` (the highest member id the proposer knows).
     ConsumeJoinToken {
         secret_sha256: [u8; 32],
-        node_id: u64,
+        requested: Option<u64>,
+        floor: u64,
+    },
+    CreateAdminToken {
+        token: AdminToken,
+    },
+    /// Restores a backup in one step: bundles already present (by id) are skipped; a name
+    /// held by a different bundle refuses the whole restore.
+    Restore {
+        bundles: Vec<NewBundle>,
+        default: Option<String>,
     },
 }
 
@@ -177,8 +199,13 @@ impl Command {
                     token.role, token.expires_at
                 )
             }
-            Command::ConsumeJoinToken { node_id, .. } => {
-                format!("join token used by node {node_id}")
+            Command::ConsumeJoinToken { requested, .. } => match requested {
+                Some(id) => format!("join token used by node {id}"),
+                None => "join token used by a new node".into(),
+            },
+            Command::CreateAdminToken { token } => format!("create admin token {}", token.name),
+            Command::Restore { bundles, .. } => {
+                format!("restore backup of {} bundles", bundles.len())
             }
         }
     }
@@ -266,6 +293,14 @@ pub enum Outcome {
     JoinTokenCreated,
     JoinTokenConsumed {
         role: NodeRole,
+        node_id: u64,
+    },
+    AdminTokenCreated {
+        name: String,
+    },
+    Restored {
+        restored: Vec<String>,
+        already_present: Vec<String>,
     },
 }
 
@@ -291,6 +326,11 @@ pub struct Inventory {
     pub bundles: BTreeMap<String, StoredBundle>,
     pub default: Option<String>,
     pub join_tokens: Vec<JoinToken>,
+    #[serde(default)]
+    pub admin_tokens: Vec<AdminToken>,
+    /// The highest node id a join token has handed out.
+    #[serde(default)]
+    pub highest_node_id: u64,
     pub audit: Vec<AuditRecord>,
 }
 
@@ -298,6 +338,31 @@ impl Inventory {
     /// The bundle with this id, if any, whatever its name.
     pub fn by_id(&self, id: &[u8; 32]) -> Option<&StoredBundle> {
         self.bundles.values().find(|b| &b.sealed.id == id)
+    }
+
+    /// The admin token whose secret hashes to `sha256`, if any.
+    pub fn admin_token(&self, sha256: &[u8; 32]) -> Option<&AdminToken> {
+        self.admin_tokens.iter().find(|t| &t.secret_sha256 == sha256)
+    }
+
+    /// The bundle SPEC §4 serves for `host` now: an exact name beats a wildcard; among
+    /// several, currently valid first, then the latest not-after. `None`: the default applies.
+    pub fn serving(&self, host: &str, now: i64) -> Option<&str> {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        let rank = |b: &StoredBundle| {
+            let exact = b
+                .meta
+                .hostnames
+                .iter()
+                .any(|h| !h.starts_with("*.") && hostname_matches(h, &host));
+            let valid = b.meta.not_before <= now && now <= b.meta.not_after;
+            (exact, valid, b.meta.not_after)
+        };
+        self.bundles
+            .values()
+            .filter(|b| b.status == BundleStatus::Active && b.meta.covers(&host))
+            .max_by_key(|b| rank(b))
+            .map(|b| b.name.as_str())
     }
 
     /// Active bundles other than `except` that cover `host`.

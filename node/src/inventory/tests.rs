@@ -245,16 +245,18 @@ fn join_tokens_are_single_use_and_expire() {
         }),
     )
     .unwrap();
-    let consume = |secret, node_id| {
+    let consume = |secret, requested: u64| {
         req(Command::ConsumeJoinToken {
             secret_sha256: [secret; 32],
-            node_id,
+            requested: Some(requested),
+            floor: 1,
         })
     };
     assert_eq!(
         apply(&mut inv, &consume(1, 4)),
         Ok(Outcome::JoinTokenConsumed {
-            role: NodeRole::Learner
+            role: NodeRole::Learner,
+            node_id: 4
         })
     );
     assert_eq!(
@@ -389,4 +391,65 @@ fn entry_and_snapshot_formats_round_trip() {
     for n in 1..bytes.len() {
         assert!(decode_request(&bytes[..n]).is_err(), "truncated at {n}");
     }
+}
+
+/// Join tokens hand out distinct node ids above every member the proposer knows and every
+/// id handed out before, even when two joins race with the same `floor`.
+#[test]
+fn join_tokens_allocate_distinct_node_ids() {
+    let mut inv = Inventory::default();
+    let token = |secret: u8, expires_at| JoinToken {
+        secret_sha256: [secret; 32],
+        role: NodeRole::Voter,
+        expires_at,
+        created_by: "admin".into(),
+        used_by: None,
+    };
+    for secret in [1u8, 2, 3] {
+        apply(
+            &mut inv,
+            &req(Command::CreateJoinToken {
+                token: token(secret, 1_700_000_100),
+            }),
+        )
+        .unwrap();
+    }
+    let consume = |secret| {
+        req(Command::ConsumeJoinToken {
+            secret_sha256: [secret; 32],
+            requested: None,
+            floor: 3,
+        })
+    };
+    let id = |r: Response| match r {
+        Ok(Outcome::JoinTokenConsumed { node_id, .. }) => node_id,
+        other => panic!("unexpected {other:?}"),
+    };
+    assert_eq!(id(apply(&mut inv, &consume(1))), 4);
+    assert_eq!(id(apply(&mut inv, &consume(2))), 5);
+    assert_eq!(inv.highest_node_id, 5);
+}
+
+/// Admin tokens are found by the hash of their secret; a new token with the same name
+/// replaces the old one; an invalid name is refused.
+#[test]
+fn admin_tokens_are_kept_by_hash_and_replaced_by_name() {
+    let mut inv = Inventory::default();
+    let tok = |name: &str, secret: u8| {
+        req(Command::CreateAdminToken {
+            token: AdminToken {
+                name: name.into(),
+                secret_sha256: [secret; 32],
+                created_at: 1,
+                created_by: "bootstrap".into(),
+            },
+        })
+    };
+    apply(&mut inv, &tok("admin", 1)).unwrap();
+    assert_eq!(inv.admin_token(&[1; 32]).unwrap().name, "admin");
+    apply(&mut inv, &tok("admin", 2)).unwrap();
+    assert!(inv.admin_token(&[1; 32]).is_none(), "replaced");
+    assert!(inv.admin_token(&[2; 32]).is_some());
+    assert_eq!(code(apply(&mut inv, &tok("bad name", 3))), "invalid_name");
+    assert_eq!(inv.admin_tokens.len(), 1);
 }

@@ -1,10 +1,14 @@
 //! Raft wiring: the openraft type configuration and what a member is.
 //!
-//! Transport (mutual TLS on the cluster port) and membership management build on this.
+//! - [`tls`]: mutual TLS on the cluster port, admitting only current members' certificates.
+//! - [`network`]: Raft RPC over that TLS (client and server side).
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+
+pub mod network;
+pub mod tls;
 
 use crate::inventory::{NodeRole, Request, Response};
 
@@ -49,3 +53,4 @@ pub type StoredMembership = openraft::StoredMembership<NodeId, NodeInfo>;
 pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, NodeInfo>;
 pub type Snapshot = openraft::Snapshot<TypeConfig>;
 pub type Vote = openraft::Vote<NodeId>;
+pub type Raft = openraft::Raft<TypeConfig>;

@@ -406,6 +406,84 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     }
 }
 
+/// What `recover --force-single-node` did.
+#[derive(Debug)]
+pub struct Recovered {
+    pub last_index: Option<u64>,
+    pub bundles: usize,
+}
+
+/// Break-glass: rewrites the store so this node is the only voter, keeping every entry it
+/// holds. Entries in its log are treated as committed (as a newly elected leader would);
+/// the inventory is rebuilt from the snapshot plus the log, written as a new snapshot whose
+/// membership is `{node_id}`, and the log is emptied behind it. The node must not be running.
+pub fn force_single_node(
+    path: &Path,
+    node_id: u64,
+    info: crate::raft::NodeInfo,
+) -> Result<Recovered, OpenStoreError> {
+    let fail = |e: &dyn std::fmt::Display| OpenStoreError::Database {
+        path: path.display().to_string(),
+        detail: e.to_string(),
+    };
+    let (_log, sm) = open(path)?;
+    let db = sm.db.clone();
+    let (mut last, mut inventory) = {
+        let st = sm.state.read().expect("state lock poisoned");
+        (st.last_applied, (*st.inventory).clone())
+    };
+    let entries: Vec<Entry> = (|| -> Result<Vec<Entry>, AnyError> {
+        let tx = db.begin_read().map_err(any)?;
+        let table = tx.open_table(LOGS).map_err(any)?;
+        let mut out = Vec::new();
+        for item in table.iter().map_err(any)? {
+            let (_, v) = item.map_err(any)?;
+            out.push(decode(v.value())?);
+        }
+        Ok(out)
+    })()
+    .map_err(|e| fail(&e))?;
+    for entry in entries {
+        if last.is_some_and(|l| entry.log_id.index <= l.index) {
+            continue;
+        }
+        if let EntryPayload::Normal(ref req) = entry.payload {
+            let _refusal_is_audited = apply(&mut inventory, req);
+        }
+        last = Some(entry.log_id);
+    }
+    let vote: Option<Vote> = meta_get(&db, KEY_VOTE).map_err(|e| fail(&e))?;
+    let term = vote.map(|v| v.leader_id().term).unwrap_or(0).max(last.map(|l| l.leader_id.term).unwrap_or(0));
+    let membership = openraft::Membership::new(
+        vec![[node_id].into_iter().collect()],
+        std::collections::BTreeMap::from([(node_id, info)]),
+    );
+    let meta = SnapshotMeta {
+        last_log_id: last,
+        last_membership: StoredMembership::new(last, membership),
+        snapshot_id: format!("recovered-{}", last.map(|l| l.index).unwrap_or(0)),
+    };
+    let stored = StoredSnapshot {
+        meta,
+        data: encode_snapshot(&inventory),
+    };
+    let tx = db.begin_write().map_err(|e| fail(&e))?;
+    {
+        let mut table = tx.open_table(LOGS).map_err(|e| fail(&e))?;
+        table.retain(|_, _| false).map_err(|e| fail(&e))?;
+        let mut m = tx.open_table(META).map_err(|e| fail(&e))?;
+        m.insert(KEY_SNAPSHOT, encode(&stored).as_slice()).map_err(|e| fail(&e))?;
+        m.insert(KEY_LAST_PURGED, encode(&last).as_slice()).map_err(|e| fail(&e))?;
+        m.insert(KEY_COMMITTED, encode(&last).as_slice()).map_err(|e| fail(&e))?;
+        m.insert(KEY_VOTE, encode(&Vote::new(term, node_id)).as_slice()).map_err(|e| fail(&e))?;
+    }
+    tx.commit().map_err(|e| fail(&e))?;
+    Ok(Recovered {
+        last_index: last.map(|l| l.index),
+        bundles: inventory.bundles.len(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use openraft::testing::{StoreBuilder, Suite};

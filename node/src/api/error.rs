@@ -1,0 +1,139 @@
+//! The one mapping from what went wrong to an HTTP answer: 4xx carry their message and hint,
+//! 5xx are logged here and answered generically.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use super::dto::{ApiError, ErrorBody};
+use crate::bundle::{AssembleError, ExportError, FormatError, OpenError};
+use crate::inventory::Refusal;
+
+#[derive(Debug)]
+pub enum AppError {
+    /// 401: no token, or not a valid one.
+    Unauthorized(String),
+    /// 400: the request itself is malformed.
+    BadRequest {
+        code: &'static str,
+        message: String,
+        hint: Option<String>,
+    },
+    /// 422: the files do not make a valid bundle.
+    Invalid {
+        code: &'static str,
+        message: String,
+    },
+    /// 404 / 409: the inventory's rules refused the change.
+    Refused(Refusal),
+    /// 503: no leader known, or leadership changed mid-request; retry.
+    NoLeader(String),
+    /// 504: the cluster did not answer within the deadline.
+    Timeout(String),
+    /// 500: this node is broken; details go to the log only.
+    Internal(String),
+}
+
+impl AppError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        AppError::BadRequest {
+            code,
+            message: message.into(),
+            hint: None,
+        }
+    }
+}
+
+impl From<FormatError> for AppError {
+    fn from(e: FormatError) -> Self {
+        AppError::Invalid {
+            code: e.code(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<AssembleError> for AppError {
+    fn from(e: AssembleError) -> Self {
+        AppError::Invalid {
+            code: e.code(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<ExportError> for AppError {
+    fn from(e: ExportError) -> Self {
+        AppError::bad_request(e.code(), e.to_string())
+    }
+}
+
+impl From<OpenError> for AppError {
+    fn from(e: OpenError) -> Self {
+        AppError::Internal(format!("sealed bundle did not open: {e}"))
+    }
+}
+
+impl From<Refusal> for AppError {
+    fn from(r: Refusal) -> Self {
+        AppError::Refused(r)
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, code, message, hint): (StatusCode, &str, String, Option<String>) = match self
+        {
+            AppError::Unauthorized(m) => (
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                m,
+                Some("pass --token-file with a token from DATA/admin.token, or run `certraft-node admin-token` on a node".into()),
+            ),
+            AppError::BadRequest {
+                code,
+                message,
+                hint,
+            } => (StatusCode::BAD_REQUEST, code, message, hint),
+            AppError::Invalid { code, message } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, code, message, Some("`certraft inspect FILE...` shows what the files contain".into()))
+            }
+            AppError::Refused(r) => {
+                let status = match r {
+                    Refusal::NotFound { .. } => StatusCode::NOT_FOUND,
+                    _ => StatusCode::CONFLICT,
+                };
+                (status, r.code(), r.to_string(), None)
+            }
+            AppError::NoLeader(m) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no_leader",
+                m,
+                Some("a majority of voters must be up; check `certraft cluster status` and retry".into()),
+            ),
+            AppError::Timeout(m) => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "timeout",
+                m,
+                Some("the cluster did not answer in time; check `certraft cluster status` and retry".into()),
+            ),
+            AppError::Internal(detail) => {
+                tracing::error!(%detail, "internal error answering an admin request");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "this node failed to handle the request; see its log".into(),
+                    None,
+                )
+            }
+        };
+        let body = ErrorBody {
+            error: ApiError {
+                code: code.to_string(),
+                message,
+                hint,
+            },
+        };
+        (status, Json(body)).into_response()
+    }
+}

@@ -1,0 +1,943 @@
+//! The admin API router (SPEC §5) and its handlers.
+//!
+//! Every `/api/v1` route except `GET /trust` and `POST /cluster/join` needs a bearer token.
+//! A node that is not the leader checks that a token is present, then proxies the request to
+//! the leader's admin port (marked `x-certraft-forwarded`, so a request hops at most once);
+//! handlers therefore always run on the leader: writes go straight to `client_write`, reads
+//! first pass `ensure_linearizable`. The token itself is checked on the leader against the
+//! replicated token hashes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::ChangeMembers;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use super::dto::*;
+use super::error::AppError;
+use crate::bundle::assemble::fmt_time;
+use crate::bundle::{
+    assemble, export_pem, export_pkcs12, AssembleOptions, Bundle, Keyring, ParsedFile, Passphrase,
+    Pkcs12Profile,
+};
+use crate::config::JoinToken as JoinTokenText;
+use crate::datadir::{random_hex, token_hash};
+use crate::inventory::{
+    BundleMeta, BundleStatus, Command, Inventory, JoinToken, NewBundle, NodeRole, Outcome, Request,
+    StoredBundle, REQUEST_VERSION,
+};
+use crate::pki::ClusterCa;
+use crate::raft::{NodeInfo, Raft};
+use crate::store::StateMachineStore;
+
+const FORWARDED: &str = "x-certraft-forwarded";
+
+/// Everything the handlers share.
+pub struct AppState {
+    pub raft: Raft,
+    pub sm: StateMachineStore,
+    pub keyring: Arc<Keyring>,
+    pub ca: Arc<ClusterCa>,
+    pub cluster_id: String,
+    pub node_id: u64,
+    /// A client of other nodes' admin ports, trusting only the cluster CA.
+    pub peers: reqwest::Client,
+    /// How long a request may wait for a leader or a commit.
+    pub timeout: Duration,
+}
+
+type S = Arc<AppState>;
+
+/// Who made a request: the admin token's name.
+#[derive(Debug, Clone)]
+struct Actor(String);
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+pub fn router(state: S) -> Router {
+    let authed = Router::new()
+        .route("/certs", get(list_certs).post(import))
+        .route("/certs/{name}", get(show_cert).delete(remove_cert))
+        .route("/certs/{name}/export", post(export))
+        .route("/certs/{name}/rotate", post(rotate))
+        .route("/default", get(get_default).put(set_default))
+        .route("/audit", get(audit))
+        .route("/cluster", get(cluster_status))
+        .route("/cluster/join-tokens", post(create_join_token))
+        .route("/cluster/nodes/{id}", axum::routing::delete(remove_node))
+        .route("/backup", post(backup))
+        .route("/backup/restore", post(restore))
+        .route_layer(middleware::from_fn_with_state(state.clone(), check_token))
+        .route_layer(middleware::from_fn_with_state(state.clone(), on_leader))
+        .route_layer(middleware::from_fn(require_bearer));
+    let join = Router::new()
+        .route("/cluster/join", post(join))
+        .route_layer(middleware::from_fn_with_state(state.clone(), on_leader));
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/api/v1/trust", get(trust))
+        .nest("/api/v1", authed.merge(join))
+        .fallback(|| async {
+            AppError::BadRequest {
+                code: "no_such_route",
+                message: "no such API route".into(),
+                hint: Some("see the route table in ARCHITECTURE.md or `certraft --help`".into()),
+            }
+        })
+        .layer(axum::extract::DefaultBodyLimit::max(16 << 20))
+        .with_state(state)
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get("authorization")?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+async fn require_bearer(req: axum::extract::Request, next: Next) -> Response {
+    if bearer(req.headers()).is_none() {
+        return AppError::Unauthorized("this route needs `Authorization: Bearer <admin token>`".into())
+            .into_response();
+    }
+    next.run(req).await
+}
+
+async fn check_token(State(st): State<S>, mut req: axum::extract::Request, next: Next) -> Response {
+    let hash = bearer(req.headers()).map(token_hash);
+    let inv = st.sm.inventory();
+    match hash.and_then(|h| inv.admin_token(&h)) {
+        Some(t) => {
+            req.extensions_mut().insert(Actor(t.name.clone()));
+            next.run(req).await
+        }
+        None => AppError::Unauthorized("the admin token is not valid for this cluster".into())
+            .into_response(),
+    }
+}
+
+impl AppState {
+    /// The leader's id and admin address, waiting up to the deadline for one to be known.
+    async fn leader(&self, deadline: Instant) -> Result<(u64, Option<NodeInfo>), AppError> {
+        let mut rx = self.raft.metrics();
+        loop {
+            {
+                let m = rx.borrow_and_update();
+                if let Some(id) = m.current_leader {
+                    let node = m.membership_config.membership().get_node(&id).cloned();
+                    return Ok((id, node));
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if tokio::time::timeout(left, rx.changed()).await.is_err() || left.is_zero() {
+                return Err(AppError::NoLeader(format!(
+                    "node {} knows no leader after {:?}",
+                    self.node_id, self.timeout
+                )));
+            }
+        }
+    }
+
+    /// Commits one request on the leader and returns what `apply` answered.
+    async fn propose(&self, actor: &str, command: Command) -> Result<(Outcome, u64), AppError> {
+        let req = Request {
+            version: REQUEST_VERSION,
+            actor: actor.to_string(),
+            at: now(),
+            command,
+        };
+        let write = tokio::time::timeout(self.timeout, self.raft.client_write(req)).await;
+        let resp = match write {
+            Err(_) => {
+                return Err(AppError::Timeout(format!(
+                    "no majority acknowledged the change within {:?}",
+                    self.timeout
+                )))
+            }
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+                return Err(AppError::NoLeader(format!(
+                    "leadership moved to {:?} during the request",
+                    f.leader_id
+                )))
+            }
+            Ok(Err(e)) => return Err(AppError::NoLeader(e.to_string())),
+            Ok(Ok(resp)) => resp,
+        };
+        match resp.data {
+            Some(Ok(outcome)) => Ok((outcome, resp.log_id.index)),
+            Some(Err(refusal)) => Err(AppError::Refused(refusal)),
+            None => Err(AppError::Internal("a command entry answered nothing".into())),
+        }
+    }
+
+    /// Linearizable read: confirms leadership with a quorum and waits until applied.
+    async fn read_barrier(&self) -> Result<Arc<Inventory>, AppError> {
+        match tokio::time::timeout(self.timeout, self.raft.ensure_linearizable()).await {
+            Err(_) => Err(AppError::Timeout(format!(
+                "a majority did not confirm the leader within {:?}",
+                self.timeout
+            ))),
+            Ok(Err(e)) => Err(AppError::NoLeader(e.to_string())),
+            Ok(Ok(_)) => Ok(self.sm.inventory()),
+        }
+    }
+}
+
+/// Runs the route here on the leader, or proxies it to the leader.
+async fn on_leader(State(st): State<S>, req: axum::extract::Request, next: Next) -> Response {
+    let deadline = Instant::now() + st.timeout;
+    let me = st.node_id;
+    let (leader, node) = match st.leader(deadline).await {
+        Ok(l) => l,
+        Err(e) => return e.into_response(),
+    };
+    if leader == me {
+        return next.run(req).await;
+    }
+    if req.headers().contains_key(FORWARDED) {
+        return AppError::NoLeader(format!(
+            "node {me} is not the leader (node {leader} is); the forwarding node retries"
+        ))
+        .into_response();
+    }
+    let (parts, body) = req.into_parts();
+    let body = match axum::body::to_bytes(body, 16 << 20).await {
+        Ok(b) => b,
+        Err(e) => return AppError::bad_request("body_too_large", e.to_string()).into_response(),
+    };
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let mut target = node;
+    loop {
+        let Some(info) = target.clone() else {
+            return AppError::NoLeader(format!("leader {leader} has no known address")).into_response();
+        };
+        match forward(&st, &parts.method, &parts.headers, &info.admin_addr, &path, body.clone()).await {
+            Ok(resp) if resp.status() != StatusCode::SERVICE_UNAVAILABLE => return resp,
+            Ok(resp) if Instant::now() >= deadline => return resp,
+            Err(e) if Instant::now() >= deadline => return e.into_response(),
+            _ => {}
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        match st.leader(deadline).await {
+            Ok((id, _)) if id == me => {
+                return AppError::NoLeader(format!("node {me} became the leader mid-request; retry"))
+                    .into_response()
+            }
+            Ok((_, n)) => target = n,
+            Err(e) => return e.into_response(),
+        }
+    }
+}
+
+async fn forward(
+    st: &AppState,
+    method: &Method,
+    headers: &HeaderMap,
+    admin_addr: &str,
+    path: &str,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    let url = format!("https://{admin_addr}{path}");
+    let mut req = st
+        .peers
+        .request(method.clone(), &url)
+        .header(FORWARDED, st.node_id.to_string())
+        .timeout(st.timeout)
+        .body(body);
+    for name in ["authorization", "content-type", "accept"] {
+        if let Some(v) = headers.get(name) {
+            req = req.header(name, v.clone());
+        }
+    }
+    let resp = req.send().await.map_err(|e| {
+        AppError::NoLeader(format!("cannot reach the leader at {admin_addr}: {e}"))
+    })?;
+    let status = resp.status();
+    let content_type = resp.headers().get("content-type").cloned();
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| AppError::NoLeader(format!("the leader at {admin_addr} broke off: {e}")))?;
+    let mut out = Response::new(Body::from(bytes));
+    *out.status_mut() = status;
+    if let Some(ct) = content_type {
+        out.headers_mut().insert("content-type", ct);
+    }
+    Ok(out)
+}
+
+async fn readyz(State(st): State<S>) -> Response {
+    let m = st.raft.metrics().borrow().clone();
+    match m.current_leader {
+        Some(leader) => (StatusCode::OK, format!("ready: leader is node {leader}\n")).into_response(),
+        None => (StatusCode::SERVICE_UNAVAILABLE, "not ready: no leader known\n").into_response(),
+    }
+}
+
+async fn trust(State(st): State<S>) -> Response {
+    let pem = pem::encode(&pem::Pem::new("CERTIFICATE", st.ca.cert_der().to_vec()));
+    (
+        [("content-type", HeaderValue::from_static("application/x-pem-file"))],
+        pem,
+    )
+        .into_response()
+}
+
+// ---- certificates ----------------------------------------------------------------------
+
+fn status_of(b: &StoredBundle, now: i64) -> &'static str {
+    match b.status {
+        BundleStatus::Retired => "retired",
+        BundleStatus::Active if b.meta.not_after < now => "expired",
+        BundleStatus::Active if b.meta.not_before > now => "not-yet-valid",
+        BundleStatus::Active => "active",
+    }
+}
+
+fn key_text(meta: &BundleMeta) -> String {
+    serde_json::to_value(meta.key)
+        .ok()
+        .and_then(|v| {
+            let alg = v.get("algorithm")?.as_str()?.to_string();
+            Some(match v.get("bits").and_then(|b| b.as_u64()) {
+                Some(bits) => format!("{alg}-{bits}"),
+                None => alg,
+            })
+        })
+        .unwrap_or_default()
+}
+
+fn summary(inv: &Inventory, b: &StoredBundle, now: i64) -> CertSummary {
+    CertSummary {
+        name: b.name.clone(),
+        id: hex::encode(b.id()),
+        hostnames: b.meta.hostnames.clone(),
+        subject: b.meta.subject.clone(),
+        issuer: b.meta.issuer.clone(),
+        not_before: fmt_time(b.meta.not_before),
+        not_after: fmt_time(b.meta.not_after),
+        not_after_unix: b.meta.not_after,
+        status: status_of(b, now).into(),
+        is_default: inv.default.as_deref() == Some(b.name.as_str()),
+        key: key_text(&b.meta),
+        completeness: serde_json::to_value(b.meta.completeness)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default(),
+        imported_at: fmt_time(b.imported_at),
+        imported_by: b.imported_by.clone(),
+    }
+}
+
+async fn list_certs(State(st): State<S>) -> Result<Json<CertList>, AppError> {
+    let inv = st.read_barrier().await?;
+    let now = now();
+    Ok(Json(CertList {
+        certs: inv.bundles.values().map(|b| summary(&inv, b, now)).collect(),
+        default: inv.default.clone(),
+    }))
+}
+
+fn find<'a>(inv: &'a Inventory, name: &str) -> Result<&'a StoredBundle, AppError> {
+    inv.bundles.get(name).ok_or_else(|| {
+        AppError::Refused(crate::inventory::Refusal::NotFound {
+            name: name.to_string(),
+        })
+    })
+}
+
+async fn show_cert(
+    State(st): State<S>,
+    Path(name): Path<String>,
+) -> Result<Json<CertDetail>, AppError> {
+    let inv = st.read_barrier().await?;
+    let b = find(&inv, &name)?;
+    let now = now();
+    let material = b.sealed.open(&st.keyring)?;
+    let mut chain = Vec::new();
+    let mut warnings = Vec::new();
+    for der in material.certs() {
+        if let Ok(c) = crate::bundle::cert::parse_cert(der) {
+            chain.push(ChainCert {
+                subject: c.subject.clone(),
+                issuer: c.issuer.clone(),
+                not_after: fmt_time(c.not_after),
+                sha256: c.sha256.clone(),
+            });
+        }
+    }
+    if b.meta.not_after < now + 30 * 86_400 && b.meta.not_after >= now {
+        warnings.push(format!("expires {}", fmt_time(b.meta.not_after)));
+    }
+    let serving = b
+        .meta
+        .hostnames
+        .iter()
+        .filter(|h| inv.serving(h, now) == Some(b.name.as_str()))
+        .cloned()
+        .collect();
+    Ok(Json(CertDetail {
+        summary: summary(&inv, b, now),
+        chain,
+        serving,
+        warnings,
+    }))
+}
+
+/// Parses and assembles uploaded files exactly as `certraft inspect` does.
+fn assemble_source(src: &BundleSource) -> Result<Bundle, AppError> {
+    if src.files.is_empty() {
+        return Err(AppError::bad_request(
+            "no_files",
+            "no files were uploaded; pass the certificate and key files",
+        ));
+    }
+    let passphrase = src.passphrase.as_ref().map(|p| Passphrase::new(p.as_str()));
+    let mut parsed: Vec<ParsedFile> = Vec::with_capacity(src.files.len());
+    for f in &src.files {
+        parsed.push(crate::bundle::parse_file(&f.name, &f.data, passphrase.as_ref())?);
+    }
+    let options = AssembleOptions {
+        allow_incomplete: src.allow_incomplete,
+        allow_expired: src.allow_expired,
+    };
+    Ok(assemble(parsed, options, now())?)
+}
+
+fn default_name(b: &Bundle) -> String {
+    let id = b.id().to_hex();
+    b.hostnames()
+        .into_iter()
+        .find(|h| crate::inventory::valid_name(h))
+        .unwrap_or_else(|| format!("bundle-{}", &id[..12]))
+}
+
+fn new_bundle(st: &AppState, bundle: &Bundle, name: String) -> NewBundle {
+    NewBundle {
+        name,
+        sealed: bundle.seal(&st.keyring),
+        meta: BundleMeta::of(bundle),
+    }
+}
+
+async fn import(
+    State(st): State<S>,
+    Extension(actor): Extension<Actor>,
+    Json(body): Json<ImportRequest>,
+) -> Result<Json<ImportResponse>, AppError> {
+    let bundle = assemble_source(&body.source)?;
+    let name = body.name.clone().unwrap_or_else(|| default_name(&bundle));
+    let warnings: Vec<String> = bundle.warnings().iter().map(|w| w.message.clone()).collect();
+    let mut resp = ImportResponse {
+        outcome: ImportOutcome::DryRun,
+        name: name.clone(),
+        id: bundle.id().to_hex(),
+        hostnames: bundle.hostnames(),
+        not_after: fmt_time(bundle.leaf().not_after),
+        completeness: serde_json::to_value(bundle.completeness())
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default(),
+        warnings,
+        index: None,
+    };
+    if body.dry_run {
+        let inv = st.read_barrier().await?;
+        if let Some(existing) = inv.by_id(&bundle.id().0) {
+            resp.name = existing.name.clone();
+            resp.outcome = ImportOutcome::AlreadyPresent;
+        } else if let Some(existing) = inv.bundles.get(&name) {
+            return Err(AppError::Refused(crate::inventory::Refusal::NameTaken {
+                name,
+                existing: hex::encode(&existing.id()[..6]),
+            }));
+        } else if !crate::inventory::valid_name(&name) {
+            return Err(AppError::Refused(crate::inventory::Refusal::InvalidName { name }));
+        }
+        return Ok(Json(resp));
+    }
+    let nb = new_bundle(&st, &bundle, name);
+    let (outcome, index) = st
+        .propose(
+            &actor.0,
+            Command::Import {
+                bundle: nb,
+                make_default: body.make_default,
+            },
+        )
+        .await?;
+    resp.index = Some(index);
+    match outcome {
+        Outcome::Imported { name, .. } => {
+            resp.outcome = ImportOutcome::Imported;
+            resp.name = name;
+        }
+        Outcome::AlreadyPresent { name, .. } => {
+            resp.outcome = ImportOutcome::AlreadyPresent;
+            resp.name = name;
+        }
+        other => return Err(AppError::Internal(format!("import answered {other:?}"))),
+    }
+    Ok(Json(resp))
+}
+
+async fn rotate(
+    State(st): State<S>,
+    Extension(actor): Extension<Actor>,
+    Path(old): Path<String>,
+    Json(body): Json<RotateRequest>,
+) -> Result<Json<RotateResponse>, AppError> {
+    let bundle = assemble_source(&body.source)?;
+    let name = body.name.clone().unwrap_or_else(|| old.clone());
+    let warnings = bundle.warnings().iter().map(|w| w.message.clone()).collect();
+    let id = bundle.id().to_hex();
+    let nb = new_bundle(&st, &bundle, name);
+    let force = if body.force {
+        crate::inventory::Force::Yes
+    } else {
+        crate::inventory::Force::No
+    };
+    let (outcome, index) = st
+        .propose(&actor.0, Command::Rotate { old, new: nb, force })
+        .await?;
+    match outcome {
+        Outcome::Rotated {
+            old,
+            retired_as,
+            new,
+        } => Ok(Json(RotateResponse {
+            old,
+            retired_as,
+            new,
+            id,
+            warnings,
+            index: Some(index),
+        })),
+        other => Err(AppError::Internal(format!("rotate answered {other:?}"))),
+    }
+}
+
+#[derive(Deserialize)]
+struct ForceQuery {
+    #[serde(default)]
+    force: bool,
+}
+
+async fn remove_cert(
+    State(st): State<S>,
+    Extension(actor): Extension<Actor>,
+    Path(name): Path<String>,
+    Query(q): Query<ForceQuery>,
+) -> Result<Json<Done>, AppError> {
+    let force = if q.force {
+        crate::inventory::Force::Yes
+    } else {
+        crate::inventory::Force::No
+    };
+    let (_, index) = st
+        .propose(&actor.0, Command::Remove { name: name.clone(), force })
+        .await?;
+    Ok(Json(Done {
+        message: format!("removed {name}"),
+        index: Some(index),
+    }))
+}
+
+async fn export(
+    State(st): State<S>,
+    Path(name): Path<String>,
+    Json(body): Json<ExportRequest>,
+) -> Result<Json<ExportResponse>, AppError> {
+    let inv = st.read_barrier().await?;
+    let b = find(&inv, &name)?;
+    let material = b.sealed.open(&st.keyring)?;
+    let parts = crate::bundle::ExportParts::from(&material);
+    let mut warnings = Vec::new();
+    let data = match body.format {
+        ExportFormat::Pem => export_pem(&parts).into_bytes(),
+        ExportFormat::P12 => {
+            let Some(p) = body.passphrase.as_ref() else {
+                return Err(AppError::BadRequest {
+                    code: "passphrase_required",
+                    message: "PKCS#12 export needs a passphrase".into(),
+                    hint: Some("pass --passphrase-file F or set CERTRAFT_PASSPHRASE".into()),
+                });
+            };
+            let passphrase = Passphrase::new(p.as_str());
+            let profile = if body.legacy {
+                warnings.push(crate::bundle::export::LEGACY_WARNING.to_string());
+                Pkcs12Profile::Legacy
+            } else {
+                Pkcs12Profile::Modern
+            };
+            // PBKDF2 at 600,000 iterations is CPU work: keep it off the async workers.
+            let parts_owned = (material.key_pkcs8().to_vec(), material.certs().to_vec());
+            let name2 = name.clone();
+            tokio::task::spawn_blocking(move || {
+                let key = Zeroizing::new(parts_owned.0);
+                let parts = crate::bundle::ExportParts {
+                    key_pkcs8: &key,
+                    certs: parts_owned.1.iter().map(Vec::as_slice).collect(),
+                };
+                export_pkcs12(&parts, &name2, &passphrase, profile)
+            })
+            .await
+            .map_err(|e| AppError::Internal(e.to_string()))??
+        }
+    };
+    Ok(Json(ExportResponse {
+        format: body.format,
+        data,
+        warnings,
+    }))
+}
+
+async fn get_default(State(st): State<S>) -> Result<Json<DefaultCert>, AppError> {
+    let inv = st.read_barrier().await?;
+    Ok(Json(DefaultCert {
+        default: inv.default.clone(),
+    }))
+}
+
+async fn set_default(
+    State(st): State<S>,
+    Extension(actor): Extension<Actor>,
+    Json(body): Json<SetDefault>,
+) -> Result<Json<DefaultCert>, AppError> {
+    st.propose(
+        &actor.0,
+        Command::SetDefault {
+            name: body.name.clone(),
+        },
+    )
+    .await?;
+    Ok(Json(DefaultCert {
+        default: Some(body.name),
+    }))
+}
+
+async fn audit(State(st): State<S>) -> Result<Json<AuditList>, AppError> {
+    let inv = st.read_barrier().await?;
+    Ok(Json(AuditList {
+        records: inv.audit.clone(),
+    }))
+}
+
+// ---- cluster ---------------------------------------------------------------------------
+
+fn role_text(role: Option<NodeRole>) -> String {
+    match role {
+        Some(NodeRole::Voter) | None => "voter",
+        Some(NodeRole::Learner) => "learner",
+        Some(NodeRole::Witness) => "witness",
+    }
+    .into()
+}
+
+async fn cluster_status(State(st): State<S>) -> Result<Json<ClusterStatus>, AppError> {
+    let m = st.raft.metrics().borrow().clone();
+    let membership = m.membership_config.membership();
+    let voters: Vec<u64> = membership.voter_ids().collect();
+    let last = m.last_log_index.unwrap_or(0);
+    let members = membership
+        .nodes()
+        .map(|(id, info)| {
+            let matched = m
+                .replication
+                .as_ref()
+                .and_then(|r| r.get(id).cloned())
+                .flatten()
+                .map(|l| l.index);
+            let health = if Some(*id) == m.current_leader {
+                "leader"
+            } else {
+                match (&m.replication, matched) {
+                    (None, _) => "unknown",
+                    (Some(_), None) => "unreachable",
+                    (Some(_), Some(i)) if last.saturating_sub(i) > 100 => "lagging",
+                    (Some(_), Some(_)) => "ok",
+                }
+            };
+            Member {
+                id: *id,
+                role: role_text(info.role),
+                voting: voters.contains(id),
+                cluster_addr: info.cluster_addr.clone(),
+                admin_addr: info.admin_addr.clone(),
+                matched,
+                health: health.into(),
+            }
+        })
+        .collect();
+    Ok(Json(ClusterStatus {
+        cluster_id: st.cluster_id.clone(),
+        node_id: st.node_id,
+        leader: m.current_leader,
+        term: m.current_term,
+        last_log_index: m.last_log_index,
+        last_applied: m.last_applied.map(|l| l.index),
+        committed: m.last_applied.map(|l| l.index),
+        members,
+        ca_fingerprint: st.ca.fingerprint_hex(),
+    }))
+}
+
+async fn create_join_token(
+    State(st): State<S>,
+    Extension(actor): Extension<Actor>,
+    Json(body): Json<JoinTokenRequest>,
+) -> Result<Json<JoinTokenResponse>, AppError> {
+    let ttl = body.ttl_secs.unwrap_or(3600);
+    if ttl == 0 || ttl > 7 * 86_400 {
+        return Err(AppError::bad_request(
+            "bad_ttl",
+            format!("--ttl {ttl}s is out of range: use 1s to 7d"),
+        ));
+    }
+    let secret = random_hex(24);
+    let expires_at = now() + ttl as i64;
+    st.propose(
+        &actor.0,
+        Command::CreateJoinToken {
+            token: JoinToken {
+                secret_sha256: token_hash(&secret),
+                role: body.role,
+                expires_at,
+                created_by: actor.0.clone(),
+                used_by: None,
+            },
+        },
+    )
+    .await?;
+    Ok(Json(JoinTokenResponse {
+        token: JoinTokenText::format(&secret, &st.ca.fingerprint()),
+        role: body.role,
+        expires_at: fmt_time(expires_at),
+    }))
+}
+
+async fn remove_node(
+    State(st): State<S>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<u64>,
+) -> Result<Json<Done>, AppError> {
+    let m = st.raft.metrics().borrow().clone();
+    let membership = m.membership_config.membership();
+    if membership.get_node(&id).is_none() {
+        return Err(AppError::BadRequest {
+            code: "not_a_member",
+            message: format!("node {id} is not a member of this cluster"),
+            hint: Some("`certraft cluster status` lists the members".into()),
+        });
+    }
+    let voters: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
+    if voters.contains(&id) && voters.len() == 1 {
+        return Err(AppError::bad_request(
+            "last_voter",
+            format!("node {id} is the only voter; removing it would leave no cluster"),
+        ));
+    }
+    let change = if voters.contains(&id) {
+        ChangeMembers::RemoveVoters([id].into())
+    } else {
+        ChangeMembers::RemoveNodes([id].into())
+    };
+    let resp = tokio::time::timeout(st.timeout, st.raft.change_membership(change, false))
+        .await
+        .map_err(|_| AppError::Timeout(format!("removing node {id} did not commit in time")))?
+        .map_err(|e| AppError::NoLeader(e.to_string()))?;
+    tracing::info!(node = id, by = %actor.0, "removed node from the cluster");
+    Ok(Json(Done {
+        message: format!("removed node {id}; its node certificate is no longer accepted"),
+        index: Some(resp.log_id.index),
+    }))
+}
+
+/// What a joining node sends, authenticated by the join token's secret.
+#[derive(Serialize, Deserialize)]
+pub struct JoinRequest {
+    pub secret: String,
+    pub node_id: Option<u64>,
+    pub role: Option<NodeRole>,
+    pub cluster_addr: String,
+    pub admin_addr: String,
+}
+
+/// What a joining node receives: its identity and the cluster's secrets. Only ever sent over
+/// TLS to a node that proved a join token, and sealed under its unseal key on arrival.
+#[derive(Serialize, Deserialize)]
+pub struct JoinGrant {
+    pub cluster_id: String,
+    pub node_id: u64,
+    pub role: NodeRole,
+    #[serde(with = "b64")]
+    pub ca_cert: Vec<u8>,
+    #[serde(with = "b64")]
+    pub ca_key: Vec<u8>,
+    #[serde(with = "b64")]
+    pub keyring: Vec<u8>,
+    #[serde(with = "b64")]
+    pub node_cert: Vec<u8>,
+    #[serde(with = "b64")]
+    pub node_key: Vec<u8>,
+    pub members: BTreeMap<u64, NodeInfo>,
+}
+
+fn host_of(addr: &str) -> String {
+    match addr.rsplit_once(':') {
+        Some((h, _)) => h.trim_start_matches('[').trim_end_matches(']').to_string(),
+        None => addr.to_string(),
+    }
+}
+
+async fn join(State(st): State<S>, Json(body): Json<JoinRequest>) -> Result<Json<JoinGrant>, AppError> {
+    let m = st.raft.metrics().borrow().clone();
+    let membership = m.membership_config.membership().clone();
+    if let Some(id) = body.node_id {
+        if membership.get_node(&id).is_some() {
+            return Err(AppError::bad_request(
+                "node_id_taken",
+                format!("node id {id} is already a member; pick another --node-id or leave it out"),
+            ));
+        }
+    }
+    let floor = membership.nodes().map(|(id, _)| *id).max().unwrap_or(0);
+    let (outcome, _) = st
+        .propose(
+            "join",
+            Command::ConsumeJoinToken {
+                secret_sha256: token_hash(&body.secret),
+                requested: body.node_id,
+                floor,
+            },
+        )
+        .await?;
+    let Outcome::JoinTokenConsumed { role: granted, node_id } = outcome else {
+        return Err(AppError::Internal(format!("join answered {outcome:?}")));
+    };
+    let role = match (granted, body.role) {
+        (r, None) => r,
+        (NodeRole::Voter, Some(asked)) => asked,
+        (r, Some(asked)) if r == asked => r,
+        (r, Some(asked)) => {
+            return Err(AppError::bad_request(
+                "role_not_allowed",
+                format!("the join token allows {} but --role {} was asked; create a token with `certraft cluster join-token --role {}`", role_text(Some(r)), role_text(Some(asked)), role_text(Some(asked))),
+            ))
+        }
+    };
+    let mut hosts = vec![host_of(&body.cluster_addr), host_of(&body.admin_addr)];
+    hosts.extend(["localhost".to_string(), "127.0.0.1".to_string()]);
+    hosts.sort();
+    hosts.dedup();
+    let issued = st
+        .ca
+        .issue_node_cert(node_id, &hosts)
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    let info = NodeInfo {
+        cluster_addr: body.cluster_addr.clone(),
+        admin_addr: body.admin_addr.clone(),
+        role: Some(role),
+    };
+    tokio::time::timeout(st.timeout, st.raft.add_learner(node_id, info.clone(), false))
+        .await
+        .map_err(|_| AppError::Timeout(format!("adding node {node_id} did not commit in time")))?
+        .map_err(|e| AppError::NoLeader(e.to_string()))?;
+    tracing::info!(node = node_id, role = %role_text(Some(role)), addr = %body.cluster_addr, "node joined as learner");
+    let mut members: BTreeMap<u64, NodeInfo> =
+        membership.nodes().map(|(id, n)| (*id, n.clone())).collect();
+    members.insert(node_id, info);
+    Ok(Json(JoinGrant {
+        cluster_id: st.cluster_id.clone(),
+        node_id,
+        role,
+        ca_cert: st.ca.cert_der().to_vec(),
+        ca_key: st.ca.key_pkcs8().to_vec(),
+        keyring: st.keyring.export_secret().to_vec(),
+        node_cert: issued.cert_der.clone(),
+        node_key: issued.key_pkcs8.to_vec(),
+        members,
+    }))
+}
+
+// ---- backup ----------------------------------------------------------------------------
+
+async fn backup(
+    State(st): State<S>,
+    Extension(actor): Extension<Actor>,
+    Json(body): Json<BackupRequest>,
+) -> Result<Json<BackupResponse>, AppError> {
+    let inv = st.read_barrier().await?;
+    let passphrase = Passphrase::new(body.passphrase.as_str());
+    let keyring = st.keyring.clone();
+    let count = inv.bundles.len();
+    let data = tokio::task::spawn_blocking(move || crate::backup::create(&inv, &keyring, &passphrase))
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?
+        .map_err(|e| AppError::bad_request(e.code(), e.to_string()))?;
+    tracing::info!(by = %actor.0, bundles = count, "backup created");
+    Ok(Json(BackupResponse {
+        data,
+        bundles: count,
+    }))
+}
+
+async fn restore(
+    State(st): State<S>,
+    Extension(actor): Extension<Actor>,
+    Json(body): Json<RestoreRequest>,
+) -> Result<Json<RestoreResponse>, AppError> {
+    let passphrase = Passphrase::new(body.passphrase.as_str());
+    let keyring = st.keyring.clone();
+    let (bundles, default) = tokio::task::spawn_blocking(move || {
+        crate::backup::open(&body.data, &passphrase, &keyring, now())
+    })
+    .await
+    .map_err(|e| AppError::Internal(e.to_string()))?
+    .map_err(|e| AppError::bad_request(e.code(), e.to_string()))?;
+    let (outcome, _) = st
+        .propose(
+            &actor.0,
+            Command::Restore {
+                bundles,
+                default: default.clone(),
+            },
+        )
+        .await?;
+    let Outcome::Restored {
+        restored,
+        already_present,
+    } = outcome
+    else {
+        return Err(AppError::Internal(format!("restore answered {outcome:?}")));
+    };
+    let inv = st.sm.inventory();
+    Ok(Json(RestoreResponse {
+        restored,
+        already_present,
+        default: inv.default.clone(),
+    }))
+}

@@ -1,0 +1,292 @@
+//! Configuration: flags, then `CERTRAFT_*` environment, then the TOML file, then defaults —
+//! resolved once into a validated [`Config`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::inventory::NodeRole;
+
+/// `certraft-node run` options. Every one may also come from `CERTRAFT_<NAME>` or the file.
+#[derive(clap::Args, Debug, Default, Clone)]
+pub struct RunArgs {
+    /// TOML file with any of the options below (keys as the long flag, with '_' for '-').
+    #[arg(long, env = "CERTRAFT_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Where this node keeps its state [default: ./certraft-data].
+    #[arg(long, env = "CERTRAFT_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// This node's id when bootstrapping (default 1) or joining (default: the cluster picks).
+    #[arg(long, env = "CERTRAFT_NODE_ID", value_name = "N")]
+    pub node_id: Option<u64>,
+    /// TLS serving (SNI) listener [default: 127.0.0.1:8443].
+    #[arg(long, env = "CERTRAFT_SERVE", value_name = "ADDR")]
+    pub serve: Option<SocketAddr>,
+    /// Admin HTTPS API listener [default: 127.0.0.1:9443].
+    #[arg(long, env = "CERTRAFT_ADMIN", value_name = "ADDR")]
+    pub admin: Option<SocketAddr>,
+    /// Cluster (Raft RPC, mutual TLS) listener [default: 127.0.0.1:9444].
+    #[arg(long, env = "CERTRAFT_CLUSTER", value_name = "ADDR")]
+    pub cluster: Option<SocketAddr>,
+    /// Host name or IP other nodes and clients use to reach this node [default: the listen IP].
+    #[arg(long, env = "CERTRAFT_ADVERTISE", value_name = "HOST")]
+    pub advertise: Option<String>,
+    /// Admin URL of any member, to join its cluster (needs --join-token).
+    #[arg(long, env = "CERTRAFT_JOIN", value_name = "URL", requires = "join_token")]
+    pub join: Option<String>,
+    /// The token from `certraft cluster join-token` (single use; binds the cluster CA).
+    #[arg(long, env = "CERTRAFT_JOIN_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    pub join_token: Option<String>,
+    /// What to join as; the token's role decides when this is absent.
+    #[arg(long, env = "CERTRAFT_ROLE", value_name = "ROLE", value_parser = parse_role)]
+    pub role: Option<NodeRole>,
+    /// File holding the 32-byte key that seals this node's keyring [default: DATA/unseal.key,
+    /// generated with a warning].
+    #[arg(long, env = "CERTRAFT_UNSEAL_KEY_FILE", value_name = "FILE")]
+    pub unseal_key_file: Option<PathBuf>,
+    /// `human` or `json`.
+    #[arg(long, env = "CERTRAFT_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+}
+
+fn parse_role(s: &str) -> Result<NodeRole, String> {
+    match s {
+        "voter" => Ok(NodeRole::Voter),
+        "learner" => Ok(NodeRole::Learner),
+        "witness" => Ok(NodeRole::Witness),
+        other => Err(format!(
+            "unknown role {other:?}: use voter, learner or witness"
+        )),
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    node_id: Option<u64>,
+    serve: Option<SocketAddr>,
+    admin: Option<SocketAddr>,
+    cluster: Option<SocketAddr>,
+    advertise: Option<String>,
+    join: Option<String>,
+    join_token: Option<String>,
+    role: Option<String>,
+    unseal_key_file: Option<PathBuf>,
+    log_format: Option<LogFormat>,
+}
+
+/// The validated configuration of a running node.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub node_id: Option<u64>,
+    pub serve: SocketAddr,
+    pub admin: SocketAddr,
+    pub cluster: SocketAddr,
+    pub advertise: String,
+    pub join: Option<Join>,
+    pub role: Option<NodeRole>,
+    pub unseal_key_file: Option<PathBuf>,
+    pub log_format: LogFormat,
+}
+
+/// `--join URL --join-token TOKEN`, parsed.
+#[derive(Clone)]
+pub struct Join {
+    pub url: String,
+    pub token: JoinToken,
+}
+
+impl std::fmt::Debug for Join {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Join({}, token for CA {})",
+            self.url,
+            hex::encode(self.token.ca_sha256)
+        )
+    }
+}
+
+/// A join token: `crj1.<secret>.<sha256 of the cluster CA, hex>`.
+#[derive(Clone)]
+pub struct JoinToken {
+    pub secret: zeroize::Zeroizing<String>,
+    pub ca_sha256: [u8; 32],
+}
+
+impl JoinToken {
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let bad = || ConfigError::BadJoinToken;
+        let mut parts = text.trim().split('.');
+        let (Some("crj1"), Some(secret), Some(fp), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad());
+        };
+        let ca_sha256: [u8; 32] = hex::decode(fp)
+            .ok()
+            .and_then(|v| v.try_into().ok())
+            .ok_or_else(bad)?;
+        if secret.len() < 32 {
+            return Err(bad());
+        }
+        Ok(JoinToken {
+            secret: zeroize::Zeroizing::new(secret.to_string()),
+            ca_sha256,
+        })
+    }
+
+    pub fn format(secret: &str, ca_sha256: &[u8; 32]) -> String {
+        format!("crj1.{secret}.{}", hex::encode(ca_sha256))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the config file {path}: {detail}")]
+    Read { path: String, detail: String },
+    #[error("the config file {path} is not valid: {detail}")]
+    Parse { path: String, detail: String },
+    #[error("the join token is not a certraft join token (crj1.<secret>.<ca-sha256>); copy it whole from `certraft cluster join-token`")]
+    BadJoinToken,
+    #[error("--join needs --join-token, and --join-token needs --join")]
+    JoinPair,
+    #[error("{flag} {addr} listens on every interface, so other nodes cannot be told where it is; pass --advertise HOST")]
+    NeedAdvertise { flag: &'static str, addr: SocketAddr },
+    #[error("{0}")]
+    Role(String),
+}
+
+impl RunArgs {
+    /// Merges flags/env (already in `self`, clap puts flags over env) over the file.
+    pub fn resolve(self) -> Result<Config, ConfigError> {
+        let file = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+                    path: path.display().to_string(),
+                    detail: e.to_string(),
+                })?;
+                toml::from_str::<FileConfig>(&text).map_err(|e| ConfigError::Parse {
+                    path: path.display().to_string(),
+                    detail: e.to_string(),
+                })?
+            }
+            None => FileConfig::default(),
+        };
+        let role = match (self.role, file.role) {
+            (Some(r), _) => Some(r),
+            (None, Some(r)) => Some(parse_role(&r).map_err(ConfigError::Role)?),
+            (None, None) => None,
+        };
+        let addr = |flag: Option<SocketAddr>, file: Option<SocketAddr>, port: u16| {
+            flag.or(file)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], port)))
+        };
+        let serve = addr(self.serve, file.serve, 8443);
+        let admin = addr(self.admin, file.admin, 9443);
+        let cluster = addr(self.cluster, file.cluster, 9444);
+        let advertise = match self.advertise.or(file.advertise) {
+            Some(a) => a,
+            None => {
+                for (flag, a) in [("--cluster", cluster), ("--admin", admin)] {
+                    if a.ip().is_unspecified() {
+                        return Err(ConfigError::NeedAdvertise { flag, addr: a });
+                    }
+                }
+                cluster.ip().to_string()
+            }
+        };
+        let join = match (self.join.or(file.join), self.join_token.or(file.join_token)) {
+            (Some(url), Some(token)) => Some(Join {
+                url: url.trim_end_matches('/').to_string(),
+                token: JoinToken::parse(&token)?,
+            }),
+            (None, None) => None,
+            _ => return Err(ConfigError::JoinPair),
+        };
+        Ok(Config {
+            data_dir: self
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("certraft-data")),
+            node_id: self.node_id.or(file.node_id),
+            serve,
+            admin,
+            cluster,
+            advertise,
+            join,
+            role,
+            unseal_key_file: self.unseal_key_file.or(file.unseal_key_file),
+            log_format: self.log_format.or(file.log_format).unwrap_or_default(),
+        })
+    }
+}
+
+impl Config {
+    /// `host:port` as other nodes reach `addr`.
+    pub fn advertised(&self, addr: SocketAddr) -> String {
+        if self.advertise.contains(':') && !self.advertise.starts_with('[') {
+            format!("[{}]:{}", self.advertise, addr.port())
+        } else {
+            format!("{}:{}", self.advertise, addr.port())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Flags win over the file; the file wins over defaults; unknown keys are refused.
+    #[test]
+    fn flags_override_file_and_defaults_apply() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "admin = \"127.0.0.1:7000\"\ncluster = \"127.0.0.1:7001\"\nrole = \"witness\"\n",
+        )
+        .unwrap();
+        let args = RunArgs {
+            config: Some(path.clone()),
+            cluster: Some("127.0.0.1:8001".parse().unwrap()),
+            ..Default::default()
+        };
+        let c = args.resolve().unwrap();
+        assert_eq!(c.admin.port(), 7000);
+        assert_eq!(c.cluster.port(), 8001);
+        assert_eq!(c.serve.port(), 8443);
+        assert_eq!(c.role, Some(NodeRole::Witness));
+        assert_eq!(c.data_dir, PathBuf::from("certraft-data"));
+        assert_eq!(c.advertised(c.admin), "127.0.0.1:7000");
+        std::fs::write(&path, "colour = \"blue\"\n").unwrap();
+        let err = RunArgs {
+            config: Some(path),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(err.to_string().contains("colour"), "{err}");
+    }
+
+    /// A join token round-trips; anything else is refused with the expected shape named.
+    #[test]
+    fn join_tokens_parse_and_bind_the_ca() {
+        let t = JoinToken::format(&"ab".repeat(16), &[7; 32]);
+        let parsed = JoinToken::parse(&t).unwrap();
+        assert_eq!(parsed.ca_sha256, [7; 32]);
+        assert!(JoinToken::parse("crj1.short.00").is_err());
+        assert!(JoinToken::parse("nonsense").is_err());
+    }
+}

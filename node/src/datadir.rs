@@ -1,0 +1,357 @@
+//! The data dir: everything a node keeps besides the Raft store, and how it is sealed.
+//!
+//! | file                 | what                                                        |
+//! |----------------------|-------------------------------------------------------------|
+//! | `unseal.key`         | 32 random bytes, 0600 (absent when `--unseal-key-file` is used) |
+//! | `keyring.sealed`     | the cluster data keyring, sealed by the unseal key          |
+//! | `ca.pem`             | the cluster CA certificate (public)                         |
+//! | `ca.key.sealed`      | the CA private key, sealed by the keyring                   |
+//! | `node.pem`           | this node's certificate                                     |
+//! | `node.key.sealed`    | this node's private key, sealed by the keyring              |
+//! | `node.json`          | identity: cluster id, node id, role (public)                |
+//! | `admin.token`        | the first admin token, 0600 (bootstrap, `admin-token`)      |
+//! | `pending-admin-token`| name and SHA-256 of an offline-made token, until replicated |
+//! | `raft.redb`          | Raft log, vote, snapshots                                   |
+//!
+//! Invariant: no private key, data key or token is written here in plaintext except
+//! `unseal.key` (the root of the seal, like a TPM-less appliance's key file) and
+//! `admin.token` (the operator's credential, which SPEC asks for, mode 0600). Every write is
+//! to a temporary file, fsynced, then renamed into place.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use crate::bundle::{DataKey, Keyring};
+use crate::inventory::NodeRole;
+use crate::pki::ClusterCa;
+
+const UNSEAL_RECORD: &[u8] = b"certraft-keyring";
+const CA_KEY_RECORD: &[u8] = b"certraft-cluster-ca-key";
+const NODE_KEY_RECORD: &[u8] = b"certraft-node-key";
+
+/// Who this node is. Public.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    pub cluster_id: String,
+    pub node_id: u64,
+    pub role: NodeRole,
+}
+
+/// What the node needs to run, unsealed in memory.
+pub struct Secrets {
+    pub keyring: Keyring,
+    pub ca: ClusterCa,
+    pub node_cert_der: Vec<u8>,
+    pub node_key_pkcs8: Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secrets(<redacted>)")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DataDirError {
+    #[error("cannot {action} {path}: {detail}; check the data dir's path and permissions")]
+    Io {
+        action: &'static str,
+        path: String,
+        detail: String,
+    },
+    #[error("the unseal key {path} is {len} bytes, not 32; pass the right --unseal-key-file")]
+    BadUnsealKey { path: String, len: usize },
+    #[error("{path} does not open with this unseal key ({detail}); pass the --unseal-key-file this node was created with")]
+    WrongUnsealKey { path: String, detail: String },
+    #[error("{path} is damaged: {detail}; restore the data dir from a backup or rejoin the node")]
+    Damaged { path: String, detail: String },
+}
+
+/// A data dir on disk.
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+fn io_err(action: &'static str, path: &Path, e: std::io::Error) -> DataDirError {
+    DataDirError::Io {
+        action,
+        path: path.display().to_string(),
+        detail: e.to_string(),
+    }
+}
+
+/// Writes `bytes` to `path` atomically (temp file, fsync, rename) with `mode`.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), DataDirError> {
+    let tmp = path.with_extension("tmp");
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(mode);
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    let mut f = options.open(&tmp).map_err(|e| io_err("write", &tmp, e))?;
+    f.write_all(bytes).map_err(|e| io_err("write", &tmp, e))?;
+    f.sync_all().map_err(|e| io_err("fsync", &tmp, e))?;
+    drop(f);
+    fs::rename(&tmp, path).map_err(|e| io_err("rename into", path, e))?;
+    if let Some(dir) = path.parent() {
+        if let Ok(d) = fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
+/// A fresh random secret, hex-encoded (tokens).
+pub fn random_hex(bytes: usize) -> Zeroizing<String> {
+    use aes_gcm::aead::rand_core::RngCore;
+    let mut buf = Zeroizing::new(vec![0u8; bytes]);
+    aes_gcm::aead::OsRng.fill_bytes(&mut buf);
+    Zeroizing::new(hex::encode(&buf[..]))
+}
+
+/// SHA-256 of a token's text: what the inventory keeps.
+pub fn token_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.trim().as_bytes()).into()
+}
+
+/// A new admin token's text.
+pub fn new_admin_token() -> Zeroizing<String> {
+    Zeroizing::new(format!("cra1_{}", random_hex(32).as_str()))
+}
+
+impl DataDir {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        DataDir { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+
+    /// Has this dir been bootstrapped or joined (is there a node identity)?
+    pub fn is_initialized(&self) -> bool {
+        self.path("node.json").exists()
+    }
+
+    pub fn raft_path(&self) -> PathBuf {
+        self.path("raft.redb")
+    }
+
+    pub fn create(&self) -> Result<(), DataDirError> {
+        fs::create_dir_all(&self.root).map_err(|e| io_err("create", &self.root, e))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&self.root, fs::Permissions::from_mode(0o700))
+                .map_err(|e| io_err("set permissions on", &self.root, e))?;
+        }
+        Ok(())
+    }
+
+    /// The unseal key from `file`, or from `DATA/unseal.key`, generating that (and returning
+    /// `generated = true`, for the caller's warning) when `create` and it is absent.
+    pub fn unseal_key(
+        &self,
+        file: Option<&Path>,
+        create: bool,
+    ) -> Result<(Keyring, bool), DataDirError> {
+        let path = file
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| self.path("unseal.key"));
+        if !path.exists() && create && file.is_none() {
+            let key = DataKey::generate(0);
+            write_atomic(&path, key.expose_bytes(), 0o600)?;
+            return Ok((Keyring::new(key), true));
+        }
+        let bytes = Zeroizing::new(fs::read(&path).map_err(|e| io_err("read", &path, e))?);
+        let raw: [u8; 32] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| DataDirError::BadUnsealKey {
+                path: path.display().to_string(),
+                len: bytes.len(),
+            })?;
+        Ok((Keyring::new(DataKey::from_bytes(0, raw)), false))
+    }
+
+    /// Writes a new node's identity and sealed secrets.
+    pub fn write_node(
+        &self,
+        identity: &Identity,
+        secrets: &Secrets,
+        unseal: &Keyring,
+    ) -> Result<(), DataDirError> {
+        let keyring = secrets.keyring.export_secret();
+        write_atomic(
+            &self.path("keyring.sealed"),
+            &unseal.seal(UNSEAL_RECORD, &keyring),
+            0o600,
+        )?;
+        let ca_pem = pem::encode(&pem::Pem::new("CERTIFICATE", secrets.ca.cert_der().to_vec()));
+        write_atomic(&self.path("ca.pem"), ca_pem.as_bytes(), 0o644)?;
+        write_atomic(
+            &self.path("ca.key.sealed"),
+            &secrets
+                .keyring
+                .seal(CA_KEY_RECORD, secrets.ca.key_pkcs8()),
+            0o600,
+        )?;
+        let node_pem = pem::encode(&pem::Pem::new("CERTIFICATE", secrets.node_cert_der.clone()));
+        write_atomic(&self.path("node.pem"), node_pem.as_bytes(), 0o644)?;
+        write_atomic(
+            &self.path("node.key.sealed"),
+            &secrets.keyring.seal(NODE_KEY_RECORD, &secrets.node_key_pkcs8),
+            0o600,
+        )?;
+        // Identity last: its presence marks the dir as complete.
+        let json = serde_json::to_vec_pretty(identity).map_err(|e| DataDirError::Damaged {
+            path: "node.json".into(),
+            detail: e.to_string(),
+        })?;
+        write_atomic(&self.path("node.json"), &json, 0o644)
+    }
+
+    fn read(&self, name: &str) -> Result<Vec<u8>, DataDirError> {
+        let path = self.path(name);
+        fs::read(&path).map_err(|e| io_err("read", &path, e))
+    }
+
+    fn damaged(&self, name: &str, detail: impl std::fmt::Display) -> DataDirError {
+        DataDirError::Damaged {
+            path: self.path(name).display().to_string(),
+            detail: detail.to_string(),
+        }
+    }
+
+    pub fn identity(&self) -> Result<Identity, DataDirError> {
+        serde_json::from_slice(&self.read("node.json")?).map_err(|e| self.damaged("node.json", e))
+    }
+
+    fn pem_cert(&self, name: &str) -> Result<Vec<u8>, DataDirError> {
+        let p = pem::parse(self.read(name)?).map_err(|e| self.damaged(name, e))?;
+        Ok(p.contents().to_vec())
+    }
+
+    /// Unseals the keyring, CA key and node key.
+    pub fn load_secrets(&self, unseal: &Keyring) -> Result<Secrets, DataDirError> {
+        let sealed = self.read("keyring.sealed")?;
+        let keyring_bytes =
+            unseal
+                .open(UNSEAL_RECORD, &sealed)
+                .map_err(|e| DataDirError::WrongUnsealKey {
+                    path: self.path("keyring.sealed").display().to_string(),
+                    detail: e.code().into(),
+                })?;
+        let keyring =
+            Keyring::import_secret(&keyring_bytes).map_err(|e| self.damaged("keyring.sealed", e))?;
+        let identity = self.identity()?;
+        let ca_der = self.pem_cert("ca.pem")?;
+        let ca_key = keyring
+            .open(CA_KEY_RECORD, &self.read("ca.key.sealed")?)
+            .map_err(|e| self.damaged("ca.key.sealed", e))?;
+        let ca = ClusterCa::load(&identity.cluster_id, ca_der, ca_key)
+            .map_err(|e| self.damaged("ca.key.sealed", e))?;
+        let node_cert_der = self.pem_cert("node.pem")?;
+        let node_key_pkcs8 = keyring
+            .open(NODE_KEY_RECORD, &self.read("node.key.sealed")?)
+            .map_err(|e| self.damaged("node.key.sealed", e))?;
+        Ok(Secrets {
+            keyring,
+            ca,
+            node_cert_der,
+            node_key_pkcs8,
+        })
+    }
+
+    /// Writes `DATA/admin.token` (0600).
+    pub fn write_admin_token(&self, token: &str) -> Result<PathBuf, DataDirError> {
+        let path = self.path("admin.token");
+        write_atomic(&path, format!("{token}\n").as_bytes(), 0o600)?;
+        Ok(path)
+    }
+
+    /// Records an offline-made token (name, hash) for the node to replicate on its next start.
+    pub fn write_pending_admin_token(
+        &self,
+        name: &str,
+        hash: &[u8; 32],
+    ) -> Result<(), DataDirError> {
+        let line = format!("{name} {}\n", hex::encode(hash));
+        write_atomic(&self.path("pending-admin-token"), line.as_bytes(), 0o600)
+    }
+
+    pub fn pending_admin_token(&self) -> Option<(String, [u8; 32])> {
+        let text = fs::read_to_string(self.path("pending-admin-token")).ok()?;
+        let (name, hash) = text.trim().split_once(' ')?;
+        let hash: [u8; 32] = hex::decode(hash).ok()?.try_into().ok()?;
+        Some((name.to_string(), hash))
+    }
+
+    pub fn clear_pending_admin_token(&self) {
+        let _ = fs::remove_file(self.path("pending-admin-token"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A node written to a data dir reloads with the same keyring, CA and node key; a
+    /// different unseal key is refused with a message naming the file.
+    #[test]
+    fn node_secrets_round_trip_and_need_the_unseal_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let dd = DataDir::new(dir.path().join("data"));
+        dd.create().unwrap();
+        let (unseal, generated) = dd.unseal_key(None, true).unwrap();
+        assert!(generated);
+        let ca = ClusterCa::generate("c1").unwrap();
+        let node = ca.issue_node_cert(1, &["127.0.0.1".into()]).unwrap();
+        let keyring = Keyring::new(DataKey::generate(1));
+        let probe = keyring.seal(b"r", b"x");
+        let secrets = Secrets {
+            keyring,
+            ca,
+            node_cert_der: node.cert_der.clone(),
+            node_key_pkcs8: node.key_pkcs8.clone(),
+        };
+        let identity = Identity {
+            cluster_id: "c1".into(),
+            node_id: 1,
+            role: NodeRole::Voter,
+        };
+        dd.write_node(&identity, &secrets, &unseal).unwrap();
+        assert!(dd.is_initialized());
+        let (unseal2, generated) = dd.unseal_key(None, true).unwrap();
+        assert!(!generated);
+        let back = dd.load_secrets(&unseal2).unwrap();
+        assert_eq!(dd.identity().unwrap(), identity);
+        assert_eq!(&back.keyring.open(b"r", &probe).unwrap()[..], b"x");
+        assert_eq!(back.node_key_pkcs8, node.key_pkcs8);
+        assert_eq!(back.ca.fingerprint(), secrets.ca.fingerprint());
+        let wrong = Keyring::new(DataKey::generate(0));
+        let err = dd.load_secrets(&wrong).unwrap_err().to_string();
+        assert!(err.contains("keyring.sealed"), "{err}");
+        // Nothing secret in the clear: the node key's bytes appear in no file but unseal.key.
+        for entry in fs::read_dir(dd.root()).unwrap() {
+            let bytes = fs::read(entry.unwrap().path()).unwrap();
+            assert!(!bytes
+                .windows(node.key_pkcs8.len())
+                .any(|w| w == &node.key_pkcs8[..]));
+        }
+    }
+}

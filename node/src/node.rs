@@ -1,0 +1,472 @@
+//! Wiring: bootstrap or join, then Raft, the cluster and admin listeners and the background
+//! duties (membership → TLS allow-list, promotion of caught-up voters, replicating an
+//! offline-made admin token). Owns the shutdown token and the task tracker.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::{ChangeMembers, SnapshotPolicy};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::api::server::{AppState, JoinGrant, JoinRequest};
+use crate::bundle::{DataKey, Keyring};
+use crate::config::Config;
+use crate::datadir::{new_admin_token, token_hash, DataDir, DataDirError, Identity, Secrets};
+use crate::inventory::{AdminToken, Command, NodeRole, Request, REQUEST_VERSION};
+use crate::pki::ClusterCa;
+use crate::raft::network::Network;
+use crate::raft::tls::{self, Members, NodeIdentity};
+use crate::raft::{NodeInfo, Raft};
+
+/// Why the node could not start or run.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    DataDir(#[from] DataDirError),
+    #[error(transparent)]
+    Store(#[from] crate::store::OpenStoreError),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsSetupError),
+    #[error(transparent)]
+    Pki(#[from] crate::pki::PkiError),
+    #[error("cannot listen on {what} {addr}: {detail}; is another process using the port? pass --{what} ADDR")]
+    Bind {
+        what: &'static str,
+        addr: std::net::SocketAddr,
+        detail: String,
+    },
+    #[error("Raft failed to start: {0}")]
+    Raft(String),
+    #[error("joining via {url} failed: {detail}")]
+    Join { url: String, detail: String },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Timing of the Raft core. Election timeouts of 0.5–1 s keep leader loss → next ack under 2 s.
+pub fn raft_config(snapshot_every: u64) -> Result<Arc<openraft::Config>, NodeError> {
+    let c = openraft::Config {
+        cluster_name: "certraft".into(),
+        heartbeat_interval: 150,
+        election_timeout_min: 500,
+        election_timeout_max: 1000,
+        install_snapshot_timeout: 2000,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(snapshot_every),
+        max_in_snapshot_log_to_keep: 0,
+        purge_batch_size: 256,
+        snapshot_max_chunk_size: 1 << 20,
+        ..Default::default()
+    };
+    Ok(Arc::new(c.validate().map_err(|e| NodeError::Raft(e.to_string()))?))
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn cert_hosts(config: &Config) -> Vec<String> {
+    let mut hosts = vec![config.advertise.clone(), "localhost".into(), "127.0.0.1".into()];
+    hosts.sort();
+    hosts.dedup();
+    hosts
+}
+
+/// Creates a new one-node cluster in an empty data dir. Returns the first admin token (to
+/// print once); it is written to `DATA/admin.token` and replicated on first start.
+fn bootstrap(config: &Config, dd: &DataDir) -> Result<zeroize::Zeroizing<String>, NodeError> {
+    dd.create()?;
+    let (unseal, generated) = dd.unseal_key(config.unseal_key_file.as_deref(), true)?;
+    if generated {
+        tracing::warn!(
+            path = %dd.path("unseal.key").display(),
+            "generated an unseal key inside the data dir; for real deployments keep it elsewhere (--unseal-key-file) so a copy of the data dir alone cannot be unsealed"
+        );
+    }
+    let node_id = config.node_id.unwrap_or(1);
+    let cluster_id = crate::datadir::random_hex(8).to_string();
+    let ca = ClusterCa::generate(&cluster_id)?;
+    let issued = ca.issue_node_cert(node_id, &cert_hosts(config))?;
+    let secrets = Secrets {
+        keyring: Keyring::new(DataKey::generate(1)),
+        ca,
+        node_cert_der: issued.cert_der.clone(),
+        node_key_pkcs8: issued.key_pkcs8.clone(),
+    };
+    let identity = Identity {
+        cluster_id,
+        node_id,
+        role: NodeRole::Voter,
+    };
+    let token = new_admin_token();
+    dd.write_pending_admin_token("admin", &token_hash(&token))?;
+    dd.write_admin_token(&token)?;
+    dd.write_node(&identity, &secrets, &unseal)?;
+    Ok(token)
+}
+
+/// Joins an existing cluster: verifies it by the CA fingerprint the token binds, proves the
+/// token, stores what the cluster grants. Returns the members to trust until Raft tells more.
+async fn join(config: &Config, dd: &DataDir) -> Result<BTreeMap<u64, NodeInfo>, NodeError> {
+    let Some(j) = &config.join else {
+        return Err(NodeError::Other("join without --join".into()));
+    };
+    let fail = |detail: String| NodeError::Join {
+        url: j.url.clone(),
+        detail,
+    };
+    // 1. The CA, fetched without trust, then checked against the fingerprint in the token.
+    let insecure = tls::fingerprint_probe_config();
+    let probe = reqwest::Client::builder()
+        .use_preconfigured_tls(insecure)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| fail(e.to_string()))?;
+    let ca_pem = probe
+        .get(format!("{}/api/v1/trust", j.url))
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .map_err(|e| fail(format!("cannot fetch the cluster CA: {e}; check the URL and that the node is up")))?
+        .bytes()
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let ca_der = pem::parse(&ca_pem[..])
+        .map_err(|e| fail(format!("the node answered no CA certificate: {e}")))?
+        .contents()
+        .to_vec();
+    let fp: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&ca_der).into();
+    if fp != j.token.ca_sha256 {
+        return Err(fail(format!(
+            "the cluster at this URL has CA sha256 {}, but the join token is for CA {}; this is not the cluster the token was made for",
+            hex::encode(fp),
+            hex::encode(j.token.ca_sha256)
+        )));
+    }
+    // 2. From here on the server is verified against that CA.
+    let client = reqwest::Client::builder()
+        .use_preconfigured_tls(tls::admin_client_config(&ca_der)?)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| fail(e.to_string()))?;
+    let req = JoinRequest {
+        secret: j.token.secret.to_string(),
+        node_id: config.node_id,
+        role: config.role,
+        cluster_addr: config.advertised(config.cluster),
+        admin_addr: config.advertised(config.admin),
+    };
+    let resp = client
+        .post(format!("{}/api/v1/cluster/join", j.url))
+        .json(&req)
+        .send()
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    if !resp.status().is_success() {
+        let status = resp.status();
+        let body = resp.text().await.unwrap_or_default();
+        let msg = serde_json::from_str::<crate::api::dto::ErrorBody>(&body)
+            .map(|b| b.error.message)
+            .unwrap_or(body);
+        return Err(fail(format!("{status}: {msg}")));
+    }
+    let grant: JoinGrant = resp.json().await.map_err(|e| fail(e.to_string()))?;
+    if <sha2::Sha256 as sha2::Digest>::digest(&grant.ca_cert).as_slice() != fp {
+        return Err(fail("the grant names a different CA than the one verified".into()));
+    }
+    dd.create()?;
+    let (unseal, generated) = dd.unseal_key(config.unseal_key_file.as_deref(), true)?;
+    if generated {
+        tracing::warn!(path = %dd.path("unseal.key").display(), "generated an unseal key inside the data dir; keep it elsewhere (--unseal-key-file) for real deployments");
+    }
+    let keyring = Keyring::import_secret(&zeroize::Zeroizing::new(grant.keyring))
+        .map_err(|e| fail(e.to_string()))?;
+    let ca = ClusterCa::load(
+        &grant.cluster_id,
+        grant.ca_cert,
+        zeroize::Zeroizing::new(grant.ca_key),
+    )?;
+    let secrets = Secrets {
+        keyring,
+        ca,
+        node_cert_der: grant.node_cert,
+        node_key_pkcs8: zeroize::Zeroizing::new(grant.node_key),
+    };
+    let identity = Identity {
+        cluster_id: grant.cluster_id,
+        node_id: grant.node_id,
+        role: grant.role,
+    };
+    dd.write_node(&identity, &secrets, &unseal)?;
+    tracing::info!(node = identity.node_id, role = ?identity.role, "joined the cluster; waiting to be caught up");
+    Ok(grant.members)
+}
+
+/// Runs a node until SIGTERM/SIGINT (or `stop` fires).
+pub async fn run(config: Config, stop: CancellationToken) -> Result<(), NodeError> {
+    let dd = DataDir::new(&config.data_dir);
+    let mut fresh_bootstrap = false;
+    let mut join_members = BTreeMap::new();
+    if !dd.is_initialized() {
+        if config.join.is_some() {
+            join_members = join(&config, &dd).await?;
+        } else {
+            let token = bootstrap(&config, &dd)?;
+            fresh_bootstrap = true;
+            println!("certraft: bootstrapped a new one-node cluster in {}", dd.root().display());
+            println!("certraft: first admin token (shown once; also in {}):", dd.path("admin.token").display());
+            println!("{}", token.as_str());
+        }
+    } else if config.join.is_some() {
+        tracing::warn!("the data dir already belongs to a cluster; --join is ignored");
+    }
+    let identity = dd.identity()?;
+    let (unseal, _) = dd.unseal_key(config.unseal_key_file.as_deref(), false)?;
+    let secrets = dd.load_secrets(&unseal)?;
+    drop(unseal);
+    let node_id = identity.node_id;
+    let me = Arc::new(NodeIdentity {
+        cert_der: secrets.node_cert_der.clone(),
+        key_pkcs8: secrets.node_key_pkcs8.clone(),
+    });
+    let ca_der = Arc::new(secrets.ca.cert_der().to_vec());
+
+    let (log, sm) = crate::store::open(&dd.raft_path())?;
+    let snapshot_every = std::env::var("CERTRAFT_SNAPSHOT_EVERY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let raft = Raft::new(
+        node_id,
+        raft_config(snapshot_every)?,
+        Network::new(ca_der.clone(), me.clone()),
+        log,
+        sm.clone(),
+    )
+    .await
+    .map_err(|e| NodeError::Raft(e.to_string()))?;
+
+    let self_info = NodeInfo {
+        cluster_addr: config.advertised(config.cluster),
+        admin_addr: config.advertised(config.admin),
+        role: Some(identity.role),
+    };
+    if fresh_bootstrap {
+        raft.initialize(BTreeMap::from([(node_id, self_info.clone())]))
+            .await
+            .map_err(|e| NodeError::Raft(e.to_string()))?;
+    }
+
+    // Who may connect to the cluster port: the membership Raft knows, plus (while joining)
+    // the members the grant named.
+    let members = Members::new(join_members.keys().copied().chain([node_id]));
+    let cancel = stop.child_token();
+    let tracker = TaskTracker::new();
+
+    let cluster_listener = bind("cluster", config.cluster).await?;
+    let admin_listener = bind("admin", config.admin).await?;
+    tracing::info!(
+        node = node_id,
+        cluster = %config.cluster,
+        admin = %config.admin,
+        cluster_id = %identity.cluster_id,
+        "certraft-node running"
+    );
+
+    let state = Arc::new(AppState {
+        raft: raft.clone(),
+        sm: sm.clone(),
+        keyring: Arc::new(secrets.keyring),
+        ca: Arc::new(secrets.ca),
+        cluster_id: identity.cluster_id.clone(),
+        node_id,
+        peers: reqwest::Client::builder()
+            .use_preconfigured_tls(tls::admin_client_config(&ca_der)?)
+            .build()
+            .map_err(|e| NodeError::Other(e.to_string()))?,
+        timeout: Duration::from_secs(10),
+    });
+
+    tracker.spawn(crate::http::serve_tls(
+        "cluster",
+        cluster_listener,
+        tls::cluster_server_config(&ca_der, &me, members.clone())?,
+        crate::raft::network::router(raft.clone())
+            .layer(axum::extract::DefaultBodyLimit::max(64 << 20)),
+        cancel.clone(),
+        tracker.clone(),
+    ));
+    tracker.spawn(crate::http::serve_tls(
+        "admin",
+        admin_listener,
+        tls::admin_server_config(&me)?,
+        crate::api::server::router(state.clone()),
+        cancel.clone(),
+        tracker.clone(),
+    ));
+    tracker.spawn(track_membership(raft.clone(), members, join_members.is_empty(), cancel.clone()));
+    tracker.spawn(promote_caught_up(raft.clone(), cancel.clone()));
+    tracker.spawn(replicate_pending_token(state, dd.clone(), cancel.clone()));
+
+    let signals = shutdown_signal();
+    tokio::select! {
+        _ = signals => tracing::info!("shutdown signal received; stopping"),
+        _ = stop.cancelled() => {},
+    }
+    cancel.cancel();
+    tracker.close();
+    let _ = tokio::time::timeout(Duration::from_secs(10), tracker.wait()).await;
+    raft.shutdown()
+        .await
+        .map_err(|e| NodeError::Raft(e.to_string()))?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn bind(what: &'static str, addr: std::net::SocketAddr) -> Result<TcpListener, NodeError> {
+    TcpListener::bind(addr).await.map_err(|e| NodeError::Bind {
+        what,
+        addr,
+        detail: e.to_string(),
+    })
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {},
+                    _ = int.recv() => {},
+                }
+            }
+            _ => std::future::pending::<()>().await,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Keeps the cluster port's allow-list equal to the Raft membership. A joining node keeps
+/// the grant's members until it has received a membership of its own.
+async fn track_membership(raft: Raft, members: Members, have_own: bool, cancel: CancellationToken) {
+    let mut rx = raft.metrics();
+    let mut seen_own = have_own;
+    loop {
+        {
+            let m = rx.borrow_and_update();
+            let ids: Vec<u64> = m
+                .membership_config
+                .membership()
+                .nodes()
+                .map(|(id, _)| *id)
+                .collect();
+            if ids.contains(&m.id) {
+                seen_own = true;
+            }
+            if seen_own && !ids.is_empty() {
+                members.set(ids.into_iter().chain([m.id]));
+            }
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = rx.changed() => if r.is_err() { return },
+        }
+    }
+}
+
+/// On the leader: learners that joined as voters or witnesses become voters once their
+/// replicated log is within a few entries of the leader's.
+async fn promote_caught_up(raft: Raft, cancel: CancellationToken) {
+    const MAX_LAG: u64 = 16;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_millis(300)) => {}
+        }
+        let m = raft.metrics().borrow().clone();
+        if m.current_leader != Some(m.id) {
+            continue;
+        }
+        let Some(repl) = &m.replication else { continue };
+        let last = m.last_log_index.unwrap_or(0);
+        let membership = m.membership_config.membership();
+        let voters: Vec<u64> = membership.voter_ids().collect();
+        let ready: std::collections::BTreeSet<u64> = membership
+            .nodes()
+            .filter(|(id, info)| {
+                !voters.contains(id)
+                    && matches!(info.role, Some(NodeRole::Voter) | Some(NodeRole::Witness))
+                    && repl
+                        .get(id)
+                        .cloned()
+                        .flatten()
+                        .is_some_and(|l| last.saturating_sub(l.index) <= MAX_LAG)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        if ready.is_empty() {
+            continue;
+        }
+        match raft
+            .change_membership(ChangeMembers::AddVoterIds(ready.clone()), true)
+            .await
+        {
+            Ok(_) => tracing::info!(nodes = ?ready, "promoted caught-up nodes to voters"),
+            Err(e) => tracing::warn!(nodes = ?ready, error = %e, "promotion failed; retrying"),
+        }
+    }
+}
+
+/// Replicates the admin token made at bootstrap or by `certraft-node admin-token`, once a
+/// leader can commit it; then forgets the pending file.
+async fn replicate_pending_token(state: Arc<AppState>, dd: DataDir, cancel: CancellationToken) {
+    let Some((name, hash)) = dd.pending_admin_token() else {
+        return;
+    };
+    loop {
+        if cancel.is_cancelled() {
+            return;
+        }
+        let m = state.raft.metrics().borrow().clone();
+        if m.current_leader == Some(m.id) {
+            let req = Request {
+                version: REQUEST_VERSION,
+                actor: "certraft-node".into(),
+                at: now(),
+                command: Command::CreateAdminToken {
+                    token: AdminToken {
+                        name: name.clone(),
+                        secret_sha256: hash,
+                        created_at: now(),
+                        created_by: "certraft-node".into(),
+                    },
+                },
+            };
+            if let Ok(Ok(_)) =
+                tokio::time::timeout(Duration::from_secs(10), state.raft.client_write(req)).await
+            {
+                dd.clear_pending_admin_token();
+                tracing::info!(token = %name, "admin token replicated");
+                return;
+            }
+        } else if m.current_leader.is_some() {
+            // A follower cannot commit; the leader's own admin API would need a token.
+            // Forward as an internal join-free write is not offered: wait to become leader
+            // or for the operator to run admin-token on the leader.
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    }
+}

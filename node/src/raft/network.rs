@@ -1,0 +1,209 @@
+//! Raft RPC over HTTPS with mutual TLS on the cluster port.
+//!
+//! Three routes, `POST /raft/{append,vote,snapshot}`, each a CBOR body in and a CBOR
+//! `Result<response, RaftError>` out. Snapshots go in chunks (openraft's `Chunked` transport,
+//! `snapshot_max_chunk_size` bytes each), so a large inventory never needs one huge request.
+//! Only the server's Raft handler is behind these routes; the peer's node id was checked
+//! against the membership during the handshake (see [`super::tls`]).
+
+use std::fmt;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, Unreachable};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::tls::{cluster_client_config, NodeIdentity};
+use super::{NodeId, NodeInfo, Raft, TypeConfig};
+
+const CBOR: &str = "application/cbor";
+
+fn to_cbor<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut out = Vec::new();
+    // Serializing owned Raft messages into a Vec cannot fail.
+    ciborium::into_writer(value, &mut out).expect("CBOR encodes Raft messages into a Vec");
+    out
+}
+
+#[derive(Debug)]
+struct Msg(String);
+impl fmt::Display for Msg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for Msg {}
+
+/// Creates one client per peer; openraft keeps it for the replication stream.
+pub struct Network {
+    ca_der: Arc<Vec<u8>>,
+    me: Arc<NodeIdentity>,
+}
+
+impl Network {
+    pub fn new(ca_der: Arc<Vec<u8>>, me: Arc<NodeIdentity>) -> Self {
+        Network { ca_der, me }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: NodeId, node: &NodeInfo) -> PeerClient {
+        let client = cluster_client_config(&self.ca_der, &self.me, target)
+            .map_err(|e| e.to_string())
+            .and_then(|tls| {
+                reqwest::Client::builder()
+                    .use_preconfigured_tls(tls)
+                    .tcp_nodelay(true)
+                    .pool_max_idle_per_host(4)
+                    .build()
+                    .map_err(|e| e.to_string())
+            });
+        PeerClient {
+            target,
+            base: format!("https://{}/raft", node.cluster_addr),
+            client,
+        }
+    }
+}
+
+pub struct PeerClient {
+    target: NodeId,
+    base: String,
+    client: Result<reqwest::Client, String>,
+}
+
+impl PeerClient {
+    async fn call<Req, Resp, E>(
+        &self,
+        route: &str,
+        req: &Req,
+        option: &RPCOption,
+    ) -> Result<Resp, RPCError<NodeId, NodeInfo, RaftError<NodeId, E>>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let client = self
+            .client
+            .as_ref()
+            .map_err(|e| RPCError::Unreachable(Unreachable::new(&Msg(e.clone()))))?;
+        let url = format!("{}/{route}", self.base);
+        let resp = client
+            .post(&url)
+            .header("content-type", CBOR)
+            .timeout(option.hard_ttl())
+            .body(to_cbor(req))
+            .send()
+            .await
+            .map_err(|e| {
+                let msg = Msg(format!("node {} at {url}: {e}", self.target));
+                if e.is_connect() || e.is_timeout() {
+                    RPCError::Unreachable(Unreachable::new(&msg))
+                } else {
+                    RPCError::Network(NetworkError::new(&msg))
+                }
+            })?;
+        let status = resp.status();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        if !status.is_success() {
+            let text = String::from_utf8_lossy(&body).into_owned();
+            return Err(RPCError::Network(NetworkError::new(&Msg(format!(
+                "node {} answered {status}: {text}",
+                self.target
+            )))));
+        }
+        let result: Result<Resp, RaftError<NodeId, E>> = ciborium::from_reader(&body[..])
+            .map_err(|e| RPCError::Network(NetworkError::new(&Msg(e.to_string()))))?;
+        result.map_err(|e| RPCError::RemoteError(openraft::error::RemoteError::new(self.target, e)))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for PeerClient {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, NodeInfo, RaftError<NodeId>>> {
+        self.call("append", &rpc, &option).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<NodeId>,
+        RPCError<NodeId, NodeInfo, RaftError<NodeId, InstallSnapshotError>>,
+    > {
+        self.call("snapshot", &rpc, &option).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, NodeInfo, RaftError<NodeId>>> {
+        self.call("vote", &rpc, &option).await
+    }
+}
+
+/// The cluster port's router: Raft's three RPCs, handed to the local Raft.
+pub fn router(raft: Raft) -> Router {
+    Router::new()
+        .route("/raft/append", post(append))
+        .route("/raft/vote", post(vote))
+        .route("/raft/snapshot", post(snapshot))
+        .with_state(raft)
+}
+
+fn decode<T: DeserializeOwned>(body: &Bytes) -> Result<T, Response> {
+    ciborium::from_reader(&body[..]).map_err(|e| {
+        (
+            StatusCode::BAD_REQUEST,
+            format!("undecodable Raft message: {e}"),
+        )
+            .into_response()
+    })
+}
+
+fn cbor_reply<T: Serialize>(value: &T) -> Response {
+    ([("content-type", CBOR)], to_cbor(value)).into_response()
+}
+
+async fn append(State(raft): State<Raft>, body: Bytes) -> Response {
+    match decode::<AppendEntriesRequest<TypeConfig>>(&body) {
+        Ok(req) => cbor_reply(&raft.append_entries(req).await),
+        Err(r) => r,
+    }
+}
+
+async fn vote(State(raft): State<Raft>, body: Bytes) -> Response {
+    match decode::<VoteRequest<NodeId>>(&body) {
+        Ok(req) => cbor_reply(&raft.vote(req).await),
+        Err(r) => r,
+    }
+}
+
+async fn snapshot(State(raft): State<Raft>, body: Bytes) -> Response {
+    match decode::<InstallSnapshotRequest<TypeConfig>>(&body) {
+        Ok(req) => cbor_reply(&raft.install_snapshot(req).await),
+        Err(r) => r,
+    }
+}

@@ -1,0 +1,332 @@
+//! Mutual TLS on the cluster port: who may talk Raft to whom.
+//!
+//! Both directions check more than "signed by the cluster CA": the peer's certificate must
+//! name (in its `urn:certraft:node:<id>` SAN) a node that is a current member. A certificate
+//! the CA once issued to a node that has since been removed — or to anything else — is
+//! refused during the handshake (the class of Consul CVE-2021-37219). Hostnames are not
+//! checked on the cluster port: a node's identity is its id, not its address.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::sync::{Arc, RwLock};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::{ParsedCertificate, WebPkiClientVerifier};
+use rustls::{
+    ClientConfig, DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig,
+    SignatureScheme,
+};
+
+use crate::pki::node_id_of;
+
+/// The ids whose node certificates the cluster port accepts now. Updated from the Raft
+/// membership as it changes; read during every handshake.
+#[derive(Clone, Default)]
+pub struct Members(Arc<RwLock<BTreeSet<u64>>>);
+
+impl Members {
+    pub fn new(ids: impl IntoIterator<Item = u64>) -> Self {
+        Members(Arc::new(RwLock::new(ids.into_iter().collect())))
+    }
+
+    pub fn set(&self, ids: impl IntoIterator<Item = u64>) {
+        let ids: BTreeSet<u64> = ids.into_iter().collect();
+        // The lock is only held for a copy; a poisoned lock still holds a consistent set.
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = ids;
+    }
+
+    pub fn contains(&self, id: u64) -> bool {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).contains(&id)
+    }
+
+    pub fn ids(&self) -> Vec<u64> {
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .copied()
+            .collect()
+    }
+}
+
+impl fmt::Debug for Members {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Members({:?})", self.ids())
+    }
+}
+
+/// Why a TLS configuration could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsSetupError {
+    #[error("the cluster CA certificate is not usable as a trust anchor: {0}; restore DATA/ca.pem")]
+    BadCa(String),
+    #[error("this node's certificate or key is not usable for TLS: {0}; restore DATA/node.pem and DATA/node.key.sealed, or rejoin the node")]
+    BadNodeCert(String),
+}
+
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn roots(ca_der: &[u8]) -> Result<Arc<RootCertStore>, TlsSetupError> {
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(CertificateDer::from(ca_der.to_vec()))
+        .map_err(|e| TlsSetupError::BadCa(e.to_string()))?;
+    Ok(Arc::new(roots))
+}
+
+/// This node's certificate and key, as TLS wants them.
+pub struct NodeIdentity {
+    pub cert_der: Vec<u8>,
+    pub key_pkcs8: zeroize::Zeroizing<Vec<u8>>,
+}
+
+impl NodeIdentity {
+    fn chain(&self) -> Vec<CertificateDer<'static>> {
+        vec![CertificateDer::from(self.cert_der.clone())]
+    }
+
+    fn key(&self) -> PrivateKeyDer<'static> {
+        PrivateKeyDer::Pkcs8(self.key_pkcs8.to_vec().into())
+    }
+}
+
+impl fmt::Debug for NodeIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "NodeIdentity(node {:?}, key <redacted>)", node_id_of(&self.cert_der))
+    }
+}
+
+/// The cluster port's server side: a client certificate from the CA naming a member.
+pub fn cluster_server_config(
+    ca_der: &[u8],
+    me: &NodeIdentity,
+    members: Members,
+) -> Result<Arc<ServerConfig>, TlsSetupError> {
+    let inner = WebPkiClientVerifier::builder_with_provider(roots(ca_der)?, provider())
+        .build()
+        .map_err(|e| TlsSetupError::BadCa(e.to_string()))?;
+    let verifier = Arc::new(MemberClientVerifier { inner, members });
+    let config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsSetupError::BadNodeCert(e.to_string()))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(me.chain(), me.key())
+        .map_err(|e| TlsSetupError::BadNodeCert(e.to_string()))?;
+    Ok(Arc::new(config))
+}
+
+/// The cluster port's client side, for calls to node `target`: the server must present a
+/// CA-issued certificate naming exactly `target`.
+pub fn cluster_client_config(
+    ca_der: &[u8],
+    me: &NodeIdentity,
+    target: u64,
+) -> Result<ClientConfig, TlsSetupError> {
+    let verifier = Arc::new(NodeServerVerifier {
+        roots: roots(ca_der)?,
+        provider: provider(),
+        expect: target,
+    });
+    ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsSetupError::BadNodeCert(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_client_auth_cert(me.chain(), me.key())
+        .map_err(|e| TlsSetupError::BadNodeCert(e.to_string()))
+}
+
+/// The admin port's server side: the node certificate, no client certificates.
+pub fn admin_server_config(me: &NodeIdentity) -> Result<Arc<ServerConfig>, TlsSetupError> {
+    let config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsSetupError::BadNodeCert(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(me.chain(), me.key())
+        .map_err(|e| TlsSetupError::BadNodeCert(e.to_string()))?;
+    Ok(Arc::new(config))
+}
+
+/// A client of some node's admin port: verifies the server against the cluster CA and the
+/// host name in the URL, as the CLI does.
+pub fn admin_client_config(ca_der: &[u8]) -> Result<ClientConfig, TlsSetupError> {
+    Ok(ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsSetupError::BadCa(e.to_string()))?
+        .with_root_certificates(roots(ca_der)?)
+        .with_no_client_auth())
+}
+
+fn not_member(id: Option<u64>) -> rustls::Error {
+    rustls::Error::General(match id {
+        Some(id) => format!("node {id} is not a current member of this cluster"),
+        None => "the certificate names no certraft node".into(),
+    })
+}
+
+#[derive(Debug)]
+struct MemberClientVerifier {
+    inner: Arc<dyn ClientCertVerifier>,
+    members: Members,
+}
+
+impl ClientCertVerifier for MemberClientVerifier {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.inner
+            .verify_client_cert(end_entity, intermediates, now)?;
+        match node_id_of(end_entity) {
+            Some(id) if self.members.contains(id) => Ok(ClientCertVerified::assertion()),
+            other => Err(not_member(other)),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+#[derive(Debug)]
+struct NodeServerVerifier {
+    roots: Arc<RootCertStore>,
+    provider: Arc<CryptoProvider>,
+    expect: u64,
+}
+
+impl ServerCertVerifier for NodeServerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let parsed = ParsedCertificate::try_from(end_entity)?;
+        rustls::client::verify_server_cert_signed_by_trust_anchor(
+            &parsed,
+            &self.roots,
+            intermediates,
+            now,
+            self.provider.signature_verification_algorithms.all,
+        )?;
+        match node_id_of(end_entity) {
+            Some(id) if id == self.expect => Ok(ServerCertVerified::assertion()),
+            Some(id) => Err(rustls::Error::General(format!(
+                "expected node {} at this address, found node {id}",
+                self.expect
+            ))),
+            None => Err(not_member(None)),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// For a joining node's first request only: fetches `GET /api/v1/trust` without trusting the
+/// server, because the answer is then checked against the CA fingerprint in the join token.
+/// Never used for anything that sends a secret.
+pub fn fingerprint_probe_config() -> ClientConfig {
+    #[derive(Debug)]
+    struct CheckedLater(Arc<CryptoProvider>);
+    impl ServerCertVerifier for CheckedLater {
+        fn verify_server_cert(
+            &self,
+            _: &CertificateDer<'_>,
+            _: &[CertificateDer<'_>],
+            _: &ServerName<'_>,
+            _: &[u8],
+            _: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            Ok(ServerCertVerified::assertion())
+        }
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        }
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        }
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
+    ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(CheckedLater(provider())))
+        .with_no_client_auth()
+}
