@@ -219,13 +219,18 @@ async fn on_leader(State(st): State<S>, req: axum::extract::Request, next: Next)
         ))
         .into_response();
     }
+    // Inside the nested `/api/v1` router the URI has lost its prefix; forward the original.
+    let original = req
+        .extensions()
+        .get::<axum::extract::OriginalUri>()
+        .map(|u| u.0.clone())
+        .unwrap_or_else(|| req.uri().clone());
     let (parts, body) = req.into_parts();
     let body = match axum::body::to_bytes(body, 16 << 20).await {
         Ok(b) => b,
         Err(e) => return AppError::bad_request("body_too_large", e.to_string()).into_response(),
     };
-    let path = parts
-        .uri
+    let path = original
         .path_and_query()
         .map(|p| p.as_str().to_string())
         .unwrap_or_default();
@@ -289,12 +294,27 @@ async fn forward(
     Ok(out)
 }
 
+/// Node-local state, unauthenticated (no names, no secrets): 200 once a leader is known.
 async fn readyz(State(st): State<S>) -> Response {
     let m = st.raft.metrics().borrow().clone();
-    match m.current_leader {
-        Some(leader) => (StatusCode::OK, format!("ready: leader is node {leader}\n")).into_response(),
-        None => (StatusCode::SERVICE_UNAVAILABLE, "not ready: no leader known\n").into_response(),
-    }
+    let body = serde_json::json!({
+        "ready": m.current_leader.is_some(),
+        "node_id": st.node_id,
+        "leader": m.current_leader,
+        "term": m.current_term,
+        "state": format!("{:?}", m.state).to_lowercase(),
+        "last_log_index": m.last_log_index,
+        "last_applied": m.last_applied.map(|l| l.index),
+        "snapshot_index": m.snapshot.map(|l| l.index),
+        "purged_index": m.purged.map(|l| l.index),
+        "voting": m.membership_config.membership().voter_ids().any(|id| id == st.node_id),
+    });
+    let status = if m.current_leader.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
 }
 
 async fn trust(State(st): State<S>) -> Response {
