@@ -310,7 +310,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<(), NodeErro
         tracker.clone(),
     ));
     tracker.spawn(track_membership(raft.clone(), members, join_members.is_empty(), cancel.clone()));
-    tracker.spawn(promote_caught_up(raft.clone(), cancel.clone()));
+    tracker.spawn(promote_caught_up(raft.clone(), self_info, cancel.clone()));
     tracker.spawn(replicate_pending_token(state, dd.clone(), cancel.clone()));
 
     let signals = shutdown_signal();
@@ -385,8 +385,10 @@ async fn track_membership(raft: Raft, members: Members, have_own: bool, cancel: 
 }
 
 /// On the leader: learners that joined as voters or witnesses become voters once their
-/// replicated log is within a few entries of the leader's.
-async fn promote_caught_up(raft: Raft, cancel: CancellationToken) {
+/// replicated log is within a few entries of the leader's. Also records this node's own
+/// addresses in the membership when they changed (a restart with new flags, or `recover`,
+/// which does not know them).
+async fn promote_caught_up(raft: Raft, self_info: NodeInfo, cancel: CancellationToken) {
     const MAX_LAG: u64 = 16;
     loop {
         tokio::select! {
@@ -397,9 +399,17 @@ async fn promote_caught_up(raft: Raft, cancel: CancellationToken) {
         if m.current_leader != Some(m.id) {
             continue;
         }
+        let membership = m.membership_config.membership();
+        if membership.get_node(&m.id).is_some_and(|n| n != &self_info) {
+            let change = ChangeMembers::SetNodes(BTreeMap::from([(m.id, self_info.clone())]));
+            match raft.change_membership(change, true).await {
+                Ok(_) => tracing::info!(info = %self_info, "recorded this node's addresses"),
+                Err(e) => tracing::warn!(error = %e, "could not record this node's addresses"),
+            }
+            continue;
+        }
         let Some(repl) = &m.replication else { continue };
         let last = m.last_log_index.unwrap_or(0);
-        let membership = m.membership_config.membership();
         let voters: Vec<u64> = membership.voter_ids().collect();
         let ready: std::collections::BTreeSet<u64> = membership
             .nodes()
