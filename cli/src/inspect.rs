@@ -3,12 +3,14 @@
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use certraft::api::dto::UploadFile;
 use certraft::bundle::report::{FileSummary, InspectReport};
 use certraft::bundle::{
-    assemble, parse_file, AssembleOptions, FormatError, ParsedFile, Passphrase,
+    assemble, parse_file, AssembleOptions, FileFormat, FormatError, ParsedFile, Passphrase,
 };
 
 use crate::fail::Failure;
+use crate::output::Output;
 use crate::passphrase;
 
 #[derive(clap::Args, Debug)]
@@ -29,10 +31,31 @@ pub struct InspectArgs {
     pub allow_incomplete: bool,
 }
 
-/// Reads every file, assembles and validates the bundle; returns the report.
-pub fn run(args: &InspectArgs) -> Result<InspectReport, Failure> {
+/// What the local pre-flight found, and what to send the cluster when it passed.
+pub struct Checked {
+    pub report: InspectReport,
+    /// The files as read, for `POST /api/v1/certs` and `…/rotate`.
+    pub uploads: Vec<UploadFile>,
+    /// The passphrase the files were opened with (given, or asked for), when one of them is
+    /// encrypted; `None` when no file needed one, even if one was at hand.
+    pub passphrase: Option<Passphrase>,
+}
+
+/// `certraft inspect`: the report, for every output mode.
+pub fn run(args: &InspectArgs) -> Result<Output, Failure> {
+    let report = check(args)?.report;
+    Ok(Output::json(&report)?
+        .human(report.to_human())
+        .quiet(report.id.to_string()))
+}
+
+/// Reads every file, assembles and validates the bundle exactly as import does, asking for a
+/// passphrase on the terminal when a file needs one that was not given.
+pub fn check(args: &InspectArgs) -> Result<Checked, Failure> {
     let mut passphrase = passphrase::given(args.passphrase_file.as_deref())?;
     let mut parsed: Vec<ParsedFile> = Vec::with_capacity(args.files.len());
+    let mut uploads = Vec::with_capacity(args.files.len());
+    let mut encrypted = false;
     for path in &args.files {
         let name = path.display().to_string();
         let bytes = std::fs::read(path).map_err(|e| {
@@ -41,7 +64,10 @@ pub fn run(args: &InspectArgs) -> Result<InspectReport, Failure> {
                 format!("cannot read {name}: {e}; check the path and its permissions"),
             )
         })?;
-        parsed.push(parse_with_prompt(path, &name, &bytes, &mut passphrase)?);
+        let file = parse_with_prompt(path, &name, &bytes, &mut passphrase)?;
+        encrypted |= is_encrypted(&file, &bytes);
+        parsed.push(file);
+        uploads.push(UploadFile { name, data: bytes });
     }
     let files = parsed.iter().map(FileSummary::of).collect();
     let options = AssembleOptions {
@@ -53,7 +79,24 @@ pub fn run(args: &InspectArgs) -> Result<InspectReport, Failure> {
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
     let bundle = assemble(parsed, options, now)?;
-    Ok(InspectReport::new(&bundle, files))
+    Ok(Checked {
+        report: InspectReport::new(&bundle, files),
+        uploads,
+        passphrase: passphrase.filter(|_| encrypted),
+    })
+}
+
+/// Whether opening `file` took a passphrase: PKCS#12, or an encrypted PKCS#8 key (DER, or
+/// PEM `ENCRYPTED PRIVATE KEY`; legacy PEM encryption is refused by `parse_file`).
+fn is_encrypted(file: &ParsedFile, bytes: &[u8]) -> bool {
+    const ENCRYPTED_PEM: &[u8] = b"-----BEGIN ENCRYPTED PRIVATE KEY-----";
+    match file.format {
+        FileFormat::Pkcs12 | FileFormat::DerEncryptedPkcs8 => true,
+        FileFormat::Pem => bytes
+            .windows(ENCRYPTED_PEM.len())
+            .any(|w| w == ENCRYPTED_PEM),
+        _ => false,
+    }
 }
 
 /// Parses one file; when it needs a passphrase none was given for, asks on the terminal once

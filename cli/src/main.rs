@@ -1,32 +1,58 @@
 //! `certraft`: the operator's command line.
 //!
-//! Today: `certraft inspect`, the offline pre-flight of bundle files. The cluster commands
-//! (`cert`, `csr`, `cluster`, `backup`) arrive with the admin API.
+//! Layout: [`inspect`] is the offline pre-flight; [`cert`], [`cluster`], [`audit`] and
+//! [`backup`] are the cluster commands, which talk to the admin API through [`client`] (the
+//! only module that does HTTP). Each command returns an [`output::Output`] (what to show in
+//! human, `-q` and `--json` modes) or a [`fail::Failure`] (code, message, exit status), and
+//! `main` prints it once.
 
+mod audit;
+mod backup;
+mod cert;
+mod client;
+mod cluster;
+mod duration;
 mod fail;
 mod inspect;
+mod outfile;
+mod output;
 mod passphrase;
+mod table;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::output::Mode;
+
 /// certraft: import, inspect, export and rotate TLS certificate bundles in a certraft cluster.
+///
+/// The cluster commands talk to the admin API of any node (--server, default
+/// https://127.0.0.1:9443), always verifying it against the cluster CA (--ca-file), with an
+/// admin token (--token-file or CERTRAFT_TOKEN). On a node, ca.pem and admin.token are found
+/// in $CERTRAFT_DATA_DIR or ./certraft-data, so no flag is needed there.
 ///
 /// Passphrases are never taken from the command line: use --passphrase-file F (its first
 /// line), the CERTRAFT_PASSPHRASE environment variable, or answer the prompt on a terminal.
 ///
 /// Exit codes: 0 done; 1 refused or failed (validation, conflict, not found); 2 usage;
-/// 3 cluster unreachable; 4 authentication or permission.
+/// 3 cluster unreachable, no leader, or no answer in time; 4 authentication or permission.
+///
+/// Examples:
+///   certraft inspect site.pfx --passphrase-file pass.txt
+///   certraft cert import site.key site.crt chain.pem --default
+///   certraft --server https://10.0.0.11:9443 --ca-file ca.pem --token-file admin.token cert list
 #[derive(Parser, Debug)]
 #[command(name = "certraft", version, about, long_about, verbatim_doc_comment)]
 struct Cli {
-    /// Machine-readable JSON on stdout (errors too: {"error":{"code","message"}}).
-    #[arg(long, global = true)]
+    /// Machine-readable JSON on stdout: the answer, or {"error":{"code","message","hint"}}.
+    #[arg(long, global = true, help_heading = "Output")]
     json: bool,
-    /// Terse output: only the essential value (for `inspect`, the bundle id).
-    #[arg(short, long, global = true)]
+    /// Terse output: only the essential value (an id, a name, a token).
+    #[arg(short, long, global = true, help_heading = "Output")]
     quiet: bool,
+    #[command(flatten)]
+    connect: client::ConnectArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -49,6 +75,51 @@ enum Command {
     ///   certraft inspect --json fullchain.pem privkey.pem
     #[command(verbatim_doc_comment)]
     Inspect(inspect::InspectArgs),
+
+    /// Certificates in the cluster: import, list, show, export, default, rotate, remove.
+    ///
+    /// Examples:
+    ///   certraft cert import site.pfx --passphrase-file pass.txt
+    ///   certraft cert list --expiring-within 30d
+    ///   certraft cert rotate www.example.com new-site.pfx
+    #[command(verbatim_doc_comment)]
+    Cert {
+        #[command(subcommand)]
+        command: cert::CertCommand,
+    },
+
+    /// The cluster's members: status, join tokens for new nodes, removal.
+    ///
+    /// Examples:
+    ///   certraft cluster status
+    ///   certraft cluster join-token --role learner
+    ///   certraft cluster remove 4
+    #[command(verbatim_doc_comment)]
+    Cluster {
+        #[command(subcommand)]
+        command: cluster::ClusterCommand,
+    },
+
+    /// The replicated audit log: every change, who made it, when, and its result (most
+    /// recent last).
+    ///
+    /// Examples:
+    ///   certraft audit
+    ///   certraft audit --limit 0 --json
+    #[command(verbatim_doc_comment)]
+    Audit(audit::AuditArgs),
+
+    /// The whole inventory as one passphrase-sealed file: create one, or restore one into
+    /// this (or another) cluster.
+    ///
+    /// Examples:
+    ///   certraft backup create --out site-a.backup --passphrase-file pass.txt
+    ///   certraft backup restore site-a.backup --passphrase-file pass.txt
+    #[command(verbatim_doc_comment)]
+    Backup {
+        #[command(subcommand)]
+        command: backup::BackupCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -56,29 +127,23 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
-    match &cli.command {
-        Command::Inspect(args) => match inspect::run(args) {
-            Ok(report) => {
-                if cli.json {
-                    match serde_json::to_string_pretty(&report) {
-                        Ok(s) => println!("{s}"),
-                        Err(e) => {
-                            return fail::Failure::refused(
-                                "internal",
-                                format!("could not encode the report: {e}"),
-                            )
-                            .report(true)
-                        }
-                    }
-                } else if cli.quiet {
-                    println!("{}", report.id);
-                } else {
-                    print!("{}", report.to_human());
-                }
-                ExitCode::SUCCESS
-            }
-            Err(f) => f.report(cli.json),
-        },
+    let mode = Mode {
+        json: cli.json,
+        quiet: cli.quiet,
+    };
+    let result = match &cli.command {
+        Command::Inspect(args) => inspect::run(args),
+        Command::Cert { command } => cert::run(command, &cli.connect),
+        Command::Cluster { command } => cluster::run(command, &cli.connect),
+        Command::Audit(args) => audit::run(args, &cli.connect),
+        Command::Backup { command } => backup::run(command, &cli.connect),
+    };
+    match result {
+        Ok(output) => {
+            output.print(mode);
+            ExitCode::SUCCESS
+        }
+        Err(f) => f.report(mode.json),
     }
 }
 
@@ -91,7 +156,5 @@ fn usage_error(e: clap::Error) -> ExitCode {
     }
     let message = e.render().to_string();
     let message = message.trim().trim_start_matches("error: ");
-    let body = serde_json::json!({"error": {"code": "usage", "message": message}});
-    println!("{body}");
-    ExitCode::from(2)
+    fail::Failure::usage("usage", message).report(true)
 }

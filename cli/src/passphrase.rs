@@ -1,5 +1,5 @@
-//! Where passphrases come from: `--passphrase-file`, `CERTRAFT_PASSPHRASE`, or a TTY prompt.
-//! Never argv.
+//! Where passphrases come from: `--passphrase-file`, `CERTRAFT_PASSPHRASE`, or a TTY prompt
+//! (twice, for a passphrase that protects something new). Never argv.
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -40,15 +40,66 @@ pub fn given(file: Option<&Path>) -> Result<Option<Passphrase>, Failure> {
 
 /// Asks on the terminal, when there is one; `None` when stdin is not a TTY.
 pub fn prompt(for_file: &Path) -> Result<Option<Passphrase>, Failure> {
+    ask(&format!("passphrase for {}: ", for_file.display()))
+}
+
+/// A passphrase that protects something the CLI is about to write (a PKCS#12 export, a
+/// backup): `--passphrase-file`, else `CERTRAFT_PASSPHRASE`, else asked twice on a terminal.
+/// Never empty. `what` names the thing, for messages ("the PKCS#12 export of web").
+pub fn for_new_secret(file: Option<&Path>, what: &str) -> Result<Passphrase, Failure> {
+    let p = match given(file)? {
+        Some(p) => p,
+        None => {
+            let Some(first) = ask(&format!("new passphrase for {what}: "))? else {
+                return Err(missing(what));
+            };
+            let Some(again) = ask("the same passphrase again: ")? else {
+                return Err(missing(what));
+            };
+            if first.expose() != again.expose() {
+                return Err(Failure::refused(
+                    "passphrase_mismatch",
+                    "the two passphrases differ; nothing was done; run the command again",
+                ));
+            }
+            first
+        }
+    };
+    if p.is_empty() {
+        return Err(Failure::refused(
+            "empty_passphrase",
+            format!("the passphrase for {what} is empty, which would leave private keys unprotected; give a non-empty passphrase"),
+        ));
+    }
+    Ok(p)
+}
+
+/// The passphrase of something that exists (a backup to restore): `--passphrase-file`, else
+/// `CERTRAFT_PASSPHRASE`, else asked once on a terminal.
+pub fn for_existing_secret(file: Option<&Path>, what: &str) -> Result<Passphrase, Failure> {
+    if let Some(p) = given(file)? {
+        return Ok(p);
+    }
+    ask(&format!("passphrase for {what}: "))?.ok_or_else(|| missing(what))
+}
+
+fn missing(what: &str) -> Failure {
+    Failure::refused(
+        "passphrase_required",
+        format!("{what} needs a passphrase and there is no terminal to ask on; pass --passphrase-file F or set {ENV_PASSPHRASE}"),
+    )
+}
+
+/// One hidden line from the terminal; `None` when stdin is not a TTY.
+fn ask(prompt: &str) -> Result<Option<Passphrase>, Failure> {
     if !std::io::stdin().is_terminal() {
         return Ok(None);
     }
-    let text = rpassword::prompt_password(format!("passphrase for {}: ", for_file.display()))
-        .map_err(|e| {
-            Failure::refused(
-                "passphrase_prompt_failed",
-                format!("could not read the passphrase from the terminal: {e}"),
-            )
-        })?;
+    let text = rpassword::prompt_password(prompt).map_err(|e| {
+        Failure::refused(
+            "passphrase_prompt_failed",
+            format!("could not read the passphrase from the terminal: {e}"),
+        )
+    })?;
     Ok(Some(Passphrase::new(text)))
 }

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod admin;
+
 use std::ffi::OsStr;
 use std::fmt;
 use std::path::PathBuf;
@@ -49,7 +51,16 @@ pub fn wrong_passphrase() -> String {
     first_line("wrong-pass.txt")
 }
 
-/// One invocation of the binary: no `CERTRAFT_PASSPHRASE` unless set here, stdin null
+/// The environment variables that point the binary at a cluster; removed from every run so
+/// the caller's environment cannot leak into a test.
+pub const ENV_CLUSTER: [&str; 4] = [
+    "CERTRAFT_SERVER",
+    "CERTRAFT_TOKEN",
+    "CERTRAFT_DATA_DIR",
+    "CERTRAFT_PASSPHRASE",
+];
+
+/// One invocation of the binary: no `CERTRAFT_*` variable unless set here, stdin null
 /// (never a TTY, so no prompt can happen).
 pub struct Certraft {
     cmd: Command,
@@ -59,8 +70,10 @@ pub struct Certraft {
 /// Starts `certraft` with these arguments.
 pub fn certraft<S: AsRef<OsStr>>(args: impl IntoIterator<Item = S>) -> Certraft {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_certraft"));
-    cmd.env_remove(ENV_PASSPHRASE)
-        .stdin(Stdio::null())
+    for key in ENV_CLUSTER {
+        cmd.env_remove(key);
+    }
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut c = Certraft {
@@ -104,6 +117,13 @@ impl Certraft {
     pub fn env(mut self, key: &str, value: impl AsRef<OsStr>) -> Self {
         self.shown.push(format!("[{key} set]"));
         self.cmd.env(key, value);
+        self
+    }
+
+    /// Runs in `dir` (where `./certraft-data` is looked for).
+    pub fn current_dir(mut self, dir: impl AsRef<std::path::Path>) -> Self {
+        self.shown.push(format!("[in {}]", dir.as_ref().display()));
+        self.cmd.current_dir(dir);
         self
     }
 
@@ -180,6 +200,31 @@ impl Run {
             "--json refusals print nothing on stderr: {self}"
         );
         (code.to_string(), message.to_string())
+    }
+
+    /// For `--json` failures that may carry a hint: checks `{"error":{"code","message"[,"hint"]}}`
+    /// and nothing on stderr; returns `(code, message, hint)`.
+    #[track_caller]
+    pub fn json_error_hint(&self) -> (String, String, Option<String>) {
+        let v = self.json();
+        let err = v["error"]
+            .as_object()
+            .unwrap_or_else(|| panic!("no error object: {self}"));
+        assert!(
+            err.keys()
+                .all(|k| ["code", "message", "hint"].contains(&k.as_str())),
+            "unexpected keys in error: {self}"
+        );
+        assert_eq!(
+            self.stderr, "",
+            "--json failures print nothing on stderr: {self}"
+        );
+        let text = |k: &str| err.get(k).and_then(|v| v.as_str()).map(str::to_string);
+        (
+            text("code").unwrap_or_else(|| panic!("no error.code: {self}")),
+            text("message").unwrap_or_else(|| panic!("no error.message: {self}")),
+            text("hint"),
+        )
     }
 
     /// True when `needle` occurs on stdout or stderr.

@@ -1,0 +1,609 @@
+//! `certraft cert …`: the inventory of bundles — import, list, show, export, default, rotate,
+//! remove — against the admin API (`certraft::api::dto`).
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use certraft::api::dto::{
+    BundleSource, CertDetail, CertList, CertSummary, DefaultCert, Done, ExportFormat,
+    ExportRequest, ExportResponse, ImportOutcome, ImportRequest, ImportResponse, RotateRequest,
+    RotateResponse, SetDefault,
+};
+use clap::{Subcommand, ValueEnum};
+
+use crate::client::{Client, ConnectArgs};
+use crate::fail::Failure;
+use crate::inspect::{self, InspectArgs};
+use crate::outfile::{self, Overwrite};
+use crate::output::Output;
+use crate::table::Table;
+use crate::{duration, passphrase};
+
+#[derive(Subcommand, Debug)]
+pub enum CertCommand {
+    /// Assemble a bundle from any mix of files, validate it locally (as `certraft inspect`
+    /// does), then replicate it; prints its name and id (with -q, the id only).
+    ///
+    /// The files are checked on this machine first: anything `certraft inspect` refuses is
+    /// refused here without contacting the cluster. A passphrase (for PKCS#12 files and
+    /// encrypted keys) comes from --passphrase-file F, else CERTRAFT_PASSPHRASE, else a
+    /// prompt on a terminal, and is sent to the cluster over the verified TLS connection.
+    /// Importing the same bundle twice changes nothing (identical bundles have one id).
+    ///
+    /// Examples:
+    ///   certraft cert import site.pfx --passphrase-file pass.txt --default
+    ///   certraft cert import --name shop site.key site.crt intermediate.pem
+    ///   certraft cert import --dry-run fullchain.pem privkey.pem
+    #[command(verbatim_doc_comment)]
+    Import(ImportArgs),
+
+    /// List the certificates: name, hostnames, issuer, not-after, status; '*' marks the
+    /// cluster-wide default.
+    ///
+    /// Status is active, retired (kept after a rotation, not served), expired or
+    /// not-yet-valid. With --expiring-within, only certificates whose not-after falls
+    /// within that time from now (expired ones included), soonest first. With -q, names only.
+    ///
+    /// Examples:
+    ///   certraft cert list
+    ///   certraft cert list --expiring-within 30d
+    ///   certraft cert list --json
+    #[command(verbatim_doc_comment)]
+    List(ListArgs),
+
+    /// Show one certificate: details, chain, warnings, and the hostnames it serves now.
+    ///
+    /// Examples:
+    ///   certraft cert show www.example.com
+    ///   certraft cert show shop --json
+    #[command(verbatim_doc_comment)]
+    Show(ShowArgs),
+
+    /// Export a bundle to a file: PKCS#12 with key, leaf and chain (passphrase required),
+    /// or PEM with the certificates only (never the key).
+    ///
+    /// The PKCS#12 passphrase comes from --passphrase-file F, else CERTRAFT_PASSPHRASE, else
+    /// is asked twice on a terminal. The default PKCS#12 (PBES2, AES-256-CBC, HMAC-SHA256)
+    /// is read by OpenSSL 3 without -legacy; --legacy writes 3DES + SHA-1 for old systems.
+    /// The file is created with mode 0600; an existing file is replaced only with --force.
+    ///
+    /// Examples:
+    ///   certraft cert export www.example.com --out www.p12 --passphrase-file pass.txt
+    ///   certraft cert export www.example.com --out www-chain.pem --format pem
+    ///   certraft cert export old-lb --out old-lb.p12 --legacy
+    #[command(verbatim_doc_comment)]
+    Export(ExportArgs),
+
+    /// Show the cluster-wide default certificate, or set it to NAME.
+    ///
+    /// The default answers TLS connections without SNI, or whose name matches no
+    /// certificate. With no default, nodes answer with their own cluster-CA certificate.
+    ///
+    /// Examples:
+    ///   certraft cert default
+    ///   certraft cert default www.example.com
+    #[command(verbatim_doc_comment)]
+    Default(DefaultArgs),
+
+    /// Replace OLD with a new bundle in one atomic step: the new bundle takes over every
+    /// hostname and the default role of OLD; OLD is retired (kept, not served).
+    ///
+    /// The new files are checked locally first, exactly like `cert import`. The rotation is
+    /// refused when the new certificate does not cover every hostname OLD served, unless
+    /// --force. The new bundle is named --name N, else OLD's name (OLD is renamed).
+    ///
+    /// Examples:
+    ///   certraft cert rotate www.example.com new-site.pfx --passphrase-file pass.txt
+    ///   certraft cert rotate shop shop-2025.key shop-2025.crt chain.pem
+    #[command(verbatim_doc_comment)]
+    Rotate(RotateArgs),
+
+    /// Remove a certificate from the cluster. Refused while NAME is the default or the only
+    /// certificate serving a hostname, unless --force.
+    ///
+    /// Examples:
+    ///   certraft cert remove www.example.com.retired-2025-01-01
+    ///   certraft cert remove legacy-api --force
+    #[command(verbatim_doc_comment)]
+    Remove(RemoveArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub bundle: InspectArgs,
+    /// Name of the bundle in the inventory (default: the leaf's first hostname, or its CN).
+    #[arg(long, value_name = "N")]
+    pub name: Option<String>,
+    /// Also make it the cluster-wide default certificate.
+    #[arg(long)]
+    pub default: bool,
+    /// Validate on the cluster too, and report the name it would get; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ListArgs {
+    /// Only certificates whose not-after is within this time from now (expired included):
+    /// 30d, 12h, 90m, 3600s, 1w.
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
+    pub expiring_within: Option<Duration>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ShowArgs {
+    /// The certificate's name (see `certraft cert list`).
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// PKCS#12 / PFX: key, leaf and chain, passphrase protected.
+    P12,
+    /// PEM: leaf and chain certificates, never the key.
+    Pem,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ExportArgs {
+    /// The certificate's name (see `certraft cert list`).
+    pub name: String,
+    /// The file to write (mode 0600).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// p12 (key + certificates, passphrase protected) or pem (certificates only).
+    #[arg(long, value_enum, default_value_t = FormatArg::P12)]
+    pub format: FormatArg,
+    /// File whose first line is the PKCS#12 passphrase (else $CERTRAFT_PASSPHRASE, else
+    /// asked twice on a terminal).
+    #[arg(long, value_name = "F")]
+    pub passphrase_file: Option<PathBuf>,
+    /// PKCS#12 with 3DES and a SHA-1 MAC, for systems that cannot read the default. Weak.
+    #[arg(long)]
+    pub legacy: bool,
+    /// Replace --out if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DefaultArgs {
+    /// The certificate to make the default; without it, show the current default.
+    pub name: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RotateArgs {
+    /// The certificate being replaced.
+    #[arg(value_name = "OLD")]
+    pub old: String,
+    #[command(flatten)]
+    pub bundle: InspectArgs,
+    /// Name of the new bundle (default: OLD's name; OLD is then renamed OLD.retired-DATE).
+    #[arg(long, value_name = "N")]
+    pub name: Option<String>,
+    /// Rotate even if the new certificate does not cover every hostname OLD served.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RemoveArgs {
+    /// The certificate's name (see `certraft cert list`).
+    pub name: String,
+    /// Remove it even if it is the default or the only certificate serving a hostname.
+    #[arg(long)]
+    pub force: bool,
+}
+
+pub fn run(command: &CertCommand, connect: &ConnectArgs) -> Result<Output, Failure> {
+    match command {
+        CertCommand::Import(args) => import(args, connect),
+        CertCommand::List(args) => list(args, &Client::connect(connect)?),
+        CertCommand::Show(args) => show(args, &Client::connect(connect)?),
+        CertCommand::Export(args) => export(args, connect),
+        CertCommand::Default(args) => default(args, &Client::connect(connect)?),
+        CertCommand::Rotate(args) => rotate(args, connect),
+        CertCommand::Remove(args) => remove(args, &Client::connect(connect)?),
+    }
+}
+
+/// The local pre-flight, then what the cluster needs to redo it.
+fn bundle_source(args: &InspectArgs) -> Result<BundleSource, Failure> {
+    let checked = inspect::check(args)?;
+    Ok(BundleSource {
+        files: checked.uploads,
+        passphrase: checked.passphrase.map(|p| p.expose().to_string()),
+        allow_expired: args.allow_expired,
+        allow_incomplete: args.allow_incomplete,
+    })
+}
+
+fn import(args: &ImportArgs, connect: &ConnectArgs) -> Result<Output, Failure> {
+    // Credentials first: no passphrase prompt for a command that cannot be sent.
+    let client = Client::connect(connect)?;
+    let request = ImportRequest {
+        source: bundle_source(&args.bundle)?,
+        name: args.name.clone(),
+        make_default: args.default,
+        dry_run: args.dry_run,
+    };
+    let reply = client.post::<_, ImportResponse>(&["certs"], &request)?;
+    let r = &reply.body;
+    let mut human = match r.outcome {
+        ImportOutcome::Imported => format!("imported {} (id {})\n", r.name, r.id),
+        ImportOutcome::AlreadyPresent => format!(
+            "{} (id {}) is already in the inventory; nothing changed\n",
+            r.name, r.id
+        ),
+        ImportOutcome::DryRun => format!(
+            "dry run: would import as {} (id {}); nothing changed\n",
+            r.name, r.id
+        ),
+    };
+    let _ = writeln!(human, "  hostnames:  {}", list_or_none(&r.hostnames));
+    let _ = writeln!(human, "  not after:  {}", r.not_after);
+    let _ = writeln!(human, "  chain:      {}", r.completeness);
+    if args.default && r.outcome == ImportOutcome::Imported {
+        let _ = writeln!(human, "  default:    yes (cluster-wide)");
+    }
+    if let Some(index) = r.index {
+        let _ = writeln!(human, "  committed:  log index {index}");
+    }
+    Ok(Output::raw(reply.raw.clone())
+        .human(human)
+        .quiet(r.id.clone())
+        .warnings(r.warnings.clone()))
+}
+
+fn list(args: &ListArgs, client: &Client) -> Result<Output, Failure> {
+    let reply = client.get::<CertList>(&["certs"])?;
+    let now = unix_now();
+    let mut list = reply.body;
+    let output = match args.expiring_within {
+        None => Output::raw(reply.raw),
+        Some(within) => {
+            let cutoff = now.saturating_add(i64::try_from(within.as_secs()).unwrap_or(i64::MAX));
+            list.certs.retain(|c| c.not_after_unix <= cutoff);
+            list.certs.sort_by_key(|c| c.not_after_unix);
+            Output::json(&list)?
+        }
+    };
+    let human = if list.certs.is_empty() {
+        match args.expiring_within {
+            Some(d) => format!("no certificate expires within {}\n", duration::format(d)),
+            None => {
+                "no certificates yet; add one with `certraft cert import FILE...`\n".to_string()
+            }
+        }
+    } else {
+        cert_table(&list.certs, now)
+    };
+    let names: Vec<&str> = list.certs.iter().map(|c| c.name.as_str()).collect();
+    Ok(output.human(human).quiet(names.join("\n")))
+}
+
+/// The `cert list` table.
+fn cert_table(certs: &[CertSummary], now: i64) -> String {
+    let mut table = Table::new(["", "NAME", "HOSTNAMES", "ISSUER", "NOT AFTER", "STATUS"]);
+    for c in certs {
+        table.row([
+            if c.is_default { "*" } else { "" }.to_string(),
+            c.name.clone(),
+            hostnames_cell(&c.hostnames),
+            short_dn(&c.issuer).to_string(),
+            format!(
+                "{} ({})",
+                date_part(&c.not_after),
+                relative(c.not_after_unix, now)
+            ),
+            c.status.clone(),
+        ]);
+    }
+    table.render()
+}
+
+fn show(args: &ShowArgs, client: &Client) -> Result<Output, Failure> {
+    let reply = client.get::<CertDetail>(&["certs", &args.name])?;
+    let human = detail_text(&reply.body, unix_now());
+    Ok(Output::raw(reply.raw)
+        .human(human)
+        .quiet(reply.body.summary.id))
+}
+
+/// The `cert show` text.
+fn detail_text(d: &CertDetail, now: i64) -> String {
+    let s = &d.summary;
+    let mut out = String::new();
+    let status = if s.is_default {
+        format!("{} (cluster-wide default)", s.status)
+    } else {
+        s.status.clone()
+    };
+    let _ = writeln!(out, "name:          {}", s.name);
+    let _ = writeln!(out, "id:            {}", s.id);
+    let _ = writeln!(out, "status:        {status}");
+    let _ = writeln!(out, "hostnames:     {}", list_or_none(&s.hostnames));
+    let _ = writeln!(out, "serving now:   {}", list_or_none(&d.serving));
+    let _ = writeln!(out, "subject:       {}", s.subject);
+    let _ = writeln!(out, "issuer:        {}", s.issuer);
+    let _ = writeln!(out, "not before:    {}", s.not_before);
+    let _ = writeln!(
+        out,
+        "not after:     {} ({})",
+        s.not_after,
+        relative(s.not_after_unix, now)
+    );
+    let _ = writeln!(out, "key:           {}", s.key);
+    let _ = writeln!(out, "completeness:  {}", s.completeness);
+    let _ = writeln!(out, "imported:      {} by {}", s.imported_at, s.imported_by);
+    let _ = writeln!(out, "chain:");
+    for (i, c) in d.chain.iter().enumerate() {
+        let _ = writeln!(out, "  {i}. {}", c.subject);
+        let _ = writeln!(out, "     issuer:    {}", c.issuer);
+        let _ = writeln!(out, "     not after: {}", c.not_after);
+        let _ = writeln!(out, "     sha256:    {}", c.sha256);
+    }
+    if !d.warnings.is_empty() {
+        let _ = writeln!(out, "warnings:");
+        for w in &d.warnings {
+            let _ = writeln!(out, "  - {w}");
+        }
+    }
+    out
+}
+
+fn export(args: &ExportArgs, connect: &ConnectArgs) -> Result<Output, Failure> {
+    if args.legacy && args.format == FormatArg::Pem {
+        return Err(Failure::usage(
+            "usage",
+            "--legacy applies to PKCS#12 only; drop it, or use --format p12",
+        ));
+    }
+    let overwrite = Overwrite::from_force(args.force);
+    outfile::check_free(&args.out, overwrite)?;
+    let client = Client::connect(connect)?;
+    let (format, passphrase) = match args.format {
+        FormatArg::Pem => (ExportFormat::Pem, None),
+        FormatArg::P12 => {
+            let what = format!("the PKCS#12 export of {}", args.name);
+            let p = passphrase::for_new_secret(args.passphrase_file.as_deref(), &what)?;
+            (ExportFormat::P12, Some(p.expose().to_string()))
+        }
+    };
+    let request = ExportRequest {
+        format,
+        passphrase,
+        legacy: args.legacy,
+    };
+    let reply = client.post::<_, ExportResponse>(&["certs", &args.name, "export"], &request)?;
+    let r = reply.body;
+    outfile::write(&args.out, &r.data, overwrite)?;
+    let mut warnings = r.warnings.clone();
+    if args.legacy && warnings.is_empty() {
+        warnings.push(
+            "--legacy wrote 3DES + SHA-1 PKCS#12, which is weak; use it only for systems that cannot read the default"
+                .to_string(),
+        );
+    }
+    let format_name = match r.format {
+        ExportFormat::P12 if args.legacy => "PKCS#12 (legacy)",
+        ExportFormat::P12 => "PKCS#12",
+        ExportFormat::Pem => "PEM, certificates only",
+    };
+    let out = args.out.display().to_string();
+    let json = serde_json::json!({
+        "name": args.name,
+        "out": out,
+        "format": r.format,
+        "bytes": r.data.len(),
+        "warnings": r.warnings,
+    });
+    Ok(Output::raw(json)
+        .human(format!(
+            "wrote {out}: {} as {format_name}, {} bytes\n",
+            args.name,
+            r.data.len()
+        ))
+        .quiet(out)
+        .warnings(warnings))
+}
+
+fn default(args: &DefaultArgs, client: &Client) -> Result<Output, Failure> {
+    let reply = match &args.name {
+        None => client.get::<DefaultCert>(&["default"])?,
+        Some(name) => {
+            client.put::<_, DefaultCert>(&["default"], &SetDefault { name: name.clone() })?
+        }
+    };
+    let human = match (&reply.body.default, &args.name) {
+        (Some(d), None) => format!("default: {d}\n"),
+        (Some(d), Some(_)) => format!("default is now {d}\n"),
+        (None, _) => "no cluster-wide default is set: connections without a matching name get the node's own certificate; set one with `certraft cert default NAME`\n".to_string(),
+    };
+    Ok(Output::raw(reply.raw)
+        .human(human)
+        .quiet(reply.body.default.unwrap_or_default()))
+}
+
+fn rotate(args: &RotateArgs, connect: &ConnectArgs) -> Result<Output, Failure> {
+    let client = Client::connect(connect)?;
+    let request = RotateRequest {
+        source: bundle_source(&args.bundle)?,
+        name: args.name.clone(),
+        force: args.force,
+    };
+    let reply = client.post::<_, RotateResponse>(&["certs", &args.old, "rotate"], &request)?;
+    let r = &reply.body;
+    let mut human = format!(
+        "rotated {} -> {} (id {})\n{} is retired as {} (kept, not served)\n",
+        r.old, r.new, r.id, r.old, r.retired_as
+    );
+    if let Some(index) = r.index {
+        let _ = writeln!(human, "committed at log index {index}");
+    }
+    Ok(Output::raw(reply.raw.clone())
+        .human(human)
+        .quiet(r.id.clone())
+        .warnings(r.warnings.clone()))
+}
+
+fn remove(args: &RemoveArgs, client: &Client) -> Result<Output, Failure> {
+    let force = if args.force { "true" } else { "false" };
+    let reply = client.delete::<Done>(&["certs", &args.name], &[("force", force)])?;
+    Ok(Output::done(reply.raw, &reply.body))
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn list_or_none(items: &[String]) -> String {
+    if items.is_empty() {
+        "(none)".to_string()
+    } else {
+        items.join(", ")
+    }
+}
+
+/// At most two hostnames, then how many more.
+fn hostnames_cell(hosts: &[String]) -> String {
+    match hosts {
+        [] => "-".to_string(),
+        [a] => a.clone(),
+        [a, b] => format!("{a},{b}"),
+        [a, b, rest @ ..] => format!("{a},{b} +{}", rest.len()),
+    }
+}
+
+/// The CN of a distinguished name as shown by the API (`C=US, O=Org, CN=name`), else the
+/// whole name.
+fn short_dn(dn: &str) -> &str {
+    dn.split(", ")
+        .find_map(|part| part.strip_prefix("CN="))
+        .filter(|cn| !cn.is_empty())
+        .unwrap_or(dn)
+}
+
+/// `2099-12-31` from an RFC 3339 time; other text unchanged.
+fn date_part(rfc3339: &str) -> &str {
+    match rfc3339.split_once('T') {
+        Some((date, _)) if date.len() == 10 => date,
+        _ => rfc3339,
+    }
+}
+
+/// `in 12d`, `in 5h`, `expired 3d ago`.
+fn relative(at: i64, now: i64) -> String {
+    let diff = at.saturating_sub(now);
+    let span = |secs: i64| {
+        let secs = secs.unsigned_abs();
+        if secs >= 86_400 {
+            format!("{}d", secs / 86_400)
+        } else if secs >= 3600 {
+            format!("{}h", secs / 3600)
+        } else {
+            format!("{}m", secs / 60)
+        }
+    };
+    if diff >= 0 {
+        format!("in {}", span(diff))
+    } else {
+        format!("expired {} ago", span(diff))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(name: &str, hosts: &[&str], not_after_unix: i64, is_default: bool) -> CertSummary {
+        CertSummary {
+            name: name.into(),
+            id: "ab".repeat(32),
+            hostnames: hosts.iter().map(|h| h.to_string()).collect(),
+            subject: format!("CN={name}"),
+            issuer: "C=US, O=certraft test, CN=certraft test intermediate".into(),
+            not_before: "2024-01-01T00:00:00Z".into(),
+            not_after: "2099-12-31T23:59:59Z".into(),
+            not_after_unix,
+            status: "active".into(),
+            is_default,
+            key: "ec-p256".into(),
+            completeness: "no-root".into(),
+            imported_at: "2025-01-01T00:00:00Z".into(),
+            imported_by: "admin".into(),
+        }
+    }
+
+    /// A table line's cells (columns are two or more spaces apart).
+    fn cells(line: &str) -> Vec<&str> {
+        line.split("  ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect()
+    }
+
+    /// The list table: default mark, at most two hostnames, the issuer's CN, date and
+    /// distance, status.
+    #[test]
+    fn list_table_rows() {
+        let now = 1_000_000;
+        let certs = [
+            summary(
+                "www",
+                &["www.example.test", "example.test", "a.example.test"],
+                now + 12 * 86_400,
+                true,
+            ),
+            summary("api", &["api.example.test"], now - 3 * 86_400, false),
+        ];
+        let text = cert_table(&certs, now);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(
+            lines[0].contains("NAME") && lines[0].contains("NOT AFTER"),
+            "{text}"
+        );
+        assert_eq!(
+            cells(lines[1]),
+            [
+                "*",
+                "www",
+                "www.example.test,example.test +1",
+                "certraft test intermediate",
+                "2099-12-31 (in 12d)",
+                "active"
+            ],
+            "{text}"
+        );
+        assert!(lines[2].starts_with("   api"), "{text}");
+        assert_eq!(cells(lines[2])[3], "2099-12-31 (expired 3d ago)", "{text}");
+    }
+
+    #[test]
+    fn relative_times() {
+        for (diff, want) in [
+            (12 * 86_400 + 5, "in 12d"),
+            (5 * 3600, "in 5h"),
+            (90, "in 1m"),
+            (0, "in 0m"),
+            (-3 * 86_400, "expired 3d ago"),
+            (-7200, "expired 2h ago"),
+        ] {
+            assert_eq!(relative(100_000_000 + diff, 100_000_000), want, "{diff}");
+        }
+    }
+
+    #[test]
+    fn distinguished_names_shorten_to_their_cn() {
+        assert_eq!(short_dn("C=US, O=Org, CN=Inter CA"), "Inter CA");
+        assert_eq!(short_dn("CN=root"), "root");
+        assert_eq!(short_dn("O=No Common Name"), "O=No Common Name");
+    }
+}
