@@ -194,9 +194,14 @@ impl Command {
                 hex::encode(&new.sealed.id[..8])
             ),
             Command::CreateJoinToken { token } => {
+                let role = match token.role {
+                    NodeRole::Voter => "voter",
+                    NodeRole::Learner => "learner",
+                    NodeRole::Witness => "witness",
+                };
                 format!(
-                    "create join token ({:?}, expires {})",
-                    token.role, token.expires_at
+                    "create join token ({role}, expires {})",
+                    crate::bundle::assemble::fmt_time(token.expires_at)
                 )
             }
             Command::ConsumeJoinToken { requested, .. } => match requested {
