@@ -50,8 +50,8 @@ enum Cmd {
         force_single_node: bool,
     },
     /// Offline: make a new admin token when every token is lost. Writes it to
-    /// DATA/admin.token (0600) and prints it; the node replicates it when it next runs as
-    /// leader (run it on the leader, or on a single node). The node must be stopped.
+    /// DATA/admin.token (0600) and prints it; the node replicates it to the whole cluster as
+    /// soon as it runs again and a leader is reachable. The node must be stopped.
     AdminToken {
         #[arg(long, value_name = "DIR", default_value = "certraft-data")]
         data_dir: PathBuf,
@@ -157,7 +157,7 @@ fn main() -> ExitCode {
                 Ok(path) => {
                     println!("{}", token.as_str());
                     eprintln!(
-                        "wrote {}; it becomes valid when this node next runs as leader",
+                        "wrote {}; it becomes valid cluster-wide once this node runs again and reaches a leader",
                         path.display()
                     );
                     ExitCode::SUCCESS

@@ -46,6 +46,7 @@ impl fmt::Display for Msg {
 impl std::error::Error for Msg {}
 
 /// Creates one client per peer; openraft keeps it for the replication stream.
+#[derive(Clone)]
 pub struct Network {
     ca_der: Arc<Vec<u8>>,
     me: Arc<NodeIdentity>,
@@ -135,6 +136,37 @@ impl PeerClient {
     }
 }
 
+/// Why a member's proposal to the leader failed.
+#[derive(Debug, thiserror::Error, Serialize, serde::Deserialize)]
+pub enum ProposeError {
+    #[error("node {0} is not the leader")]
+    NotLeader(u64),
+    #[error("only admin tokens may be proposed over the cluster port")]
+    NotAllowed,
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl PeerClient {
+    /// Asks the leader to commit `req` (only `CreateAdminToken` is accepted: the offline
+    /// `admin-token` of a follower).
+    pub async fn propose(&self, req: &crate::inventory::Request) -> Result<(), String> {
+        let client = self.client.as_ref().map_err(Clone::clone)?;
+        let resp = client
+            .post(format!("{}/propose", self.base))
+            .header("content-type", CBOR)
+            .timeout(std::time::Duration::from_secs(10))
+            .body(to_cbor(req))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let body = resp.bytes().await.map_err(|e| e.to_string())?;
+        let result: Result<(), ProposeError> =
+            ciborium::from_reader(&body[..]).map_err(|e| e.to_string())?;
+        result.map_err(|e| e.to_string())
+    }
+}
+
 impl RaftNetwork<TypeConfig> for PeerClient {
     async fn append_entries(
         &mut self,
@@ -170,6 +202,7 @@ pub fn router(raft: Raft) -> Router {
         .route("/raft/append", post(append))
         .route("/raft/vote", post(vote))
         .route("/raft/snapshot", post(snapshot))
+        .route("/raft/propose", post(propose))
         .with_state(raft)
 }
 
@@ -206,4 +239,22 @@ async fn snapshot(State(raft): State<Raft>, body: Bytes) -> Response {
         Ok(req) => cbor_reply(&raft.install_snapshot(req).await),
         Err(r) => r,
     }
+}
+
+async fn propose(State(raft): State<Raft>, body: Bytes) -> Response {
+    let req = match decode::<crate::inventory::Request>(&body) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    if !matches!(req.command, crate::inventory::Command::CreateAdminToken { .. }) {
+        return cbor_reply(&Err::<(), _>(ProposeError::NotAllowed));
+    }
+    let result = match raft.client_write(req).await {
+        Ok(_) => Ok(()),
+        Err(RaftError::APIError(openraft::error::ClientWriteError::ForwardToLeader(f))) => {
+            Err(ProposeError::NotLeader(f.leader_id.unwrap_or(0)))
+        }
+        Err(e) => Err(ProposeError::Failed(e.to_string())),
+    };
+    cbor_reply(&result)
 }
