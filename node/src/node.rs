@@ -241,10 +241,11 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<(), NodeErro
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000);
+    let network = Network::new(ca_der.clone(), me.clone());
     let raft = Raft::new(
         node_id,
         raft_config(snapshot_every)?,
-        Network::new(ca_der.clone(), me.clone()),
+        network.clone(),
         log,
         sm.clone(),
     )
@@ -301,6 +302,11 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<(), NodeErro
         cancel.clone(),
         tracker.clone(),
     ));
+    if fresh_bootstrap {
+        // The token just printed must be valid as soon as the admin port answers: commit it
+        // first (the one-node cluster elects itself at once).
+        replicate_pending_token(state.clone(), dd.clone(), network.clone(), cancel.clone()).await;
+    }
     tracker.spawn(crate::http::serve_tls(
         "admin",
         admin_listener,
@@ -311,7 +317,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<(), NodeErro
     ));
     tracker.spawn(track_membership(raft.clone(), members, join_members.is_empty(), cancel.clone()));
     tracker.spawn(promote_caught_up(raft.clone(), self_info, cancel.clone()));
-    tracker.spawn(replicate_pending_token(state, dd.clone(), cancel.clone()));
+    tracker.spawn(replicate_pending_token(state, dd.clone(), network, cancel.clone()));
 
     let signals = shutdown_signal();
     tokio::select! {
@@ -439,40 +445,67 @@ async fn promote_caught_up(raft: Raft, self_info: NodeInfo, cancel: Cancellation
 
 /// Replicates the admin token made at bootstrap or by `certraft-node admin-token`, once a
 /// leader can commit it; then forgets the pending file.
-async fn replicate_pending_token(state: Arc<AppState>, dd: DataDir, cancel: CancellationToken) {
+async fn replicate_pending_token(
+    state: Arc<AppState>,
+    dd: DataDir,
+    network: Network,
+    cancel: CancellationToken,
+) {
     let Some((name, hash)) = dd.pending_admin_token() else {
         return;
+    };
+    let req = Request {
+        version: REQUEST_VERSION,
+        actor: "certraft-node".into(),
+        at: now(),
+        command: Command::CreateAdminToken {
+            token: AdminToken {
+                name: name.clone(),
+                secret_sha256: hash,
+                created_at: now(),
+                created_by: "certraft-node".into(),
+            },
+        },
     };
     loop {
         if cancel.is_cancelled() {
             return;
         }
         let m = state.raft.metrics().borrow().clone();
-        if m.current_leader == Some(m.id) {
-            let req = Request {
-                version: REQUEST_VERSION,
-                actor: "certraft-node".into(),
-                at: now(),
-                command: Command::CreateAdminToken {
-                    token: AdminToken {
-                        name: name.clone(),
-                        secret_sha256: hash,
-                        created_at: now(),
-                        created_by: "certraft-node".into(),
-                    },
-                },
-            };
-            if let Ok(Ok(_)) =
-                tokio::time::timeout(Duration::from_secs(10), state.raft.client_write(req)).await
-            {
-                dd.clear_pending_admin_token();
-                tracing::info!(token = %name, "admin token replicated");
-                return;
-            }
-        } else if m.current_leader.is_some() {
-            // A follower cannot commit; the leader's own admin API would need a token.
-            // Forward as an internal join-free write is not offered: wait to become leader
-            // or for the operator to run admin-token on the leader.
+        let done = match m.current_leader {
+            Some(leader) if leader == m.id => matches!(
+                tokio::time::timeout(
+                    Duration::from_secs(10),
+                    state.raft.client_write(req.clone())
+                )
+                .await,
+                Ok(Ok(_))
+            ),
+            // A follower hands it to the leader over the cluster port (mutual TLS).
+            Some(leader) => match m.membership_config.membership().get_node(&leader) {
+                Some(info) => {
+                    let client = openraft::network::RaftNetworkFactory::new_client(
+                        &mut network.clone(),
+                        leader,
+                        info,
+                    )
+                    .await;
+                    match client.propose(&req).await {
+                        Ok(()) => true,
+                        Err(e) => {
+                            tracing::debug!(error = %e, "admin token not replicated yet");
+                            false
+                        }
+                    }
+                }
+                None => false,
+            },
+            None => false,
+        };
+        if done {
+            dd.clear_pending_admin_token();
+            tracing::info!(token = %name, "admin token replicated");
+            return;
         }
         tokio::select! {
             _ = cancel.cancelled() => return,
