@@ -149,6 +149,7 @@ fn ms(d: Duration) -> String {
 async fn main() {
     let n: usize = std::env::var("N").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
     let runs: usize = std::env::var("RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
+    let verbose = std::env::var("VERBOSE").is_ok();
     let tmp = tempfile::tempdir().expect("temp dir");
     let mut nodes: Vec<Node> = (1..=3).map(|id| Node::new(tmp.path(), id)).collect();
     nodes[0].start(None);
@@ -266,11 +267,26 @@ async fn main() {
             let r = c
                 .post(format!("{url}/api/v1/certs"))
                 .header("authorization", &auth)
-                .timeout(Duration::from_millis(1500))
+                .timeout(Duration::from_secs(5))
                 .json(&body)
                 .send()
                 .await;
-            if r.is_ok_and(|r| r.status().is_success()) {
+            let ok = match r {
+                Ok(r) => {
+                    let st = r.status();
+                    if verbose && !st.is_success() {
+                        eprintln!("  {:?} {url}: {st} {}", t0.elapsed(), r.text().await.unwrap_or_default());
+                    }
+                    st.is_success()
+                }
+                Err(e) => {
+                    if verbose {
+                        eprintln!("  {:?} {url}: {e}", t0.elapsed());
+                    }
+                    false
+                }
+            };
+            if ok {
                 break;
             }
             assert!(t0.elapsed() < Duration::from_secs(30), "no ack within 30 s after the leader kill");

@@ -46,17 +46,21 @@ pub enum NodeError {
     Other(String),
 }
 
-/// Timing of the Raft core. Election timeouts of 0.5–1 s keep leader loss → next ack under 2 s.
+/// Timing of the Raft core. After a leader was seen, openraft 0.9 waits its lease
+/// (`election_timeout_max`) plus a random election timeout before standing for election, so
+/// a dead leader is replaced after 1.05–1.4 s; see BENCHMARKS.md for the measured failover.
 pub fn raft_config(snapshot_every: u64) -> Result<Arc<openraft::Config>, NodeError> {
     let c = openraft::Config {
         cluster_name: "certraft".into(),
-        heartbeat_interval: 150,
-        election_timeout_min: 500,
-        election_timeout_max: 1000,
+        heartbeat_interval: 100,
+        election_timeout_min: 350,
+        election_timeout_max: 700,
         install_snapshot_timeout: 2000,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(snapshot_every),
         max_in_snapshot_log_to_keep: 0,
-        purge_batch_size: 256,
+        // Purge the log behind each snapshot; a small snapshot interval (tests) purges as
+        // often, not only once 256 entries lie behind it.
+        purge_batch_size: snapshot_every.clamp(1, 256),
         snapshot_max_chunk_size: 1 << 20,
         ..Default::default()
     };

@@ -16,7 +16,7 @@
 //! | `POST /api/v1/certs/{name}/rotate`      | [`RotateRequest`] → [`RotateResponse`]         |
 //! | `GET  /api/v1/default`                  | → [`DefaultCert`]                              |
 //! | `PUT  /api/v1/default`                  | [`SetDefault`] → [`DefaultCert`]               |
-//! | `GET  /api/v1/audit`                    | → [`AuditList`]                                |
+//! | `GET  /api/v1/audit?limit=N`            | → [`AuditList`] (the last N records)           |
 //! | `GET  /api/v1/cluster`                  | → [`ClusterStatus`]                            |
 //! | `POST /api/v1/cluster/join-tokens`      | [`JoinTokenRequest`] → [`JoinTokenResponse`]   |
 //! | `DELETE /api/v1/cluster/nodes/{id}`     | → [`Done`]                                     |

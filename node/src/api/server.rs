@@ -18,7 +18,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use openraft::error::{ClientWriteError, RaftError};
+use openraft::error::{ChangeMembershipError, ClientWriteError, RaftError};
+use openraft::raft::ClientWriteResponse;
 use openraft::ChangeMembers;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -37,7 +38,7 @@ use crate::inventory::{
     StoredBundle, REQUEST_VERSION,
 };
 use crate::pki::ClusterCa;
-use crate::raft::{NodeInfo, Raft};
+use crate::raft::{NodeInfo, Raft, TypeConfig};
 use crate::store::StateMachineStore;
 
 const FORWARDED: &str = "x-certraft-forwarded";
@@ -57,6 +58,10 @@ pub struct AppState {
 }
 
 type S = Arc<AppState>;
+
+/// What openraft answers a membership change.
+type MembershipChange =
+    Result<ClientWriteResponse<TypeConfig>, RaftError<u64, ClientWriteError<u64, NodeInfo>>>;
 
 /// Who made a request: the admin token's name.
 #[derive(Debug, Clone)]
@@ -189,6 +194,34 @@ impl AppState {
         }
     }
 
+    /// Commits a membership change, waiting while another one (a join, the promotion of a
+    /// caught-up voter) is still in flight: openraft refuses concurrent changes with
+    /// `InProgress`, and failing then would burn a join token already consumed.
+    async fn change_membership<F, Fut>(
+        &self,
+        what: &str,
+        mut change: F,
+    ) -> Result<ClientWriteResponse<TypeConfig>, AppError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = MembershipChange>,
+    {
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, change()).await {
+                Err(_) => return Err(AppError::Timeout(format!("{what} did not commit in time"))),
+                Ok(Ok(resp)) => return Ok(resp),
+                Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(
+                    ChangeMembershipError::InProgress(_),
+                )))) if Instant::now() + Duration::from_millis(50) < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Ok(Err(e)) => return Err(AppError::NoLeader(e.to_string())),
+            }
+        }
+    }
+
     /// Linearizable read: confirms leadership with a quorum and waits until applied.
     async fn read_barrier(&self) -> Result<Arc<Inventory>, AppError> {
         match tokio::time::timeout(self.timeout, self.raft.ensure_linearizable()).await {
@@ -236,20 +269,37 @@ async fn on_leader(State(st): State<S>, req: axum::extract::Request, next: Next)
         .unwrap_or_default();
     let mut target = node;
     loop {
-        let Some(info) = target.clone() else {
-            return AppError::NoLeader(format!("leader {leader} has no known address")).into_response();
-        };
-        match forward(&st, &parts.method, &parts.headers, &info.admin_addr, &path, body.clone()).await {
-            Ok(resp) if resp.status() != StatusCode::SERVICE_UNAVAILABLE => return resp,
-            Ok(resp) if Instant::now() >= deadline => return resp,
-            Err(e) if Instant::now() >= deadline => return e.into_response(),
-            _ => {}
+        // A node that has just joined knows the leader's id before the membership naming its
+        // address has reached it: wait for that within the deadline, as for a 503.
+        match target.clone() {
+            None if Instant::now() >= deadline => {
+                return AppError::NoLeader(format!("leader {leader} has no known address"))
+                    .into_response()
+            }
+            None => {}
+            Some(info) => match forward(
+                &st,
+                &parts.method,
+                &parts.headers,
+                &info.admin_addr,
+                &path,
+                body.clone(),
+            )
+            .await
+            {
+                Ok(resp) if resp.status() != StatusCode::SERVICE_UNAVAILABLE => return resp,
+                Ok(resp) if Instant::now() >= deadline => return resp,
+                Err(e) if Instant::now() >= deadline => return e.into_response(),
+                _ => {}
+            },
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
         match st.leader(deadline).await {
+            // Elected while forwarding: run the request here.
             Ok((id, _)) if id == me => {
-                return AppError::NoLeader(format!("node {me} became the leader mid-request; retry"))
-                    .into_response()
+                return next
+                    .run(axum::extract::Request::from_parts(parts, Body::from(body)))
+                    .await
             }
             Ok((_, n)) => target = n,
             Err(e) => return e.into_response(),
@@ -659,10 +709,23 @@ async fn set_default(
     }))
 }
 
-async fn audit(State(st): State<S>) -> Result<Json<AuditList>, AppError> {
+#[derive(Deserialize)]
+struct AuditQuery {
+    /// The most recent `limit` records (all when absent).
+    limit: Option<usize>,
+}
+
+async fn audit(
+    State(st): State<S>,
+    Query(q): Query<AuditQuery>,
+) -> Result<Json<AuditList>, AppError> {
     let inv = st.read_barrier().await?;
+    let skip = q
+        .limit
+        .map(|l| inv.audit.len().saturating_sub(l))
+        .unwrap_or(0);
     Ok(Json(AuditList {
-        records: inv.audit.clone(),
+        records: inv.audit[skip..].to_vec(),
     }))
 }
 
@@ -785,10 +848,11 @@ async fn remove_node(
     } else {
         ChangeMembers::RemoveNodes([id].into())
     };
-    let resp = tokio::time::timeout(st.timeout, st.raft.change_membership(change, false))
-        .await
-        .map_err(|_| AppError::Timeout(format!("removing node {id} did not commit in time")))?
-        .map_err(|e| AppError::NoLeader(e.to_string()))?;
+    let resp = st
+        .change_membership(&format!("removing node {id}"), || {
+            st.raft.change_membership(change.clone(), false)
+        })
+        .await?;
     tracing::info!(node = id, by = %actor.0, "removed node from the cluster");
     Ok(Json(Done {
         message: format!("removed node {id}; its node certificate is no longer accepted"),
@@ -882,10 +946,10 @@ async fn join(State(st): State<S>, Json(body): Json<JoinRequest>) -> Result<Json
         admin_addr: body.admin_addr.clone(),
         role: Some(role),
     };
-    tokio::time::timeout(st.timeout, st.raft.add_learner(node_id, info.clone(), false))
-        .await
-        .map_err(|_| AppError::Timeout(format!("adding node {node_id} did not commit in time")))?
-        .map_err(|e| AppError::NoLeader(e.to_string()))?;
+    st.change_membership(&format!("adding node {node_id}"), || {
+        st.raft.add_learner(node_id, info.clone(), false)
+    })
+    .await?;
     tracing::info!(node = node_id, role = %role_text(Some(role)), addr = %body.cluster_addr, "node joined as learner");
     let mut members: BTreeMap<u64, NodeInfo> =
         membership.nodes().map(|(id, n)| (*id, n.clone())).collect();
