@@ -147,8 +147,14 @@ fn ms(d: Duration) -> String {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    let n: usize = std::env::var("N").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
-    let runs: usize = std::env::var("RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
+    let n: usize = std::env::var("N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    let runs: usize = std::env::var("RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
     let verbose = std::env::var("VERBOSE").is_ok();
     let tmp = tempfile::tempdir().expect("temp dir");
     let mut nodes: Vec<Node> = (1..=3).map(|id| Node::new(tmp.path(), id)).collect();
@@ -164,7 +170,9 @@ async fn main() {
     let c = client(&std::fs::read(nodes[0].dir.join("ca.pem")).expect("ca"));
     let auth = format!("Bearer {token}");
     wait_for("node 1 ready", Duration::from_secs(20), || async {
-        readyz(&c, &nodes[0]).await.is_some_and(|v| v["ready"] == true)
+        readyz(&c, &nodes[0])
+            .await
+            .is_some_and(|v| v["ready"] == true)
     })
     .await;
     for i in 1..3 {
@@ -186,10 +194,21 @@ async fn main() {
         })
         .await;
     }
-    println!("3-node loopback cluster up ({} cores)", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    println!(
+        "3-node loopback cluster up ({} cores)",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
 
     let leader_of = |v: &Value| v["leader"].as_u64();
-    let leader_url = |nodes: &[Node], id: u64| nodes.iter().find(|n| n.id == id).map(|n| n.url()).expect("leader");
+    let leader_url = |nodes: &[Node], id: u64| {
+        nodes
+            .iter()
+            .find(|n| n.id == id)
+            .map(|n| n.url())
+            .expect("leader")
+    };
     let leader = leader_of(&readyz(&c, &nodes[0]).await.expect("readyz")).expect("leader");
     let lurl = leader_url(&nodes, leader);
 
@@ -205,7 +224,11 @@ async fn main() {
             .send()
             .await
             .expect("import");
-        assert!(r.status().is_success(), "import failed: {}", r.text().await.unwrap_or_default());
+        assert!(
+            r.status().is_success(),
+            "import failed: {}",
+            r.text().await.unwrap_or_default()
+        );
         lat.push(t0.elapsed());
     }
     lat.sort();
@@ -220,7 +243,10 @@ async fn main() {
     let bodies: Vec<Value> = (n..3 * n).map(bundle).collect();
     let t0 = Instant::now();
     let mut set = tokio::task::JoinSet::new();
-    let chunks: Vec<Vec<Value>> = bodies.chunks(bodies.len().div_ceil(16)).map(|c| c.to_vec()).collect();
+    let chunks: Vec<Vec<Value>> = bodies
+        .chunks(bodies.len().div_ceil(16))
+        .map(|c| c.to_vec())
+        .collect();
     for chunk in chunks {
         let c = c.clone();
         let auth = auth.clone();
@@ -229,7 +255,13 @@ async fn main() {
             let mut lat = Vec::new();
             for b in chunk {
                 let t = Instant::now();
-                let r = c.post(format!("{lurl}/api/v1/certs")).header("authorization", &auth).json(&b).send().await.expect("import");
+                let r = c
+                    .post(format!("{lurl}/api/v1/certs"))
+                    .header("authorization", &auth)
+                    .json(&b)
+                    .send()
+                    .await
+                    .expect("import");
                 assert!(r.status().is_success());
                 lat.push(t.elapsed());
             }
@@ -253,13 +285,23 @@ async fn main() {
     // 3. Leader kill → next acknowledged write.
     let mut failover = Vec::with_capacity(runs);
     for run in 0..runs {
-        let probe = nodes.iter().find(|n| n.child.is_some()).expect("a live node");
+        let probe = nodes
+            .iter()
+            .find(|n| n.child.is_some())
+            .expect("a live node");
         let leader = leader_of(&readyz(&c, probe).await.expect("readyz")).expect("leader");
-        let idx = nodes.iter().position(|n| n.id == leader).expect("leader node");
+        let idx = nodes
+            .iter()
+            .position(|n| n.id == leader)
+            .expect("leader node");
         let body = bundle(10_000 + run);
         let t0 = Instant::now();
         nodes[idx].kill9();
-        let survivors: Vec<String> = nodes.iter().filter(|n| n.child.is_some()).map(|n| n.url()).collect();
+        let survivors: Vec<String> = nodes
+            .iter()
+            .filter(|n| n.child.is_some())
+            .map(|n| n.url())
+            .collect();
         let mut k = 0;
         loop {
             let url = &survivors[k % survivors.len()];
@@ -275,7 +317,11 @@ async fn main() {
                 Ok(r) => {
                     let st = r.status();
                     if verbose && !st.is_success() {
-                        eprintln!("  {:?} {url}: {st} {}", t0.elapsed(), r.text().await.unwrap_or_default());
+                        eprintln!(
+                            "  {:?} {url}: {st} {}",
+                            t0.elapsed(),
+                            r.text().await.unwrap_or_default()
+                        );
                     }
                     st.is_success()
                 }
@@ -289,25 +335,41 @@ async fn main() {
             if ok {
                 break;
             }
-            assert!(t0.elapsed() < Duration::from_secs(30), "no ack within 30 s after the leader kill");
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "no ack within 30 s after the leader kill"
+            );
         }
         failover.push(t0.elapsed());
         nodes[idx].start(None);
         let node = &nodes[idx];
-        wait_for("restarted node caught up", Duration::from_secs(30), || async {
-            readyz(&c, node).await.is_some_and(|v| v["voting"] == true && v["ready"] == true)
-        })
+        wait_for(
+            "restarted node caught up",
+            Duration::from_secs(30),
+            || async {
+                readyz(&c, node)
+                    .await
+                    .is_some_and(|v| v["voting"] == true && v["ready"] == true)
+            },
+        )
         .await;
         // The restarted node must hold everything before the next kill.
         let others: Vec<&Node> = nodes.iter().filter(|n| n.id != node.id).collect();
-        wait_for("restarted node matched the others", Duration::from_secs(30), || async {
-            let mine = readyz(&c, node).await.and_then(|v| v["last_applied"].as_u64());
-            let mut theirs = None;
-            for o in &others {
-                theirs = theirs.max(readyz(&c, o).await.and_then(|v| v["last_applied"].as_u64()));
-            }
-            mine.is_some() && mine >= theirs
-        })
+        wait_for(
+            "restarted node matched the others",
+            Duration::from_secs(30),
+            || async {
+                let mine = readyz(&c, node)
+                    .await
+                    .and_then(|v| v["last_applied"].as_u64());
+                let mut theirs = None;
+                for o in &others {
+                    theirs =
+                        theirs.max(readyz(&c, o).await.and_then(|v| v["last_applied"].as_u64()));
+                }
+                mine.is_some() && mine >= theirs
+            },
+        )
         .await;
     }
     failover.sort();

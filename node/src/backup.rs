@@ -97,7 +97,12 @@ pub fn create(
             name: b.name.clone(),
             retired: b.status == BundleStatus::Retired,
             key_pkcs8: m.key_pkcs8().to_vec(),
-            certs: m.certs().iter().cloned().map(serde_bytes::ByteBuf::from).collect(),
+            certs: m
+                .certs()
+                .iter()
+                .cloned()
+                .map(serde_bytes::ByteBuf::from)
+                .collect(),
         });
     }
     let contents = Contents {
@@ -105,7 +110,8 @@ pub fn create(
         default: inv.default.clone(),
     };
     let mut plain = Zeroizing::new(Vec::new());
-    ciborium::into_writer(&contents, &mut *plain).map_err(|e| BackupError::Corrupt(e.to_string()))?;
+    ciborium::into_writer(&contents, &mut *plain)
+        .map_err(|e| BackupError::Corrupt(e.to_string()))?;
     for e in contents.bundles {
         drop(Zeroizing::new(e.key_pkcs8));
     }
@@ -120,7 +126,13 @@ pub fn create(
     let cipher = Aes256Gcm::new_from_slice(key.as_ref()).expect("32-byte key");
     let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
     let sealed = cipher
-        .encrypt(&nonce, Payload { msg: &plain, aad: &out[..HEADER_LEN] })
+        .encrypt(
+            &nonce,
+            Payload {
+                msg: &plain,
+                aad: &out[..HEADER_LEN],
+            },
+        )
         .map_err(|_| BackupError::Corrupt("encryption failed".into()))?;
     out.extend_from_slice(&nonce);
     out.extend_from_slice(&sealed);
@@ -143,7 +155,9 @@ pub fn open(
     }
     let iterations = u32::from_be_bytes([data[5], data[6], data[7], data[8]]);
     if !(1..=10_000_000).contains(&iterations) {
-        return Err(BackupError::Corrupt(format!("iteration count {iterations}")));
+        return Err(BackupError::Corrupt(format!(
+            "iteration count {iterations}"
+        )));
     }
     let salt = &data[9..HEADER_LEN];
     let key = derive(passphrase, salt, iterations);
@@ -151,7 +165,13 @@ pub fn open(
     let nonce = Nonce::from_slice(&data[HEADER_LEN..HEADER_LEN + 12]);
     let plain = Zeroizing::new(
         cipher
-            .decrypt(nonce, Payload { msg: &data[HEADER_LEN + 12..], aad: &data[..HEADER_LEN] })
+            .decrypt(
+                nonce,
+                Payload {
+                    msg: &data[HEADER_LEN + 12..],
+                    aad: &data[..HEADER_LEN],
+                },
+            )
             .map_err(|_| BackupError::WrongPassphrase)?,
     );
     let contents: Contents =
@@ -165,7 +185,9 @@ pub fn open(
         };
         let mut files = vec![parse_file("key", &key, None).map_err(|x| invalid(x.to_string()))?];
         for (i, c) in e.certs.iter().enumerate() {
-            files.push(parse_file(&format!("cert{i}"), c, None).map_err(|x| invalid(x.to_string()))?);
+            files.push(
+                parse_file(&format!("cert{i}"), c, None).map_err(|x| invalid(x.to_string()))?,
+            );
         }
         let options = AssembleOptions {
             allow_incomplete: true,

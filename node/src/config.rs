@@ -33,10 +33,20 @@ pub struct RunArgs {
     #[arg(long, env = "CERTRAFT_ADVERTISE", value_name = "HOST")]
     pub advertise: Option<String>,
     /// Admin URL of any member, to join its cluster (needs --join-token).
-    #[arg(long, env = "CERTRAFT_JOIN", value_name = "URL", requires = "join_token")]
+    #[arg(
+        long,
+        env = "CERTRAFT_JOIN",
+        value_name = "URL",
+        requires = "join_token"
+    )]
     pub join: Option<String>,
     /// The token from `certraft cluster join-token` (single use; binds the cluster CA).
-    #[arg(long, env = "CERTRAFT_JOIN_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "CERTRAFT_JOIN_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
     pub join_token: Option<String>,
     /// What to join as; the token's role decides when this is absent.
     #[arg(long, env = "CERTRAFT_ROLE", value_name = "ROLE", value_parser = parse_role)]
@@ -163,7 +173,10 @@ pub enum ConfigError {
     #[error("--join needs --join-token, and --join-token needs --join")]
     JoinPair,
     #[error("{flag} {addr} listens on every interface, so other nodes cannot be told where it is; pass --advertise HOST")]
-    NeedAdvertise { flag: &'static str, addr: SocketAddr },
+    NeedAdvertise {
+        flag: &'static str,
+        addr: SocketAddr,
+    },
     #[error("{0}")]
     Role(String),
 }

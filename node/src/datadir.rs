@@ -178,13 +178,14 @@ impl DataDir {
             return Ok((Keyring::new(key), true));
         }
         let bytes = Zeroizing::new(fs::read(&path).map_err(|e| io_err("read", &path, e))?);
-        let raw: [u8; 32] = bytes
-            .as_slice()
-            .try_into()
-            .map_err(|_| DataDirError::BadUnsealKey {
-                path: path.display().to_string(),
-                len: bytes.len(),
-            })?;
+        let raw: [u8; 32] =
+            bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| DataDirError::BadUnsealKey {
+                    path: path.display().to_string(),
+                    len: bytes.len(),
+                })?;
         Ok((Keyring::new(DataKey::from_bytes(0, raw)), false))
     }
 
@@ -201,20 +202,23 @@ impl DataDir {
             &unseal.seal(UNSEAL_RECORD, &keyring),
             0o600,
         )?;
-        let ca_pem = pem::encode(&pem::Pem::new("CERTIFICATE", secrets.ca.cert_der().to_vec()));
+        let ca_pem = pem::encode(&pem::Pem::new(
+            "CERTIFICATE",
+            secrets.ca.cert_der().to_vec(),
+        ));
         write_atomic(&self.path("ca.pem"), ca_pem.as_bytes(), 0o644)?;
         write_atomic(
             &self.path("ca.key.sealed"),
-            &secrets
-                .keyring
-                .seal(CA_KEY_RECORD, secrets.ca.key_pkcs8()),
+            &secrets.keyring.seal(CA_KEY_RECORD, secrets.ca.key_pkcs8()),
             0o600,
         )?;
         let node_pem = pem::encode(&pem::Pem::new("CERTIFICATE", secrets.node_cert_der.clone()));
         write_atomic(&self.path("node.pem"), node_pem.as_bytes(), 0o644)?;
         write_atomic(
             &self.path("node.key.sealed"),
-            &secrets.keyring.seal(NODE_KEY_RECORD, &secrets.node_key_pkcs8),
+            &secrets
+                .keyring
+                .seal(NODE_KEY_RECORD, &secrets.node_key_pkcs8),
             0o600,
         )?;
         // Identity last: its presence marks the dir as complete.
@@ -256,8 +260,8 @@ impl DataDir {
                     path: self.path("keyring.sealed").display().to_string(),
                     detail: e.code().into(),
                 })?;
-        let keyring =
-            Keyring::import_secret(&keyring_bytes).map_err(|e| self.damaged("keyring.sealed", e))?;
+        let keyring = Keyring::import_secret(&keyring_bytes)
+            .map_err(|e| self.damaged("keyring.sealed", e))?;
         let identity = self.identity()?;
         let ca_der = self.pem_cert("ca.pem")?;
         let ca_key = keyring

@@ -23,7 +23,13 @@ use certraft::raft::NodeInfo;
 ///     --cluster 127.0.0.1:9454 --serve 127.0.0.1:8453 \
 ///     --join https://127.0.0.1:9443 --join-token crj1....
 #[derive(Parser, Debug)]
-#[command(name = "certraft-node", version, about, long_about, verbatim_doc_comment)]
+#[command(
+    name = "certraft-node",
+    version,
+    about,
+    long_about,
+    verbatim_doc_comment
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -37,7 +43,7 @@ enum Cmd {
     /// same data dir resumes; no flag is needed. SIGTERM stops it gracefully.
     ///
     /// Options come from flags, then CERTRAFT_* environment variables, then --config FILE.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Break-glass when a majority of voters is permanently lost: make this (stopped) node a
     /// one-node cluster that keeps every entry it holds. Start it afterwards with `run`, then
     /// add fresh nodes with join tokens. The lost nodes must never be restarted with their old
@@ -77,7 +83,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Cmd::Run(args) => {
-            let config = match args.resolve() {
+            let config = match (*args).resolve() {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -85,7 +91,10 @@ fn main() -> ExitCode {
                 }
             };
             init_logs(config.log_format);
-            let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
                     eprintln!("error: cannot start the async runtime: {e}");
@@ -142,7 +151,10 @@ fn main() -> ExitCode {
         Cmd::AdminToken { data_dir, name } => {
             let dd = DataDir::new(&data_dir);
             if !dd.is_initialized() {
-                eprintln!("error: {} holds no certraft node; pass --data-dir of an existing node", data_dir.display());
+                eprintln!(
+                    "error: {} holds no certraft node; pass --data-dir of an existing node",
+                    data_dir.display()
+                );
                 return ExitCode::FAILURE;
             }
             if let Err(e) = certraft::store::open(&dd.raft_path()) {

@@ -64,7 +64,9 @@ pub fn raft_config(snapshot_every: u64) -> Result<Arc<openraft::Config>, NodeErr
         snapshot_max_chunk_size: 1 << 20,
         ..Default::default()
     };
-    Ok(Arc::new(c.validate().map_err(|e| NodeError::Raft(e.to_string()))?))
+    Ok(Arc::new(
+        c.validate().map_err(|e| NodeError::Raft(e.to_string()))?,
+    ))
 }
 
 fn now() -> i64 {
@@ -75,7 +77,11 @@ fn now() -> i64 {
 }
 
 fn cert_hosts(config: &Config) -> Vec<String> {
-    let mut hosts = vec![config.advertise.clone(), "localhost".into(), "127.0.0.1".into()];
+    let mut hosts = vec![
+        config.advertise.clone(),
+        "localhost".into(),
+        "127.0.0.1".into(),
+    ];
     hosts.sort();
     hosts.dedup();
     hosts
@@ -136,7 +142,11 @@ async fn join(config: &Config, dd: &DataDir) -> Result<BTreeMap<u64, NodeInfo>, 
         .send()
         .await
         .and_then(|r| r.error_for_status())
-        .map_err(|e| fail(format!("cannot fetch the cluster CA: {e}; check the URL and that the node is up")))?
+        .map_err(|e| {
+            fail(format!(
+                "cannot fetch the cluster CA: {e}; check the URL and that the node is up"
+            ))
+        })?
         .bytes()
         .await
         .map_err(|e| fail(e.to_string()))?;
@@ -181,7 +191,9 @@ async fn join(config: &Config, dd: &DataDir) -> Result<BTreeMap<u64, NodeInfo>, 
     }
     let grant: JoinGrant = resp.json().await.map_err(|e| fail(e.to_string()))?;
     if <sha2::Sha256 as sha2::Digest>::digest(&grant.ca_cert).as_slice() != fp {
-        return Err(fail("the grant names a different CA than the one verified".into()));
+        return Err(fail(
+            "the grant names a different CA than the one verified".into(),
+        ));
     }
     dd.create()?;
     let (unseal, generated) = dd.unseal_key(config.unseal_key_file.as_deref(), true)?;
@@ -222,8 +234,14 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<(), NodeErro
         } else {
             let token = bootstrap(&config, &dd)?;
             fresh_bootstrap = true;
-            println!("certraft: bootstrapped a new one-node cluster in {}", dd.root().display());
-            println!("certraft: first admin token (shown once; also in {}):", dd.path("admin.token").display());
+            println!(
+                "certraft: bootstrapped a new one-node cluster in {}",
+                dd.root().display()
+            );
+            println!(
+                "certraft: first admin token (shown once; also in {}):",
+                dd.path("admin.token").display()
+            );
             println!("{}", token.as_str());
         }
     } else if config.join.is_some() {
@@ -319,9 +337,19 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<(), NodeErro
         cancel.clone(),
         tracker.clone(),
     ));
-    tracker.spawn(track_membership(raft.clone(), members, join_members.is_empty(), cancel.clone()));
+    tracker.spawn(track_membership(
+        raft.clone(),
+        members,
+        join_members.is_empty(),
+        cancel.clone(),
+    ));
     tracker.spawn(promote_caught_up(raft.clone(), self_info, cancel.clone()));
-    tracker.spawn(replicate_pending_token(state, dd.clone(), network, cancel.clone()));
+    tracker.spawn(replicate_pending_token(
+        state,
+        dd.clone(),
+        network,
+        cancel.clone(),
+    ));
 
     let signals = shutdown_signal();
     tokio::select! {
@@ -350,7 +378,10 @@ async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
             (Ok(mut term), Ok(mut int)) => {
                 tokio::select! {
                     _ = term.recv() => {},

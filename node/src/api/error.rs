@@ -20,10 +20,7 @@ pub enum AppError {
         hint: Option<String>,
     },
     /// 422: the files do not make a valid bundle.
-    Invalid {
-        code: &'static str,
-        message: String,
-    },
+    Invalid { code: &'static str, message: String },
     /// 404 / 409: the inventory's rules refused the change.
     Refused(Refusal),
     /// 503: no leader known, or leadership changed mid-request; retry.

@@ -121,8 +121,10 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 
 async fn require_bearer(req: axum::extract::Request, next: Next) -> Response {
     if bearer(req.headers()).is_none() {
-        return AppError::Unauthorized("this route needs `Authorization: Bearer <admin token>`".into())
-            .into_response();
+        return AppError::Unauthorized(
+            "this route needs `Authorization: Bearer <admin token>`".into(),
+        )
+        .into_response();
     }
     next.run(req).await
 }
@@ -190,7 +192,9 @@ impl AppState {
         match resp.data {
             Some(Ok(outcome)) => Ok((outcome, resp.log_id.index)),
             Some(Err(refusal)) => Err(AppError::Refused(refusal)),
-            None => Err(AppError::Internal("a command entry answered nothing".into())),
+            None => Err(AppError::Internal(
+                "a command entry answered nothing".into(),
+            )),
         }
     }
 
@@ -327,9 +331,10 @@ async fn forward(
             req = req.header(name, v.clone());
         }
     }
-    let resp = req.send().await.map_err(|e| {
-        AppError::NoLeader(format!("cannot reach the leader at {admin_addr}: {e}"))
-    })?;
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| AppError::NoLeader(format!("cannot reach the leader at {admin_addr}: {e}")))?;
     let status = resp.status();
     let content_type = resp.headers().get("content-type").cloned();
     let bytes = resp
@@ -370,7 +375,10 @@ async fn readyz(State(st): State<S>) -> Response {
 async fn trust(State(st): State<S>) -> Response {
     let pem = pem::encode(&pem::Pem::new("CERTIFICATE", st.ca.cert_der().to_vec()));
     (
-        [("content-type", HeaderValue::from_static("application/x-pem-file"))],
+        [(
+            "content-type",
+            HeaderValue::from_static("application/x-pem-file"),
+        )],
         pem,
     )
         .into_response()
@@ -426,7 +434,11 @@ async fn list_certs(State(st): State<S>) -> Result<Json<CertList>, AppError> {
     let inv = st.read_barrier().await?;
     let now = now();
     Ok(Json(CertList {
-        certs: inv.bundles.values().map(|b| summary(&inv, b, now)).collect(),
+        certs: inv
+            .bundles
+            .values()
+            .map(|b| summary(&inv, b, now))
+            .collect(),
         default: inv.default.clone(),
     }))
 }
@@ -488,7 +500,11 @@ fn assemble_source(src: &BundleSource) -> Result<Bundle, AppError> {
     let passphrase = src.passphrase.as_ref().map(|p| Passphrase::new(p.as_str()));
     let mut parsed: Vec<ParsedFile> = Vec::with_capacity(src.files.len());
     for f in &src.files {
-        parsed.push(crate::bundle::parse_file(&f.name, &f.data, passphrase.as_ref())?);
+        parsed.push(crate::bundle::parse_file(
+            &f.name,
+            &f.data,
+            passphrase.as_ref(),
+        )?);
     }
     let options = AssembleOptions {
         allow_incomplete: src.allow_incomplete,
@@ -520,7 +536,11 @@ async fn import(
 ) -> Result<Json<ImportResponse>, AppError> {
     let bundle = assemble_source(&body.source)?;
     let name = body.name.clone().unwrap_or_else(|| default_name(&bundle));
-    let warnings: Vec<String> = bundle.warnings().iter().map(|w| w.message.clone()).collect();
+    let warnings: Vec<String> = bundle
+        .warnings()
+        .iter()
+        .map(|w| w.message.clone())
+        .collect();
     let mut resp = ImportResponse {
         outcome: ImportOutcome::DryRun,
         name: name.clone(),
@@ -545,7 +565,9 @@ async fn import(
                 existing: hex::encode(&existing.id()[..6]),
             }));
         } else if !crate::inventory::valid_name(&name) {
-            return Err(AppError::Refused(crate::inventory::Refusal::InvalidName { name }));
+            return Err(AppError::Refused(crate::inventory::Refusal::InvalidName {
+                name,
+            }));
         }
         return Ok(Json(resp));
     }
@@ -582,7 +604,11 @@ async fn rotate(
 ) -> Result<Json<RotateResponse>, AppError> {
     let bundle = assemble_source(&body.source)?;
     let name = body.name.clone().unwrap_or_else(|| old.clone());
-    let warnings = bundle.warnings().iter().map(|w| w.message.clone()).collect();
+    let warnings = bundle
+        .warnings()
+        .iter()
+        .map(|w| w.message.clone())
+        .collect();
     let id = bundle.id().to_hex();
     let nb = new_bundle(&st, &bundle, name);
     let force = if body.force {
@@ -591,7 +617,14 @@ async fn rotate(
         crate::inventory::Force::No
     };
     let (outcome, index) = st
-        .propose(&actor.0, Command::Rotate { old, new: nb, force })
+        .propose(
+            &actor.0,
+            Command::Rotate {
+                old,
+                new: nb,
+                force,
+            },
+        )
         .await?;
     match outcome {
         Outcome::Rotated {
@@ -628,7 +661,13 @@ async fn remove_cert(
         crate::inventory::Force::No
     };
     let (_, index) = st
-        .propose(&actor.0, Command::Remove { name: name.clone(), force })
+        .propose(
+            &actor.0,
+            Command::Remove {
+                name: name.clone(),
+                force,
+            },
+        )
         .await?;
     Ok(Json(Done {
         message: format!("removed {name}"),
@@ -897,7 +936,10 @@ fn host_of(addr: &str) -> String {
     }
 }
 
-async fn join(State(st): State<S>, Json(body): Json<JoinRequest>) -> Result<Json<JoinGrant>, AppError> {
+async fn join(
+    State(st): State<S>,
+    Json(body): Json<JoinRequest>,
+) -> Result<Json<JoinGrant>, AppError> {
     let m = st.raft.metrics().borrow().clone();
     let membership = m.membership_config.membership().clone();
     if let Some(id) = body.node_id {
@@ -919,7 +961,11 @@ async fn join(State(st): State<S>, Json(body): Json<JoinRequest>) -> Result<Json
             },
         )
         .await?;
-    let Outcome::JoinTokenConsumed { role: granted, node_id } = outcome else {
+    let Outcome::JoinTokenConsumed {
+        role: granted,
+        node_id,
+    } = outcome
+    else {
         return Err(AppError::Internal(format!("join answered {outcome:?}")));
     };
     let role = match (granted, body.role) {
@@ -978,10 +1024,11 @@ async fn backup(
     let passphrase = Passphrase::new(body.passphrase.as_str());
     let keyring = st.keyring.clone();
     let count = inv.bundles.len();
-    let data = tokio::task::spawn_blocking(move || crate::backup::create(&inv, &keyring, &passphrase))
-        .await
-        .map_err(|e| AppError::Internal(e.to_string()))?
-        .map_err(|e| AppError::bad_request(e.code(), e.to_string()))?;
+    let data =
+        tokio::task::spawn_blocking(move || crate::backup::create(&inv, &keyring, &passphrase))
+            .await
+            .map_err(|e| AppError::Internal(e.to_string()))?
+            .map_err(|e| AppError::bad_request(e.code(), e.to_string()))?;
     tracing::info!(by = %actor.0, bundles = count, "backup created");
     Ok(Json(BackupResponse {
         data,

@@ -347,7 +347,9 @@ impl Inventory {
 
     /// The admin token whose secret hashes to `sha256`, if any.
     pub fn admin_token(&self, sha256: &[u8; 32]) -> Option<&AdminToken> {
-        self.admin_tokens.iter().find(|t| &t.secret_sha256 == sha256)
+        self.admin_tokens
+            .iter()
+            .find(|t| &t.secret_sha256 == sha256)
     }
 
     /// The bundle SPEC §4 serves for `host` now: an exact name beats a wildcard; among

@@ -206,47 +206,53 @@ pub fn router(raft: Raft) -> Router {
         .with_state(raft)
 }
 
-fn decode<T: DeserializeOwned>(body: &Bytes) -> Result<T, Response> {
-    ciborium::from_reader(&body[..]).map_err(|e| {
-        (
-            StatusCode::BAD_REQUEST,
-            format!("undecodable Raft message: {e}"),
-        )
-            .into_response()
-    })
+/// The request body as a Raft message, or the 400 answer naming why it is not one.
+struct Cbor<T>(T);
+
+impl<T: DeserializeOwned, St: Send + Sync> axum::extract::FromRequest<St> for Cbor<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, state: &St) -> Result<Self, Response> {
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        ciborium::from_reader(&body[..]).map(Cbor).map_err(|e| {
+            (
+                StatusCode::BAD_REQUEST,
+                format!("undecodable Raft message: {e}"),
+            )
+                .into_response()
+        })
+    }
 }
 
 fn cbor_reply<T: Serialize>(value: &T) -> Response {
     ([("content-type", CBOR)], to_cbor(value)).into_response()
 }
 
-async fn append(State(raft): State<Raft>, body: Bytes) -> Response {
-    match decode::<AppendEntriesRequest<TypeConfig>>(&body) {
-        Ok(req) => cbor_reply(&raft.append_entries(req).await),
-        Err(r) => r,
-    }
+async fn append(
+    State(raft): State<Raft>,
+    Cbor(req): Cbor<AppendEntriesRequest<TypeConfig>>,
+) -> Response {
+    cbor_reply(&raft.append_entries(req).await)
 }
 
-async fn vote(State(raft): State<Raft>, body: Bytes) -> Response {
-    match decode::<VoteRequest<NodeId>>(&body) {
-        Ok(req) => cbor_reply(&raft.vote(req).await),
-        Err(r) => r,
-    }
+async fn vote(State(raft): State<Raft>, Cbor(req): Cbor<VoteRequest<NodeId>>) -> Response {
+    cbor_reply(&raft.vote(req).await)
 }
 
-async fn snapshot(State(raft): State<Raft>, body: Bytes) -> Response {
-    match decode::<InstallSnapshotRequest<TypeConfig>>(&body) {
-        Ok(req) => cbor_reply(&raft.install_snapshot(req).await),
-        Err(r) => r,
-    }
+async fn snapshot(
+    State(raft): State<Raft>,
+    Cbor(req): Cbor<InstallSnapshotRequest<TypeConfig>>,
+) -> Response {
+    cbor_reply(&raft.install_snapshot(req).await)
 }
 
-async fn propose(State(raft): State<Raft>, body: Bytes) -> Response {
-    let req = match decode::<crate::inventory::Request>(&body) {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
-    if !matches!(req.command, crate::inventory::Command::CreateAdminToken { .. }) {
+async fn propose(State(raft): State<Raft>, Cbor(req): Cbor<crate::inventory::Request>) -> Response {
+    if !matches!(
+        req.command,
+        crate::inventory::Command::CreateAdminToken { .. }
+    ) {
         return cbor_reply(&Err::<(), _>(ProposeError::NotAllowed));
     }
     let result = match raft.client_write(req).await {

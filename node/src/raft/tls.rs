@@ -39,7 +39,10 @@ impl Members {
     }
 
     pub fn contains(&self, id: u64) -> bool {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).contains(&id)
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&id)
     }
 
     pub fn ids(&self) -> Vec<u64> {
@@ -61,7 +64,9 @@ impl fmt::Debug for Members {
 /// Why a TLS configuration could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsSetupError {
-    #[error("the cluster CA certificate is not usable as a trust anchor: {0}; restore DATA/ca.pem")]
+    #[error(
+        "the cluster CA certificate is not usable as a trust anchor: {0}; restore DATA/ca.pem"
+    )]
     BadCa(String),
     #[error("this node's certificate or key is not usable for TLS: {0}; restore DATA/node.pem and DATA/node.key.sealed, or rejoin the node")]
     BadNodeCert(String),
@@ -97,7 +102,11 @@ impl NodeIdentity {
 
 impl fmt::Debug for NodeIdentity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "NodeIdentity(node {:?}, key <redacted>)", node_id_of(&self.cert_der))
+        write!(
+            f,
+            "NodeIdentity(node {:?}, key <redacted>)",
+            node_id_of(&self.cert_der)
+        )
     }
 }
 
@@ -309,7 +318,12 @@ pub fn fingerprint_probe_config() -> ClientConfig {
             cert: &CertificateDer<'_>,
             dss: &DigitallySignedStruct,
         ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+            verify_tls12_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
         }
         fn verify_tls13_signature(
             &self,
@@ -317,7 +331,12 @@ pub fn fingerprint_probe_config() -> ClientConfig {
             cert: &CertificateDer<'_>,
             dss: &DigitallySignedStruct,
         ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+            verify_tls13_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
         }
         fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
             self.0.signature_verification_algorithms.supported_schemes()

@@ -453,7 +453,10 @@ pub fn force_single_node(
         last = Some(entry.log_id);
     }
     let vote: Option<Vote> = meta_get(&db, KEY_VOTE).map_err(|e| fail(&e))?;
-    let term = vote.map(|v| v.leader_id().term).unwrap_or(0).max(last.map(|l| l.leader_id.term).unwrap_or(0));
+    let term = vote
+        .map(|v| v.leader_id().term)
+        .unwrap_or(0)
+        .max(last.map(|l| l.leader_id.term).unwrap_or(0));
     let membership = openraft::Membership::new(
         vec![[node_id].into_iter().collect()],
         std::collections::BTreeMap::from([(node_id, info)]),
@@ -472,10 +475,14 @@ pub fn force_single_node(
         let mut table = tx.open_table(LOGS).map_err(|e| fail(&e))?;
         table.retain(|_, _| false).map_err(|e| fail(&e))?;
         let mut m = tx.open_table(META).map_err(|e| fail(&e))?;
-        m.insert(KEY_SNAPSHOT, encode(&stored).as_slice()).map_err(|e| fail(&e))?;
-        m.insert(KEY_LAST_PURGED, encode(&last).as_slice()).map_err(|e| fail(&e))?;
-        m.insert(KEY_COMMITTED, encode(&last).as_slice()).map_err(|e| fail(&e))?;
-        m.insert(KEY_VOTE, encode(&Vote::new(term, node_id)).as_slice()).map_err(|e| fail(&e))?;
+        m.insert(KEY_SNAPSHOT, encode(&stored).as_slice())
+            .map_err(|e| fail(&e))?;
+        m.insert(KEY_LAST_PURGED, encode(&last).as_slice())
+            .map_err(|e| fail(&e))?;
+        m.insert(KEY_COMMITTED, encode(&last).as_slice())
+            .map_err(|e| fail(&e))?;
+        m.insert(KEY_VOTE, encode(&Vote::new(term, node_id)).as_slice())
+            .map_err(|e| fail(&e))?;
     }
     tx.commit().map_err(|e| fail(&e))?;
     Ok(Recovered {

@@ -1,6 +1,9 @@
-//! Integration tests of the bundle engine, one binary: real OpenSSL-made fixtures
-//! (`tests/fixtures/generate.sh`) through the public library API.
+//! Integration tests, one binary: the bundle engine on real OpenSSL-made fixtures
+//! (`tests/fixtures/generate.sh`) through the public library API, and real `certraft-node`
+//! processes forming clusters (`support::cluster`).
 
+mod cluster;
 mod formats;
 mod properties;
+mod security;
 mod support;

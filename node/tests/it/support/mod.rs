@@ -1,6 +1,10 @@
-//! Shared helpers for the integration tests: fixture loading and one-call assembly.
+//! Shared helpers for the integration tests: fixture loading and one-call assembly, import
+//! bodies ([`uploads`]) and real node processes ([`cluster`]).
 
 #![allow(dead_code)]
+
+pub mod cluster;
+pub mod uploads;
 
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};

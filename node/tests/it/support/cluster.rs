@@ -1,0 +1,891 @@
+//! Real `certraft-node` processes for the cluster tests: free ports, temp dirs, captured
+//! logs, an admin API client, kill -9 / SIGTERM / restart, and condition waits that fail
+//! with what was awaited, what was last seen and the tail of every node's log.
+//!
+//! Every process a [`Cluster`] starts is killed when the cluster is dropped; when the test is
+//! failing, the drop also prints every node's log tail.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+/// How long a node may take to start answering, a cluster to elect or catch up. Generous:
+/// CI runs the suite on 2 cores with debug builds and tests in parallel.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+const LOG_TAIL_LINES: usize = 40;
+
+// ---- ports -------------------------------------------------------------------------------
+
+/// The lowest port the kernel hands out for outgoing connections (and for bind to port 0).
+fn ephemeral_low() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768)
+}
+
+/// A port free on 127.0.0.1 right now, never handed out twice in this test process.
+///
+/// Ports come from below the kernel's ephemeral range when there is room: a node restarted
+/// with its old ports must find them free, and no outgoing connection (of which the cluster
+/// tests make many) ever takes a port from outside that range. Otherwise it binds port 0.
+pub fn free_port() -> u16 {
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let mut handed = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    let usable = |p: u16, handed: &BTreeSet<u16>| {
+        !handed.contains(&p) && std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()
+    };
+    const LOW: u16 = 20_000;
+    let high = ephemeral_low();
+    if high > LOW + 1000 {
+        let span = u64::from(high - LOW);
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos() as u64)
+            .unwrap_or(0)
+            ^ (u64::from(std::process::id()) << 7);
+        for step in 0..span {
+            let p = LOW + ((seed + step * 7919) % span) as u16;
+            if usable(p, &handed) {
+                handed.insert(p);
+                return p;
+            }
+        }
+    }
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("bind 127.0.0.1:0")
+            .port();
+        if handed.insert(port) {
+            return port;
+        }
+    }
+}
+
+// ---- the admin API client ----------------------------------------------------------------
+
+/// An HTTP answer: status and body text.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or(Value::Null)
+    }
+
+    /// The body of a 200 answer; panics naming `what` and the answer otherwise.
+    pub fn ok(&self, what: &str) -> Value {
+        assert_eq!(self.status, 200, "{what}: expected 200, got {self}");
+        self.json()
+    }
+
+    /// `error.code` of an error body.
+    pub fn error_code(&self) -> String {
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+impl std::fmt::Display for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HTTP {} {}", self.status, self.text)
+    }
+}
+
+/// One node's admin API, with (or without) a bearer token.
+#[derive(Clone)]
+pub struct Api {
+    client: reqwest::Client,
+    pub base: String,
+    token: Option<String>,
+}
+
+impl Api {
+    /// The same node with another `Authorization` (none when `token` is `None`).
+    pub fn with_token(&self, token: Option<&str>) -> Api {
+        Api {
+            token: token.map(String::from),
+            ..self.clone()
+        }
+    }
+
+    /// Sends a request; a transport failure (refused, reset, timeout) is an `Err`.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Reply, String> {
+        let mut req = self
+            .client
+            .request(method.clone(), format!("{}{path}", self.base));
+        if let Some(t) = &self.token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| format!("{method} {}{path}: {e:?}", self.base))?;
+        let status = resp.status().as_u16();
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| format!("{method} {}{path}: body: {e}", self.base))?;
+        Ok(Reply { status, text })
+    }
+
+    /// Like [`Api::send`], but a transport failure fails the test.
+    pub async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Reply {
+        self.send(method, path, body)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.call(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Reply {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.call(Method::DELETE, path, None).await
+    }
+
+    /// `GET /api/v1/certs`.
+    pub async fn certs(&self) -> CertList {
+        CertList(self.get("/api/v1/certs").await.ok("list certificates"))
+    }
+
+    /// `GET /readyz` as JSON (it answers JSON when not ready too).
+    pub async fn readyz(&self) -> Result<Readyz, String> {
+        let r = self.send(Method::GET, "/readyz", None).await?;
+        match r.json() {
+            Value::Object(_) => Ok(Readyz(r.json())),
+            _ => Err(format!("/readyz answered {r}")),
+        }
+    }
+}
+
+/// `GET /api/v1/certs`, with lookups by name.
+#[derive(Debug, Clone)]
+pub struct CertList(pub Value);
+
+impl CertList {
+    pub fn certs(&self) -> &[Value] {
+        self.0["certs"].as_array().map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.certs().iter().find(|c| c["name"] == name)
+    }
+
+    /// Name → id of every bundle: what "the inventory did not change" compares.
+    pub fn ids(&self) -> std::collections::BTreeMap<String, String> {
+        self.certs()
+            .iter()
+            .map(|c| {
+                (
+                    c["name"].as_str().unwrap_or_default().to_string(),
+                    c["id"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    pub fn default(&self) -> Option<&str> {
+        self.0["default"].as_str()
+    }
+}
+
+/// A node's `/readyz` answer.
+#[derive(Debug, Clone)]
+pub struct Readyz(pub Value);
+
+impl Readyz {
+    pub fn ready(&self) -> bool {
+        self.0["ready"] == true
+    }
+    pub fn node_id(&self) -> u64 {
+        self.0["node_id"].as_u64().unwrap_or(0)
+    }
+    pub fn leader(&self) -> Option<u64> {
+        self.0["leader"].as_u64()
+    }
+    pub fn state(&self) -> &str {
+        self.0["state"].as_str().unwrap_or_default()
+    }
+    pub fn voting(&self) -> bool {
+        self.0["voting"] == true
+    }
+    pub fn last_applied(&self) -> Option<u64> {
+        self.0["last_applied"].as_u64()
+    }
+    pub fn last_log_index(&self) -> Option<u64> {
+        self.0["last_log_index"].as_u64()
+    }
+    pub fn snapshot_index(&self) -> Option<u64> {
+        self.0["snapshot_index"].as_u64()
+    }
+    pub fn purged_index(&self) -> Option<u64> {
+        self.0["purged_index"].as_u64()
+    }
+}
+
+impl std::fmt::Display for Readyz {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A client of the admin ports that trusts only this cluster's CA (as the CLI does).
+pub fn admin_client(ca_der: &[u8]) -> reqwest::Client {
+    let tls =
+        certraft::raft::tls::admin_client_config(ca_der).expect("cluster CA is a usable root");
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("reqwest client")
+}
+
+/// The DER certificate in a PEM file.
+pub fn pem_cert_der(path: &Path) -> Vec<u8> {
+    let text = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    pem::parse(text)
+        .unwrap_or_else(|e| panic!("{}: not PEM: {e}", path.display()))
+        .contents()
+        .to_vec()
+}
+
+// ---- node processes ----------------------------------------------------------------------
+
+/// One `certraft-node run` process (or the memory of one, while it is stopped).
+pub struct Node {
+    /// `node1`, `node2`, … in start order: names log files.
+    pub label: String,
+    /// The node id it reported on `/readyz` (0 until it answered).
+    pub id: u64,
+    /// Working directory of the process; the data dir lives inside it.
+    pub cwd: PathBuf,
+    pub data_dir: PathBuf,
+    /// Pass `--data-dir` (otherwise the default `./certraft-data` is used).
+    explicit_data_dir: bool,
+    pub admin: u16,
+    pub cluster: u16,
+    pub serve: u16,
+    env: Vec<(String, String)>,
+    /// `--join URL --join-token TOKEN`, for the first start only.
+    join: Option<(String, String)>,
+    child: Mutex<Option<Child>>,
+    /// Whether the test expects it to be running (false once killed or stopped).
+    expect_running: bool,
+    starts: u32,
+    logs: PathBuf,
+}
+
+impl Node {
+    fn log_path(&self, start: u32, stream: &str) -> PathBuf {
+        self.logs
+            .join(format!("{}.run{start}.{stream}.log", self.label))
+    }
+
+    /// Stdout of the latest start (the bootstrap prints the admin token there).
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(self.log_path(self.starts, "stdout")).unwrap_or_default()
+    }
+
+    /// Stderr (the log) of the latest start.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.log_path(self.starts, "stderr")).unwrap_or_default()
+    }
+
+    pub fn admin_url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.admin)
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.expect_running
+    }
+
+    fn spawn(&mut self) {
+        self.starts += 1;
+        let out = File::create(self.log_path(self.starts, "stdout")).expect("create stdout log");
+        let err = File::create(self.log_path(self.starts, "stderr")).expect("create stderr log");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_certraft-node"));
+        cmd.arg("run");
+        if self.explicit_data_dir {
+            cmd.arg("--data-dir").arg(&self.data_dir);
+        }
+        for (flag, port) in [
+            ("--admin", self.admin),
+            ("--cluster", self.cluster),
+            ("--serve", self.serve),
+        ] {
+            cmd.arg(flag).arg(format!("127.0.0.1:{port}"));
+        }
+        if let Some((url, token)) = self.join.take() {
+            cmd.args(["--join", &url, "--join-token", &token]);
+        }
+        // Only what the test sets: no CERTRAFT_* from the environment running the tests.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("CERTRAFT_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.env("NO_COLOR", "1")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .current_dir(&self.cwd)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        let child = cmd.spawn().expect("spawn certraft-node");
+        *self.child.lock().unwrap_or_else(|e| e.into_inner()) = Some(child);
+        self.expect_running = true;
+    }
+
+    /// The exit status if the process has ended.
+    fn exited(&self) -> Option<ExitStatus> {
+        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
+        child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    fn pid(&self) -> Option<u32> {
+        let child = self.child.lock().unwrap_or_else(|e| e.into_inner());
+        child.as_ref().map(Child::id)
+    }
+
+    /// SIGKILL, and reap.
+    fn kill9(&mut self) {
+        self.expect_running = false;
+        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = child.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM (graceful stop), without waiting.
+    fn sigterm(&mut self) {
+        self.expect_running = false;
+        if let Some(pid) = self.pid() {
+            if self.exited().is_none() {
+                let status = Command::new("kill")
+                    .args(["-TERM", &pid.to_string()])
+                    .status()
+                    .expect("run kill -TERM");
+                assert!(status.success(), "kill -TERM {pid} failed");
+            }
+        }
+    }
+
+    /// The last lines of the latest start's stdout and stderr, leaving out openraft's
+    /// retry chatter about unreachable peers (counted instead), which drowns the rest.
+    fn log_tail(&self) -> String {
+        let noise = |l: &str| {
+            l.contains("openraft::replication")
+                || l.contains("replication_handler")
+                || l.contains("Unreachable node")
+        };
+        let mut out = String::new();
+        for stream in ["stdout", "stderr"] {
+            let text =
+                std::fs::read_to_string(self.log_path(self.starts, stream)).unwrap_or_default();
+            let all: Vec<&str> = text.lines().collect();
+            let lines: Vec<&str> = all.iter().copied().filter(|l| !noise(l)).collect();
+            let from = lines.len().saturating_sub(LOG_TAIL_LINES);
+            out.push_str(&format!(
+                "---- {} (id {}) run {} {stream}: last {} of {} lines ({} replication retry lines left out) ----\n",
+                self.label,
+                self.id,
+                self.starts,
+                lines.len() - from,
+                all.len(),
+                all.len() - lines.len(),
+            ));
+            for line in &lines[from..] {
+                out.push_str(&strip_ansi(line));
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// What a cluster's nodes are started with.
+#[derive(Default, Clone)]
+pub struct Options {
+    /// Environment for every node (e.g. `CERTRAFT_SNAPSHOT_EVERY`).
+    pub env: Vec<(String, String)>,
+    /// Start nodes without `--data-dir`, so they use `./certraft-data` in their cwd.
+    pub default_data_dir: bool,
+}
+
+impl Options {
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+}
+
+/// A set of node processes of one cluster in one temp dir.
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub nodes: Vec<Node>,
+    options: Options,
+    /// The first admin token (from `DATA/admin.token` of the bootstrap node).
+    pub token: String,
+    /// The cluster CA certificate (DER).
+    pub ca_der: Vec<u8>,
+    client: Option<reqwest::Client>,
+    /// Every join token used, for the secret scans.
+    pub join_tokens: Vec<String>,
+}
+
+impl Cluster {
+    pub fn new(options: Options) -> Cluster {
+        let dir = tempfile::Builder::new()
+            .prefix("certraft-it-")
+            .tempdir()
+            .expect("temp dir");
+        std::fs::create_dir_all(dir.path().join("logs")).expect("logs dir");
+        Cluster {
+            dir,
+            nodes: Vec::new(),
+            options,
+            token: String::new(),
+            ca_der: Vec::new(),
+            client: None,
+            join_tokens: Vec::new(),
+        }
+    }
+
+    /// A cluster of `voters` voting nodes: node 1 bootstraps, each next node joins through the
+    /// node started before it (so joins are forwarded by followers too); returns once every
+    /// node votes.
+    pub async fn start(voters: usize, options: Options) -> Cluster {
+        let mut c = Cluster::new(options);
+        c.bootstrap().await;
+        for i in 1..voters {
+            c.join(i - 1).await;
+        }
+        c.wait_all_voting().await;
+        c
+    }
+
+    pub fn logs_dir(&self) -> PathBuf {
+        self.dir.path().join("logs")
+    }
+
+    fn new_node(&mut self) -> usize {
+        let n = self.nodes.len() + 1;
+        let cwd = self.dir.path().join(format!("node{n}"));
+        std::fs::create_dir_all(&cwd).expect("node dir");
+        self.nodes.push(Node {
+            label: format!("node{n}"),
+            id: 0,
+            data_dir: cwd.join("certraft-data"),
+            cwd,
+            explicit_data_dir: !self.options.default_data_dir,
+            admin: free_port(),
+            cluster: free_port(),
+            serve: free_port(),
+            env: self.options.env.clone(),
+            join: None,
+            child: Mutex::new(None),
+            expect_running: false,
+            starts: 0,
+            logs: self.logs_dir(),
+        });
+        n - 1
+    }
+
+    /// Starts node 1 on an empty data dir: it bootstraps a one-node cluster. Returns once it
+    /// is ready (knows itself as leader); reads the admin token and the CA from its data dir.
+    pub async fn bootstrap(&mut self) -> usize {
+        let i = self.new_node();
+        for attempt in 1..=5 {
+            self.nodes[i].spawn();
+            match self.await_admin_port(i).await {
+                Ok(()) => break,
+                // Another process took a port between our check and the node's bind: the
+                // bootstrap never got further than binding, so start afresh on new ports.
+                Err(log) if log.contains("cannot listen on") && attempt < 5 => {
+                    let n = &mut self.nodes[i];
+                    let _ = std::fs::remove_dir_all(&n.data_dir);
+                    n.admin = free_port();
+                    n.cluster = free_port();
+                    n.serve = free_port();
+                }
+                Err(log) => panic!("node1 exited during bootstrap:\n{log}"),
+            }
+        }
+        let dd = &self.nodes[i].data_dir;
+        self.token = std::fs::read_to_string(dd.join("admin.token"))
+            .expect("DATA/admin.token after bootstrap")
+            .trim()
+            .to_string();
+        self.wait_ready(i).await;
+        i
+    }
+
+    /// Starts a new node that joins through node `via` with a fresh voter join token; returns
+    /// once its admin port answers (it may still be a learner).
+    pub async fn join(&mut self, via: usize) -> usize {
+        let token = self
+            .api(via)
+            .post("/api/v1/cluster/join-tokens", &json!({"role": "voter"}))
+            .await
+            .ok("create a join token")["token"]
+            .as_str()
+            .expect("join token in the answer")
+            .to_string();
+        self.join_tokens.push(token.clone());
+        let url = self.nodes[via].admin_url();
+        let i = self.new_node();
+        self.nodes[i].join = Some((url, token));
+        self.nodes[i].spawn();
+        if let Err(log) = self.await_admin_port(i).await {
+            panic!("{} exited while joining:\n{log}", self.nodes[i].label);
+        }
+        i
+    }
+
+    /// Starts one new node per entry of `via`, all at once, each joining through that node
+    /// with its own fresh voter join token; returns once every admin port answers.
+    pub async fn join_together(&mut self, via: &[usize]) -> Vec<usize> {
+        let mut started = Vec::new();
+        for &v in via {
+            let token = self
+                .api(v)
+                .post("/api/v1/cluster/join-tokens", &json!({"role": "voter"}))
+                .await
+                .ok("create a join token")["token"]
+                .as_str()
+                .expect("join token in the answer")
+                .to_string();
+            self.join_tokens.push(token.clone());
+            let i = self.new_node();
+            self.nodes[i].join = Some((self.nodes[v].admin_url(), token));
+            started.push(i);
+        }
+        for &i in &started {
+            self.nodes[i].spawn();
+        }
+        for &i in &started {
+            if let Err(log) = self.await_admin_port(i).await {
+                panic!("{} exited while joining:\n{log}", self.nodes[i].label);
+            }
+        }
+        started
+    }
+
+    /// Waits until node `i` answers `/healthz`, learning its id from `/readyz`. `Err` with its
+    /// log when the process exits first.
+    async fn await_admin_port(&mut self, i: usize) -> Result<(), String> {
+        let deadline = Instant::now() + PATIENCE;
+        let mut last = String::from("nothing yet");
+        loop {
+            if let Some(status) = self.nodes[i].exited() {
+                self.nodes[i].expect_running = false;
+                return Err(format!(
+                    "{} exited with {status}\n{}",
+                    self.nodes[i].label,
+                    self.nodes[i].log_tail()
+                ));
+            }
+            if self.client.is_none() {
+                let ca = self.nodes[i].data_dir.join("ca.pem");
+                if ca.exists() {
+                    self.ca_der = pem_cert_der(&ca);
+                    self.client = Some(admin_client(&self.ca_der));
+                }
+            }
+            if self.client.is_some() {
+                let api = self.api(i);
+                match api.send(Method::GET, "/healthz", None).await {
+                    Ok(r) if r.status == 200 => {
+                        if let Ok(ready) = api.readyz().await {
+                            self.nodes[i].id = ready.node_id();
+                            return Ok(());
+                        }
+                    }
+                    Ok(r) => last = r.to_string(),
+                    Err(e) => last = e,
+                }
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "timed out after {PATIENCE:?} waiting for {}'s admin port {} to answer /healthz; last: {last}\n{}",
+                    self.nodes[i].label,
+                    self.nodes[i].admin,
+                    self.log_tails()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The admin API of node `i`, with the admin token.
+    pub fn api(&self, i: usize) -> Api {
+        Api {
+            client: self.client.clone().expect("no node has bootstrapped yet"),
+            base: self.nodes[i].admin_url(),
+            token: Some(self.token.clone()).filter(|t| !t.is_empty()),
+        }
+    }
+
+    /// Index of the node with Raft id `id`.
+    pub fn index_of(&self, id: u64) -> usize {
+        self.nodes
+            .iter()
+            .position(|n| n.id == id)
+            .unwrap_or_else(|| panic!("no node has id {id}"))
+    }
+
+    /// Indexes of the nodes the test expects to be running.
+    pub fn running(&self) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].expect_running)
+            .collect()
+    }
+
+    /// Polls `probe` every 50 ms until it answers `Ok`, for at most `timeout`. On timeout (or
+    /// when a node the test expects to run has exited) fails with `what`, the last `Err` the
+    /// probe gave and the tail of every node's log.
+    pub async fn wait_for<T, F, Fut>(&self, what: &str, timeout: Duration, mut probe: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, String>>,
+    {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.assert_alive(what);
+            let last = match probe().await {
+                Ok(v) => return v,
+                Err(e) => e,
+            };
+            if Instant::now() >= deadline {
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}; last observed: {last}\n{}",
+                    self.log_tails()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Fails if a node the test expects to be running has exited.
+    pub fn assert_alive(&self, what: &str) {
+        for n in &self.nodes {
+            if n.expect_running {
+                if let Some(status) = n.exited() {
+                    panic!(
+                        "{} exited unexpectedly ({status}) while waiting for {what}\n{}",
+                        n.label,
+                        self.log_tails()
+                    );
+                }
+            }
+        }
+    }
+
+    pub async fn readyz(&self, i: usize) -> Result<Readyz, String> {
+        self.api(i)
+            .readyz()
+            .await
+            .map_err(|e| format!("{}: {e}", self.nodes[i].label))
+    }
+
+    /// Waits until node `i` knows a leader.
+    pub async fn wait_ready(&self, i: usize) -> Readyz {
+        let what = format!("{} to know a leader", self.nodes[i].label);
+        self.wait_for(&what, PATIENCE, || async move {
+            let r = self.readyz(i).await?;
+            if r.ready() {
+                Ok(r)
+            } else {
+                Err(r.to_string())
+            }
+        })
+        .await
+    }
+
+    /// Waits until every running node is a voter (joined voters are promoted once caught up).
+    pub async fn wait_all_voting(&self) {
+        self.wait_for(
+            "every running node to be a voter",
+            PATIENCE,
+            || async move {
+                for i in self.running() {
+                    let r = self.readyz(i).await?;
+                    if !r.voting() || !r.ready() {
+                        return Err(format!("{}: {r}", self.nodes[i].label));
+                    }
+                }
+                Ok(())
+            },
+        )
+        .await
+    }
+
+    /// Waits until every running node names the same running leader, which knows itself as
+    /// leader; returns its index.
+    pub async fn leader(&self) -> usize {
+        self.wait_for(
+            "one leader every running node agrees on",
+            PATIENCE,
+            || async move {
+                let mut views = Vec::new();
+                for i in self.running() {
+                    let r = self.readyz(i).await?;
+                    views.push((self.nodes[i].label.clone(), r));
+                }
+                let leaders: BTreeSet<Option<u64>> =
+                    views.iter().map(|(_, r)| r.leader()).collect();
+                let describe = || {
+                    views
+                        .iter()
+                        .map(|(l, r)| format!("{l}: leader {:?} state {}", r.leader(), r.state()))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                };
+                let [Some(id)] = leaders.into_iter().collect::<Vec<_>>()[..] else {
+                    return Err(describe());
+                };
+                let Some(i) = self
+                    .nodes
+                    .iter()
+                    .position(|n| n.id == id && n.expect_running)
+                else {
+                    return Err(format!(
+                        "the leader named, {id}, is not running; {}",
+                        describe()
+                    ));
+                };
+                if self.readyz(i).await?.state() != "leader" {
+                    return Err(describe());
+                }
+                Ok(i)
+            },
+        )
+        .await
+    }
+
+    /// A running node other than `not`.
+    pub fn other_than(&self, not: usize) -> usize {
+        self.running()
+            .into_iter()
+            .find(|&i| i != not)
+            .expect("another running node")
+    }
+
+    /// kill -9.
+    pub fn kill(&mut self, i: usize) {
+        self.nodes[i].kill9();
+    }
+
+    /// SIGTERM to every node in `which`, then waits for each to exit; returns their statuses.
+    pub async fn stop(&mut self, which: &[usize]) -> Vec<ExitStatus> {
+        for &i in which {
+            self.nodes[i].sigterm();
+        }
+        let mut statuses = Vec::new();
+        for &i in which {
+            let what = format!("{} to exit after SIGTERM", self.nodes[i].label);
+            let node = &self.nodes[i];
+            let status = self
+                .wait_for(&what, PATIENCE, || async move {
+                    node.exited().ok_or_else(|| "still running".to_string())
+                })
+                .await;
+            statuses.push(status);
+        }
+        statuses
+    }
+
+    /// Starts a stopped node again with the same data dir and ports (no join flags); returns
+    /// once its admin port answers.
+    pub async fn restart(&mut self, i: usize) {
+        assert!(
+            self.nodes[i].exited().is_some(),
+            "{} is still running",
+            self.nodes[i].label
+        );
+        self.nodes[i].spawn();
+        if let Err(log) = self.await_admin_port(i).await {
+            panic!("{} exited on restart:\n{log}", self.nodes[i].label);
+        }
+    }
+
+    /// Every captured stdout/stderr file of every start of every node.
+    pub fn log_files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.logs_dir())
+            .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.sort();
+        files
+    }
+
+    pub fn log_tails(&self) -> String {
+        self.nodes.iter().map(Node::log_tail).collect()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            // Keep the data dirs and full logs of a failed test for a post-mortem.
+            self.dir.disable_cleanup(true);
+            eprintln!(
+                "cluster at failure (kept in {}):\n{}",
+                self.dir.path().display(),
+                self.log_tails()
+            );
+        }
+        for n in &mut self.nodes {
+            n.kill9();
+        }
+    }
+}
