@@ -654,3 +654,80 @@ async fn acknowledged_imports_survive_a_leader_kill() {
         }
     }
 }
+
+/// Runs `certraft-node` offline (`recover`, `admin-token`) on a stopped node's data dir.
+fn offline(args: &[&str], data_dir: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_certraft-node"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run certraft-node offline")
+}
+
+/// Break-glass: with the other two voters gone for good, `recover --force-single-node` turns
+/// the survivor into a one-node cluster that keeps every bundle it held and accepts writes;
+/// an admin token made offline with `admin-token` on it is valid once it runs. Without
+/// `--force-single-node`, `recover` refuses (exit 2) and changes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn recover_makes_a_lone_survivor_a_working_cluster() {
+    let mut c = Cluster::start(3, Options::default()).await;
+    let leader = c.leader().await;
+    let index = import_generated(&c, leader, "kept.example.test").await;
+    let survivor = c.other_than(leader);
+    wait_applied(&c, survivor, index).await;
+    for i in c.running() {
+        c.kill(i);
+    }
+    let data = c.nodes[survivor].data_dir.clone();
+
+    let refused = offline(&["recover"], &data);
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    let done = offline(&["recover", "--force-single-node"], &data);
+    assert!(done.status.success(), "{done:?}");
+    let minted = offline(&["admin-token", "--name", "rescue"], &data);
+    assert!(minted.status.success(), "{minted:?}");
+    let token = String::from_utf8(minted.stdout).expect("token is text");
+    let token = token.trim();
+    assert!(token.starts_with("cra1_"), "{token}");
+
+    c.restart(survivor).await;
+    let api = c.api(survivor).with_token(Some(token));
+    let r = c
+        .wait_for(
+            "the survivor to lead alone and accept the offline token",
+            PATIENCE,
+            || {
+                let api = api.clone();
+                async move {
+                    let list = api.get("/api/v1/certs").await;
+                    if list.status == 200 {
+                        Ok(list)
+                    } else {
+                        Err(list.to_string())
+                    }
+                }
+            },
+        )
+        .await;
+    assert!(
+        r.json()["certs"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|b| b["name"] == "kept.example.test")),
+        "{r}"
+    );
+    let imported = api
+        .post(
+            "/api/v1/certs",
+            &TestCert::new("after-recover.example.test").import(None),
+        )
+        .await
+        .ok("import after recover");
+    assert_eq!(imported["outcome"], "imported");
+    let audit = api.get("/api/v1/audit").await.ok("audit");
+    assert!(
+        audit.to_string().contains("create admin token rescue"),
+        "{audit}"
+    );
+}
