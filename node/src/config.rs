@@ -58,6 +58,10 @@ pub struct RunArgs {
     /// `human` or `json`.
     #[arg(long, env = "CERTRAFT_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
+    /// Refuse handshakes whose SNI matches no certificate (alert `unrecognized_name`)
+    /// instead of answering with the cluster default.
+    #[arg(long, env = "CERTRAFT_STRICT_SNI")]
+    pub strict_sni: bool,
 }
 
 fn parse_role(s: &str) -> Result<NodeRole, String> {
@@ -93,6 +97,7 @@ struct FileConfig {
     role: Option<String>,
     unseal_key_file: Option<PathBuf>,
     log_format: Option<LogFormat>,
+    strict_sni: Option<bool>,
 }
 
 /// The validated configuration of a running node.
@@ -108,6 +113,7 @@ pub struct Config {
     pub role: Option<NodeRole>,
     pub unseal_key_file: Option<PathBuf>,
     pub log_format: LogFormat,
+    pub strict_sni: bool,
 }
 
 /// `--join URL --join-token TOKEN`, parsed.
@@ -242,6 +248,7 @@ impl RunArgs {
             role,
             unseal_key_file: self.unseal_key_file.or(file.unseal_key_file),
             log_format: self.log_format.or(file.log_format).unwrap_or_default(),
+            strict_sni: self.strict_sni || file.strict_sni.unwrap_or(false),
         })
     }
 }

@@ -26,3 +26,5 @@ pub mod pki;
 pub mod raft;
 #[cfg(feature = "server")]
 pub mod store;
+#[cfg(feature = "server")]
+pub mod tls;

@@ -259,6 +259,8 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<(), NodeErro
     let ca_der = Arc::new(secrets.ca.cert_der().to_vec());
 
     let (log, sm) = crate::store::open(&dd.raft_path())?;
+    // Subscribed before Raft starts, so the replay of the committed log reaches the index.
+    let deltas = sm.subscribe_serving();
     let snapshot_every = std::env::var("CERTRAFT_SNAPSHOT_EVERY")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -291,20 +293,48 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<(), NodeErro
     let cancel = stop.child_token();
     let tracker = TaskTracker::new();
 
+    // Witnesses vote and keep the log but serve no TLS.
+    let serve_listener = match identity.role {
+        NodeRole::Witness => None,
+        _ => Some(bind("serve", config.serve).await?),
+    };
     let cluster_listener = bind("cluster", config.cluster).await?;
     let admin_listener = bind("admin", config.admin).await?;
     tracing::info!(
         node = node_id,
+        serve = %config.serve,
         cluster = %config.cluster,
         admin = %config.admin,
         cluster_id = %identity.cluster_id,
         "certraft-node running"
     );
 
+    let keyring = Arc::new(secrets.keyring);
+    if let Some(listener) = serve_listener {
+        let node_key = crate::bundle::PrivateKey::from_pkcs8_der(&me.key_pkcs8)
+            .map_err(|e| NodeError::Other(format!("this node's key is unusable: {e}")))?;
+        let node_cert = Arc::new(rustls::sign::CertifiedKey::new(
+            vec![me.cert_der.clone().into()],
+            node_key.signing_key(),
+        ));
+        let serving = crate::tls::Serving::new(node_id, node_cert, config.strict_sni);
+        tracker.spawn(crate::tls::follow(
+            serving.clone(),
+            deltas,
+            keyring.clone(),
+            cancel.clone(),
+        ));
+        tracker.spawn(crate::tls::serve(
+            listener,
+            serving,
+            cancel.clone(),
+            tracker.clone(),
+        ));
+    }
     let state = Arc::new(AppState {
         raft: raft.clone(),
         sm: sm.clone(),
-        keyring: Arc::new(secrets.keyring),
+        keyring,
         ca: Arc::new(secrets.ca),
         cluster_id: identity.cluster_id.clone(),
         node_id,

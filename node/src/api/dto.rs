@@ -136,7 +136,8 @@ pub struct ImportResponse {
 pub struct RotateRequest {
     #[serde(flatten)]
     pub source: BundleSource,
-    /// Name of the new bundle; defaults to OLD's name (OLD is renamed `OLD.retired-<date>`).
+    /// Name of the new bundle; defaults to OLD's name. OLD is kept, retired, as
+    /// `OLD~<first 12 hex digits of its id>` (see `inventory::apply`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Rotate even if the new certificate does not cover every hostname OLD served.

@@ -639,6 +639,11 @@ async fn rotate(
             warnings,
             index: Some(index),
         })),
+        Outcome::AlreadyPresent { name, .. } => Err(AppError::BadRequest {
+            code: "already_present",
+            message: format!("this bundle is already in the inventory as {name}; nothing was rotated"),
+            hint: Some(format!("to serve it instead of the old one, `certraft cert default {name}` or remove the old bundle")),
+        }),
         other => Err(AppError::Internal(format!("rotate answered {other:?}"))),
     }
 }

@@ -381,6 +381,28 @@ impl Inventory {
     }
 }
 
+/// The bundle names whose serving state a committed command changed (the default aside):
+/// what the serving index must re-read after applying it. Refusals touch nothing.
+pub fn touched(command: &Command, response: &Response) -> Vec<String> {
+    let Ok(outcome) = response else {
+        return Vec::new();
+    };
+    match (command, outcome) {
+        (Command::Import { bundle, .. }, _) => vec![bundle.name.clone()],
+        (Command::Remove { name, .. }, _) => vec![name.clone()],
+        (
+            Command::Rotate { .. },
+            Outcome::Rotated {
+                old,
+                retired_as,
+                new,
+            },
+        ) => vec![old.clone(), retired_as.clone(), new.clone()],
+        (Command::Restore { bundles, .. }, _) => bundles.iter().map(|b| b.name.clone()).collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// Names: 1–64 of letters, digits, '.', '-', '_'; usually a hostname.
 pub fn valid_name(name: &str) -> bool {
     (1..=64).contains(&name.len())

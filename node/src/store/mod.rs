@@ -267,6 +267,46 @@ struct SmState {
     last_applied: Option<LogId>,
     last_membership: StoredMembership,
     inventory: Arc<Inventory>,
+    /// Where applied changes are published for the serving index.
+    serving: Option<tokio::sync::mpsc::UnboundedSender<ServingDelta>>,
+}
+
+/// What one applied batch changed for serving: the new state of every touched bundle (only
+/// those), and the default. `full` after a snapshot install: every bundle is listed.
+#[derive(Debug, Default)]
+pub struct ServingDelta {
+    /// Active bundles to serve (as they are now).
+    pub upserts: Vec<crate::inventory::StoredBundle>,
+    /// Names to stop serving (removed or retired).
+    pub removes: Vec<String>,
+    pub default: Option<String>,
+    pub full: bool,
+    /// The log index this delta brings the index to.
+    pub applied: Option<u64>,
+}
+
+impl ServingDelta {
+    fn of_names<'a>(inv: &Inventory, names: impl IntoIterator<Item = &'a String>) -> Self {
+        let mut d = ServingDelta {
+            default: inv.default.clone(),
+            ..Default::default()
+        };
+        for name in names {
+            match inv.bundles.get(name) {
+                Some(b) if b.status == crate::inventory::BundleStatus::Active => {
+                    d.upserts.push(b.clone())
+                }
+                _ => d.removes.push(name.clone()),
+            }
+        }
+        d
+    }
+
+    fn full(inv: &Inventory) -> Self {
+        let mut d = Self::of_names(inv, inv.bundles.keys());
+        d.full = true;
+        d
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -296,6 +336,18 @@ impl StateMachineStore {
 
     pub fn last_applied(&self) -> Option<LogId> {
         self.state.read().expect("state lock poisoned").last_applied
+    }
+
+    /// Subscribes the serving index: the first delta is the whole current inventory, then one
+    /// per applied batch that touched a bundle or the default. Replaces any earlier subscriber.
+    pub fn subscribe_serving(&self) -> tokio::sync::mpsc::UnboundedReceiver<ServingDelta> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut st = self.state.write().expect("state lock poisoned");
+        let mut first = ServingDelta::full(&st.inventory);
+        first.applied = st.last_applied.map(|l| l.index);
+        let _ = tx.send(first);
+        st.serving = Some(tx);
+        rx
     }
 
     fn load_snapshot(&self) -> Result<Option<StoredSnapshot>, AnyError> {
@@ -349,18 +401,36 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     {
         let mut st = self.state.write().expect("state lock poisoned");
         let mut out = Vec::new();
+        let mut touched: Vec<String> = Vec::new();
+        let mut default_before = st.inventory.default.clone();
+        let mut default_changed = false;
         for entry in entries {
             st.last_applied = Some(entry.log_id);
             match entry.payload {
                 EntryPayload::Blank => out.push(None),
                 EntryPayload::Normal(ref req) => {
                     let inv = Arc::make_mut(&mut st.inventory);
-                    out.push(Some(apply(inv, req)));
+                    let resp = apply(inv, req);
+                    touched.extend(crate::inventory::touched(&req.command, &resp));
+                    if inv.default != default_before {
+                        default_changed = true;
+                        default_before = inv.default.clone();
+                    }
+                    out.push(Some(resp));
                 }
                 EntryPayload::Membership(ref m) => {
                     st.last_membership = StoredMembership::new(Some(entry.log_id), m.clone());
                     out.push(None);
                 }
+            }
+        }
+        if !touched.is_empty() || default_changed {
+            if let Some(tx) = &st.serving {
+                touched.sort();
+                touched.dedup();
+                let mut delta = ServingDelta::of_names(&st.inventory, &touched);
+                delta.applied = st.last_applied.map(|l| l.index);
+                let _ = tx.send(delta);
             }
         }
         Ok(out)
@@ -392,6 +462,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         st.last_applied = meta.last_log_id;
         st.last_membership = meta.last_membership.clone();
         st.inventory = Arc::new(inventory);
+        if let Some(tx) = &st.serving {
+            let mut delta = ServingDelta::full(&st.inventory);
+            delta.applied = st.last_applied.map(|l| l.index);
+            let _ = tx.send(delta);
+        }
         Ok(())
     }
 

@@ -1,0 +1,341 @@
+//! The SNI serving plane (SPEC §4): the serve port terminates TLS 1.2/1.3 with the
+//! certificate the replicated inventory names for each SNI.
+//!
+//! - [`index`]: the pure `CertIndex` (selection rules, incremental updates, cheap clones).
+//! - This module: the task that turns the store's [`ServingDelta`]s into new index
+//!   generations (opening only the touched sealed bundles) and publishes each with one atomic
+//!   pointer swap, the rustls resolver that reads it without a lock, and the listener.
+//!
+//! Invariant: sees only `bundle`, the index and the store's deltas; never Raft or the API.
+//! A handshake in flight keeps the `CertifiedKey` it resolved; a handshake that starts after
+//! the swap sees the new generation.
+
+pub mod index;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::bundle::Keyring;
+use crate::store::ServingDelta;
+use index::{CertIndex, Matched, Served};
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Handshake outcomes, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub exact: AtomicU64,
+    pub wildcard: AtomicU64,
+    pub default: AtomicU64,
+    pub node_cert: AtomicU64,
+    pub rejected: AtomicU64,
+    pub failed: AtomicU64,
+}
+
+/// What the serve port answers from: the current index generation and the fallbacks.
+pub struct Serving {
+    index: ArcSwap<CertIndex>,
+    /// SPEC §4 rule 4: the node's own certificate when no default was ever set.
+    node_cert: Arc<CertifiedKey>,
+    /// Refuse a handshake whose SNI matches nothing with `unrecognized_name`.
+    pub strict_sni: bool,
+    /// This node's id, for the answer page.
+    pub node_id: u64,
+    pub counters: Counters,
+    /// The Raft log index the published generation reflects.
+    pub applied: AtomicU64,
+}
+
+impl std::fmt::Debug for Serving {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ix = self.index.load();
+        write!(
+            f,
+            "Serving(node {}, {} certificates, generation {})",
+            self.node_id,
+            ix.len(),
+            ix.generation
+        )
+    }
+}
+
+/// The certificate chosen for one handshake.
+#[derive(Debug, Clone)]
+pub struct Choice {
+    pub matched: Option<Matched>,
+    /// The bundle name, or `None` for the node certificate.
+    pub name: Option<String>,
+    pub key: Arc<CertifiedKey>,
+}
+
+impl Serving {
+    pub fn new(node_id: u64, node_cert: Arc<CertifiedKey>, strict_sni: bool) -> Arc<Self> {
+        Arc::new(Serving {
+            index: ArcSwap::from_pointee(CertIndex::default()),
+            node_cert,
+            strict_sni,
+            node_id,
+            counters: Counters::default(),
+            applied: AtomicU64::new(0),
+        })
+    }
+
+    pub fn index(&self) -> arc_swap::Guard<Arc<CertIndex>> {
+        self.index.load()
+    }
+
+    /// SPEC §4 for one SNI: the index's choice, else (no default ever set) the node
+    /// certificate, else — under `strict_sni` — nothing.
+    pub fn choose(&self, sni: Option<&str>) -> Option<Choice> {
+        let ix = self.index.load();
+        match ix.select(sni, now()) {
+            Some((m, s)) if !(self.strict_sni && m == Matched::Default && sni.is_some()) => {
+                Some(Choice {
+                    matched: Some(m),
+                    name: Some(s.name.clone()),
+                    key: s.key.clone(),
+                })
+            }
+            Some(_) => None,
+            None if self.strict_sni && sni.is_some() => None,
+            None => Some(Choice {
+                matched: None,
+                name: None,
+                key: self.node_cert.clone(),
+            }),
+        }
+    }
+
+    /// Applies one delta to a copy of the current index and publishes it.
+    pub fn apply(&self, delta: ServingDelta, keyring: &Keyring) {
+        let mut ix = if delta.full {
+            let mut fresh = CertIndex::default();
+            fresh.generation = self.index.load().generation + 1;
+            fresh
+        } else {
+            CertIndex::clone(&self.index.load())
+        };
+        for name in &delta.removes {
+            ix.remove(name);
+        }
+        for b in &delta.upserts {
+            match b.sealed.open_certified(keyring) {
+                Ok(key) => ix.upsert(
+                    &b.meta.hostnames,
+                    Served {
+                        name: b.name.clone(),
+                        not_before: b.meta.not_before,
+                        not_after: b.meta.not_after,
+                        key,
+                    },
+                ),
+                Err(e) => {
+                    // Refused at import, so this is damage or a keyring gap: keep serving
+                    // the rest, say which bundle and why.
+                    ix.remove(&b.name);
+                    tracing::error!(bundle = %b.name, error = %e, "cannot serve bundle");
+                }
+            }
+        }
+        ix.set_default(delta.default.clone());
+        self.index.store(Arc::new(ix));
+        if let Some(a) = delta.applied {
+            self.applied.store(a, Ordering::Release);
+        }
+    }
+}
+
+/// Keeps the index in step with the store until cancelled. Coalesces queued deltas only by
+/// applying them back to back; each is small (the touched bundles).
+pub async fn follow(
+    serving: Arc<Serving>,
+    mut deltas: tokio::sync::mpsc::UnboundedReceiver<ServingDelta>,
+    keyring: Arc<Keyring>,
+    cancel: CancellationToken,
+) {
+    loop {
+        let delta = tokio::select! {
+            _ = cancel.cancelled() => return,
+            d = deltas.recv() => match d {
+                Some(d) => d,
+                None => return,
+            },
+        };
+        serving.apply(delta, &keyring);
+    }
+}
+
+/// rustls asks this for every handshake; it reads the published index without a lock.
+#[derive(Debug)]
+struct Resolver(Arc<Serving>);
+
+impl ResolvesServerCert for Resolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.0.choose(hello.server_name()).map(|c| c.key)
+    }
+}
+
+/// The serve port's TLS config: TLS 1.2 and 1.3, certificates from the index.
+pub fn server_config(serving: Arc<Serving>) -> Arc<rustls::ServerConfig> {
+    let mut config = rustls::ServerConfig::builder_with_provider(crate::raft::tls::provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .expect("ring supports TLS 1.2 and 1.3")
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(Resolver(serving)));
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(config)
+}
+
+/// A TLS alert record: fatal `unrecognized_name` (112), sent in the clear before any
+/// handshake message, as RFC 6066 asks for an SNI the server does not serve.
+const UNRECOGNIZED_NAME_ALERT: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x70];
+
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves TLS on `listener` until cancelled: strict-SNI refusals, then the handshake with the
+/// resolver, then a small HTTP answer naming the node and the certificate.
+pub async fn serve(
+    listener: TcpListener,
+    serving: Arc<Serving>,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+) {
+    let config = server_config(serving.clone());
+    loop {
+        let tcp = tokio::select! {
+            _ = cancel.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(e) => {
+                    tracing::warn!(error = %e, "serve port: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = tcp.set_nodelay(true);
+        let serving = serving.clone();
+        let config = config.clone();
+        let cancel = cancel.clone();
+        tracker.spawn(async move {
+            let c = &serving.counters;
+            let work = async {
+                let Some((start, mut tcp_back)) = read_client_hello(tcp).await else {
+                    c.failed.fetch_add(1, Ordering::Relaxed);
+                    return;
+                };
+                let sni = start.client_hello().server_name().map(str::to_string);
+                let Some(choice) = serving.choose(sni.as_deref()) else {
+                    c.rejected.fetch_add(1, Ordering::Relaxed);
+                    let _ = tcp_back.write_all(&UNRECOGNIZED_NAME_ALERT).await;
+                    let _ = tcp_back.shutdown().await;
+                    return;
+                };
+                let start = tokio_rustls::StartHandshake::from_parts(start, tcp_back);
+                let mut tls = match start.into_stream(config).await {
+                    Ok(t) => t,
+                    Err(_) => {
+                        c.failed.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
+                };
+                match choice.matched {
+                    Some(Matched::Exact) => &c.exact,
+                    Some(Matched::Wildcard) => &c.wildcard,
+                    Some(Matched::Default) => &c.default,
+                    None => &c.node_cert,
+                }
+                .fetch_add(1, Ordering::Relaxed);
+                answer_page(&mut tls, &serving, &choice, sni.as_deref()).await;
+            };
+            tokio::select! {
+                _ = cancel.cancelled() => {},
+                _ = tokio::time::timeout(HANDSHAKE_TIMEOUT * 3, work) => {},
+            }
+        });
+    }
+}
+
+/// Reads until rustls has the whole ClientHello; `None` if the peer sent no valid one (the
+/// alert rustls wants to send is sent).
+async fn read_client_hello(
+    mut tcp: tokio::net::TcpStream,
+) -> Option<(rustls::server::Accepted, tokio::net::TcpStream)> {
+    let mut acceptor = rustls::server::Acceptor::default();
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = tokio::time::timeout(HANDSHAKE_TIMEOUT, tcp.read(&mut buf))
+            .await
+            .ok()?
+            .ok()?;
+        if n == 0 {
+            return None;
+        }
+        let mut chunk = &buf[..n];
+        while !chunk.is_empty() {
+            acceptor.read_tls(&mut chunk).ok()?;
+        }
+        match acceptor.accept() {
+            Ok(Some(accepted)) => return Some((accepted, tcp)),
+            Ok(None) => continue,
+            Err((_, mut alert)) => {
+                let mut out = Vec::new();
+                let _ = alert.write(&mut out);
+                let _ = tcp.write_all(&out).await;
+                return None;
+            }
+        }
+    }
+}
+
+/// With no upstream: read one HTTP request head, answer a short page, close.
+async fn answer_page<S>(tls: &mut S, serving: &Serving, choice: &Choice, sni: Option<&str>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; 8192];
+    let mut used = 0;
+    // Read until the end of the request head (or the buffer fills, or the peer stops).
+    while used < buf.len() {
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.read(&mut buf[used..])).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => used += n,
+        }
+        if buf[..used].windows(4).any(|w| w == b"\r\n\r\n") {
+            break;
+        }
+    }
+    let cert = choice.name.as_deref().unwrap_or("the node certificate");
+    let how = match choice.matched {
+        Some(Matched::Exact) => "exact name",
+        Some(Matched::Wildcard) => "wildcard",
+        Some(Matched::Default) => "cluster default",
+        None => "no default set",
+    };
+    let body = format!(
+        "certraft node {}\nsni: {}\ncertificate: {cert} ({how})\n",
+        serving.node_id,
+        sni.unwrap_or("(none)")
+    );
+    let resp = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\nx-certraft-node: {}\r\nx-certraft-certificate: {cert}\r\n\r\n{body}",
+        body.len(),
+        serving.node_id
+    );
+    let _ = tls.write_all(resp.as_bytes()).await;
+    let _ = tls.shutdown().await;
+}
