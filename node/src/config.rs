@@ -62,6 +62,25 @@ pub struct RunArgs {
     /// instead of answering with the cluster default.
     #[arg(long, env = "CERTRAFT_STRICT_SNI")]
     pub strict_sni: bool,
+    /// After the handshake, relay the connection to this TCP `host:port` (else answer with a
+    /// small page naming the node and the certificate).
+    #[arg(long, env = "CERTRAFT_UPSTREAM", value_name = "HOST:PORT")]
+    pub upstream: Option<String>,
+    /// Serve-port connections open at once; more are closed at accept [default: 10000].
+    #[arg(long, env = "CERTRAFT_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Close a proxied connection after this many seconds without a byte [default: 300].
+    #[arg(long, env = "CERTRAFT_IDLE_TIMEOUT", value_name = "SECS")]
+    pub idle_timeout: Option<u64>,
+    /// ALPN protocols to offer when proxying, comma-separated, as the upstream speaks them
+    /// [default: http/1.1]; e.g. `h2,http/1.1`.
+    #[arg(
+        long,
+        env = "CERTRAFT_UPSTREAM_ALPN",
+        value_name = "LIST",
+        value_delimiter = ','
+    )]
+    pub upstream_alpn: Option<Vec<String>>,
 }
 
 fn parse_role(s: &str) -> Result<NodeRole, String> {
@@ -98,6 +117,10 @@ struct FileConfig {
     unseal_key_file: Option<PathBuf>,
     log_format: Option<LogFormat>,
     strict_sni: Option<bool>,
+    upstream: Option<String>,
+    max_connections: Option<usize>,
+    idle_timeout: Option<u64>,
+    upstream_alpn: Option<Vec<String>>,
 }
 
 /// The validated configuration of a running node.
@@ -114,6 +137,10 @@ pub struct Config {
     pub unseal_key_file: Option<PathBuf>,
     pub log_format: LogFormat,
     pub strict_sni: bool,
+    pub upstream: Option<String>,
+    pub max_connections: usize,
+    pub idle_timeout_secs: u64,
+    pub upstream_alpn: Vec<String>,
 }
 
 /// `--join URL --join-token TOKEN`, parsed.
@@ -249,6 +276,21 @@ impl RunArgs {
             unseal_key_file: self.unseal_key_file.or(file.unseal_key_file),
             log_format: self.log_format.or(file.log_format).unwrap_or_default(),
             strict_sni: self.strict_sni || file.strict_sni.unwrap_or(false),
+            upstream: self.upstream.or(file.upstream),
+            max_connections: self
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(10_000)
+                .max(1),
+            idle_timeout_secs: self
+                .idle_timeout
+                .or(file.idle_timeout)
+                .unwrap_or(300)
+                .max(1),
+            upstream_alpn: self
+                .upstream_alpn
+                .or(file.upstream_alpn)
+                .unwrap_or_else(|| vec!["http/1.1".into()]),
         })
     }
 }

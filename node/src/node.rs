@@ -317,7 +317,20 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<(), NodeErro
             vec![me.cert_der.clone().into()],
             node_key.signing_key(),
         ));
-        let serving = crate::tls::Serving::new(node_id, node_cert, config.strict_sni);
+        let options = crate::tls::ServeOptions {
+            strict_sni: config.strict_sni,
+            upstream: config
+                .upstream
+                .clone()
+                .map(|addr| crate::tls::proxy::Upstream {
+                    addr,
+                    connect_timeout: Duration::from_secs(5),
+                    idle_timeout: Duration::from_secs(config.idle_timeout_secs),
+                    alpn: config.upstream_alpn.clone(),
+                }),
+            max_connections: config.max_connections,
+        };
+        let serving = crate::tls::Serving::new(node_id, node_cert, options);
         tracker.spawn(crate::tls::follow(
             serving.clone(),
             deltas,

@@ -11,6 +11,7 @@
 //! the swap sees the new generation.
 
 pub mod index;
+pub mod proxy;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -44,6 +45,8 @@ pub struct Counters {
     pub node_cert: AtomicU64,
     pub rejected: AtomicU64,
     pub failed: AtomicU64,
+    /// Closed at accept because `max_connections` were open.
+    pub over_limit: AtomicU64,
 }
 
 /// What the serve port answers from: the current index generation and the fallbacks.
@@ -58,6 +61,10 @@ pub struct Serving {
     pub counters: Counters,
     /// The Raft log index the published generation reflects.
     pub applied: AtomicU64,
+    /// Where decrypted connections go; `None`: answer with the small page.
+    pub upstream: Option<proxy::Upstream>,
+    /// Connections beyond this many at once are closed at accept.
+    pub max_connections: usize,
 }
 
 impl std::fmt::Debug for Serving {
@@ -73,6 +80,14 @@ impl std::fmt::Debug for Serving {
     }
 }
 
+/// How the serve port behaves (from the node's configuration).
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub strict_sni: bool,
+    pub upstream: Option<proxy::Upstream>,
+    pub max_connections: usize,
+}
+
 /// The certificate chosen for one handshake.
 #[derive(Debug, Clone)]
 pub struct Choice {
@@ -83,14 +98,16 @@ pub struct Choice {
 }
 
 impl Serving {
-    pub fn new(node_id: u64, node_cert: Arc<CertifiedKey>, strict_sni: bool) -> Arc<Self> {
+    pub fn new(node_id: u64, node_cert: Arc<CertifiedKey>, options: ServeOptions) -> Arc<Self> {
         Arc::new(Serving {
             index: ArcSwap::from_pointee(CertIndex::default()),
             node_cert,
-            strict_sni,
+            strict_sni: options.strict_sni,
             node_id,
             counters: Counters::default(),
             applied: AtomicU64::new(0),
+            upstream: options.upstream,
+            max_connections: options.max_connections,
         })
     }
 
@@ -195,8 +212,13 @@ pub fn server_config(serving: Arc<Serving>) -> Arc<rustls::ServerConfig> {
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .expect("ring supports TLS 1.2 and 1.3")
         .with_no_client_auth()
-        .with_cert_resolver(Arc::new(Resolver(serving)));
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        .with_cert_resolver(Arc::new(Resolver(serving.clone())));
+    // The proxied upstream is plain TCP and cannot tell us what it speaks: offer only what
+    // the operator listed (default HTTP/1.1); the page answer speaks HTTP/1.1.
+    config.alpn_protocols = match &serving.upstream {
+        Some(up) => up.alpn.iter().map(|p| p.as_bytes().to_vec()).collect(),
+        None => vec![b"http/1.1".to_vec()],
+    };
     Arc::new(config)
 }
 
@@ -215,6 +237,7 @@ pub async fn serve(
     tracker: TaskTracker,
 ) {
     let config = server_config(serving.clone());
+    let slots = Arc::new(tokio::sync::Semaphore::new(serving.max_connections));
     loop {
         let tcp = tokio::select! {
             _ = cancel.cancelled() => return,
@@ -227,44 +250,61 @@ pub async fn serve(
                 }
             },
         };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            serving.counters.over_limit.fetch_add(1, Ordering::Relaxed);
+            drop(tcp);
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
         let serving = serving.clone();
         let config = config.clone();
         let cancel = cancel.clone();
         tracker.spawn(async move {
+            let _permit = permit;
             let c = &serving.counters;
-            let work = async {
-                let Some((start, mut tcp_back)) = read_client_hello(tcp).await else {
-                    c.failed.fetch_add(1, Ordering::Relaxed);
-                    return;
-                };
-                let sni = start.client_hello().server_name().map(str::to_string);
-                let Some(choice) = serving.choose(sni.as_deref()) else {
-                    c.rejected.fetch_add(1, Ordering::Relaxed);
-                    let _ = tcp_back.write_all(&UNRECOGNIZED_NAME_ALERT).await;
-                    let _ = tcp_back.shutdown().await;
-                    return;
-                };
-                let start = tokio_rustls::StartHandshake::from_parts(start, tcp_back);
-                let mut tls = match start.into_stream(config).await {
-                    Ok(t) => t,
-                    Err(_) => {
+            let work =
+                async {
+                    let Some((start, mut tcp_back)) = read_client_hello(tcp).await else {
                         c.failed.fetch_add(1, Ordering::Relaxed);
                         return;
+                    };
+                    let sni = start.client_hello().server_name().map(str::to_string);
+                    let Some(choice) = serving.choose(sni.as_deref()) else {
+                        c.rejected.fetch_add(1, Ordering::Relaxed);
+                        let _ = tcp_back.write_all(&UNRECOGNIZED_NAME_ALERT).await;
+                        let _ = tcp_back.shutdown().await;
+                        return;
+                    };
+                    let start = tokio_rustls::StartHandshake::from_parts(start, tcp_back);
+                    let mut tls =
+                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, start.into_stream(config))
+                            .await
+                        {
+                            Ok(Ok(t)) => t,
+                            _ => {
+                                c.failed.fetch_add(1, Ordering::Relaxed);
+                                return;
+                            }
+                        };
+                    match choice.matched {
+                        Some(Matched::Exact) => &c.exact,
+                        Some(Matched::Wildcard) => &c.wildcard,
+                        Some(Matched::Default) => &c.default,
+                        None => &c.node_cert,
+                    }
+                    .fetch_add(1, Ordering::Relaxed);
+                    match &serving.upstream {
+                        Some(up) => {
+                            if let Err(e) = proxy::relay(tls, up).await {
+                                tracing::debug!(error = %e, "proxied connection ended");
+                            }
+                        }
+                        None => answer_page(&mut tls, &serving, &choice, sni.as_deref()).await,
                     }
                 };
-                match choice.matched {
-                    Some(Matched::Exact) => &c.exact,
-                    Some(Matched::Wildcard) => &c.wildcard,
-                    Some(Matched::Default) => &c.default,
-                    None => &c.node_cert,
-                }
-                .fetch_add(1, Ordering::Relaxed);
-                answer_page(&mut tls, &serving, &choice, sni.as_deref()).await;
-            };
             tokio::select! {
                 _ = cancel.cancelled() => {},
-                _ = tokio::time::timeout(HANDSHAKE_TIMEOUT * 3, work) => {},
+                _ = work => {},
             }
         });
     }
