@@ -91,7 +91,8 @@ pub enum CertCommand {
     ///
     /// The new files are checked locally first, exactly like `cert import`. The rotation is
     /// refused when the new certificate does not cover every hostname OLD served, unless
-    /// --force. The new bundle is named --name N, else OLD's name (OLD is renamed).
+    /// --force. The new bundle is named --name N, else OLD's name; OLD is kept, retired, as
+    /// OLD~ID12 (its name, '~' and the first 12 hex digits of its id).
     ///
     /// Examples:
     ///   certraft cert rotate www.example.com new-site.pfx --passphrase-file pass.txt
@@ -103,7 +104,7 @@ pub enum CertCommand {
     /// certificate serving a hostname, unless --force.
     ///
     /// Examples:
-    ///   certraft cert remove www.example.com.retired-2025-01-01
+    ///   certraft cert remove www.example.com~b1044866ccdd
     ///   certraft cert remove legacy-api --force
     #[command(verbatim_doc_comment)]
     Remove(RemoveArgs),
@@ -181,7 +182,7 @@ pub struct RotateArgs {
     pub old: String,
     #[command(flatten)]
     pub bundle: InspectArgs,
-    /// Name of the new bundle (default: OLD's name; OLD is then renamed OLD.retired-DATE).
+    /// Name of the new bundle (default: OLD's name; OLD itself is kept as OLD~ID12).
     #[arg(long, value_name = "N")]
     pub name: Option<String>,
     /// Rotate even if the new certificate does not cover every hostname OLD served.

@@ -1,8 +1,10 @@
-//! Helpers for running the real `certraft` binary against the node crate's fixtures.
+//! Helpers for running the real `certraft` binary against the node crate's fixtures, a
+//! scripted admin endpoint ([`admin`]) and real `certraft-node` processes ([`node`]).
 
 #![allow(dead_code)]
 
 pub mod admin;
+pub mod node;
 
 use std::ffi::OsStr;
 use std::fmt;
@@ -51,8 +53,8 @@ pub fn wrong_passphrase() -> String {
     first_line("wrong-pass.txt")
 }
 
-/// The environment variables that point the binary at a cluster; removed from every run so
-/// the caller's environment cannot leak into a test.
+/// The environment variables that point the binary at a cluster; removed from every run (as
+/// is every other `CERTRAFT_*` variable) so the caller's environment cannot leak into a test.
 pub const ENV_CLUSTER: [&str; 4] = [
     "CERTRAFT_SERVER",
     "CERTRAFT_TOKEN",
@@ -72,6 +74,11 @@ pub fn certraft<S: AsRef<OsStr>>(args: impl IntoIterator<Item = S>) -> Certraft 
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_certraft"));
     for key in ENV_CLUSTER {
         cmd.env_remove(key);
+    }
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("CERTRAFT_") {
+            cmd.env_remove(key);
+        }
     }
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
