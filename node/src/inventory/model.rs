@@ -353,22 +353,29 @@ impl Inventory {
     }
 
     /// The bundle SPEC §4 serves for `host` now: an exact name beats a wildcard; among
-    /// several, currently valid first, then the latest not-after. `None`: the default applies.
+    /// several, currently valid first, then the latest not-after, then the first name — the
+    /// serving index's order (`tls::index`), so this names what the serve port serves.
+    /// `None`: the default applies.
     pub fn serving(&self, host: &str, now: i64) -> Option<&str> {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
-        let rank = |b: &StoredBundle| {
+        fn rank<'a>(b: &'a StoredBundle, host: &str, now: i64) -> impl Ord + 'a {
             let exact = b
                 .meta
                 .hostnames
                 .iter()
-                .any(|h| !h.starts_with("*.") && hostname_matches(h, &host));
+                .any(|h| !h.starts_with("*.") && hostname_matches(h, host));
             let valid = b.meta.not_before <= now && now <= b.meta.not_after;
-            (exact, valid, b.meta.not_after)
-        };
+            (
+                exact,
+                valid,
+                b.meta.not_after,
+                std::cmp::Reverse(b.name.as_str()),
+            )
+        }
         self.bundles
             .values()
             .filter(|b| b.status == BundleStatus::Active && b.meta.covers(&host))
-            .max_by_key(|b| rank(b))
+            .max_by_key(|b| rank(b, &host, now))
             .map(|b| b.name.as_str())
     }
 

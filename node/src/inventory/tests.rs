@@ -453,3 +453,15 @@ fn admin_tokens_are_kept_by_hash_and_replaced_by_name() {
     assert_eq!(code(apply(&mut inv, &tok("bad name", 3))), "invalid_name");
     assert_eq!(inv.admin_tokens.len(), 1);
 }
+
+/// Regression: on a not-after tie, `serving` (the API's "serving" list) named the last bundle
+/// by name while the serve port's index serves the first; both now pick the first name.
+#[test]
+fn serving_breaks_a_not_after_tie_by_the_first_name_like_the_index() {
+    let mut inv = Inventory::default();
+    import(&mut inv, "tie-b", 1, &["tie.test"]).unwrap();
+    import(&mut inv, "tie-a", 2, &["tie.test"]).unwrap();
+    import(&mut inv, "tie-c", 3, &["*.test"]).unwrap();
+    assert_eq!(inv.serving("tie.test", 1_700_000_000), Some("tie-a"));
+    assert_eq!(inv.serving("TIE.test.", 1_700_000_000), Some("tie-a"));
+}

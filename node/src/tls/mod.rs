@@ -206,6 +206,24 @@ impl ResolvesServerCert for Resolver {
     }
 }
 
+/// The certificate decided once per connection, before the handshake, so the page, the
+/// metrics and the handshake agree even if a commit lands in between.
+#[derive(Debug)]
+struct Fixed(Arc<CertifiedKey>);
+
+impl ResolvesServerCert for Fixed {
+    fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.clone())
+    }
+}
+
+/// `base` with its resolver pinned to `choice` (a shallow copy: the rest is shared).
+fn fixed_to(base: &Arc<rustls::ServerConfig>, choice: &Choice) -> Arc<rustls::ServerConfig> {
+    let mut config = rustls::ServerConfig::clone(base);
+    config.cert_resolver = Arc::new(Fixed(choice.key.clone()));
+    Arc::new(config)
+}
+
 /// The serve port's TLS config: TLS 1.2 and 1.3, certificates from the index.
 pub fn server_config(serving: Arc<Serving>) -> Arc<rustls::ServerConfig> {
     let mut config = rustls::ServerConfig::builder_with_provider(crate::raft::tls::provider())
@@ -262,46 +280,47 @@ pub async fn serve(
         tracker.spawn(async move {
             let _permit = permit;
             let c = &serving.counters;
-            let work =
-                async {
-                    let Some((start, mut tcp_back)) = read_client_hello(tcp).await else {
+            let work = async {
+                let Some((start, mut tcp_back)) = read_client_hello(tcp).await else {
+                    c.failed.fetch_add(1, Ordering::Relaxed);
+                    return;
+                };
+                let sni = start.client_hello().server_name().map(str::to_string);
+                let Some(choice) = serving.choose(sni.as_deref()) else {
+                    c.rejected.fetch_add(1, Ordering::Relaxed);
+                    let _ = tcp_back.write_all(&UNRECOGNIZED_NAME_ALERT).await;
+                    let _ = tcp_back.shutdown().await;
+                    return;
+                };
+                let start = tokio_rustls::StartHandshake::from_parts(start, tcp_back);
+                let mut tls = match tokio::time::timeout(
+                    HANDSHAKE_TIMEOUT,
+                    start.into_stream(fixed_to(&config, &choice)),
+                )
+                .await
+                {
+                    Ok(Ok(t)) => t,
+                    _ => {
                         c.failed.fetch_add(1, Ordering::Relaxed);
                         return;
-                    };
-                    let sni = start.client_hello().server_name().map(str::to_string);
-                    let Some(choice) = serving.choose(sni.as_deref()) else {
-                        c.rejected.fetch_add(1, Ordering::Relaxed);
-                        let _ = tcp_back.write_all(&UNRECOGNIZED_NAME_ALERT).await;
-                        let _ = tcp_back.shutdown().await;
-                        return;
-                    };
-                    let start = tokio_rustls::StartHandshake::from_parts(start, tcp_back);
-                    let mut tls =
-                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, start.into_stream(config))
-                            .await
-                        {
-                            Ok(Ok(t)) => t,
-                            _ => {
-                                c.failed.fetch_add(1, Ordering::Relaxed);
-                                return;
-                            }
-                        };
-                    match choice.matched {
-                        Some(Matched::Exact) => &c.exact,
-                        Some(Matched::Wildcard) => &c.wildcard,
-                        Some(Matched::Default) => &c.default,
-                        None => &c.node_cert,
-                    }
-                    .fetch_add(1, Ordering::Relaxed);
-                    match &serving.upstream {
-                        Some(up) => {
-                            if let Err(e) = proxy::relay(tls, up).await {
-                                tracing::debug!(error = %e, "proxied connection ended");
-                            }
-                        }
-                        None => answer_page(&mut tls, &serving, &choice, sni.as_deref()).await,
                     }
                 };
+                match choice.matched {
+                    Some(Matched::Exact) => &c.exact,
+                    Some(Matched::Wildcard) => &c.wildcard,
+                    Some(Matched::Default) => &c.default,
+                    None => &c.node_cert,
+                }
+                .fetch_add(1, Ordering::Relaxed);
+                match &serving.upstream {
+                    Some(up) => {
+                        if let Err(e) = proxy::relay(tls, up).await {
+                            tracing::debug!(error = %e, "proxied connection ended");
+                        }
+                    }
+                    None => answer_page(&mut tls, &serving, &choice, sni.as_deref()).await,
+                }
+            };
             tokio::select! {
                 _ = cancel.cancelled() => {},
                 _ = work => {},

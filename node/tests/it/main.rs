@@ -5,5 +5,7 @@
 mod cluster;
 mod formats;
 mod properties;
+mod proxy;
 mod security;
+mod serving;
 mod support;

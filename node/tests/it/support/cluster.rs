@@ -573,11 +573,16 @@ impl Cluster {
     /// Starts a new node that joins through node `via` with a fresh voter join token; returns
     /// once its admin port answers (it may still be a learner).
     pub async fn join(&mut self, via: usize) -> usize {
+        self.join_as(via, "voter").await
+    }
+
+    /// Like [`Cluster::join`], with a join token for `role` (`voter`, `learner`, `witness`).
+    pub async fn join_as(&mut self, via: usize, role: &str) -> usize {
         let token = self
             .api(via)
-            .post("/api/v1/cluster/join-tokens", &json!({"role": "voter"}))
+            .post("/api/v1/cluster/join-tokens", &json!({ "role": role }))
             .await
-            .ok("create a join token")["token"]
+            .ok(&format!("create a {role} join token"))["token"]
             .as_str()
             .expect("join token in the answer")
             .to_string();

@@ -1,9 +1,11 @@
 //! Shared helpers for the integration tests: fixture loading and one-call assembly, import
-//! bodies ([`uploads`]) and real node processes ([`cluster`]).
+//! bodies ([`uploads`]), real node processes ([`cluster`]) and clients of their serve ports
+//! ([`probe`]).
 
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod probe;
 pub mod uploads;
 
 use std::path::PathBuf;

@@ -32,8 +32,10 @@ pub fn fixture_import(files: &[&str], passphrase: Option<&str>) -> Value {
     body
 }
 
-/// A self-signed P-256 leaf for one DNS name, with its key: a fresh, distinct bundle per call.
+/// A self-signed P-256 leaf for one or more DNS names (wildcards such as `*.w.test` too), with
+/// its key: a fresh, distinct bundle per call.
 pub struct TestCert {
+    /// The first DNS name.
     pub host: String,
     pub cert_der: Vec<u8>,
     pub cert_pem: String,
@@ -43,14 +45,25 @@ pub struct TestCert {
 }
 
 impl TestCert {
+    /// A leaf for `host`, valid from rcgen's default not-before to its default not-after.
     pub fn new(host: &str) -> TestCert {
+        TestCert::with(&[host], None)
+    }
+
+    /// A leaf for `hosts` (the first names the uploads), valid until `not_after` when given.
+    pub fn with(hosts: &[&str], not_after: Option<time::OffsetDateTime>) -> TestCert {
+        let host = hosts.first().expect("at least one DNS name").to_string();
         let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("P-256 key");
-        let params = rcgen::CertificateParams::new(vec![host.to_string()]).expect("DNS SAN");
+        let sans: Vec<String> = hosts.iter().map(|h| h.to_string()).collect();
+        let mut params = rcgen::CertificateParams::new(sans).expect("DNS SANs");
+        if let Some(t) = not_after {
+            params.not_after = t;
+        }
         let cert = params.self_signed(&key).expect("self-signed leaf");
         let cert_der = cert.der().to_vec();
         let key_der = key.serialize_der();
         TestCert {
-            host: host.to_string(),
+            host,
             cert_pem: pem::encode(&pem::Pem::new("CERTIFICATE", cert_der.clone())),
             key_pem: pem::encode(&pem::Pem::new("PRIVATE KEY", key_der.clone())),
             cert_der,
@@ -60,9 +73,10 @@ impl TestCert {
 
     /// The uploads: certificate PEM and PKCS#8 PEM key, as two files.
     pub fn files(&self) -> Value {
+        let stem = self.host.replace('*', "wildcard");
         json!([
-            upload(&format!("{}.pem", self.host), self.cert_pem.as_bytes()),
-            upload(&format!("{}.key", self.host), self.key_pem.as_bytes()),
+            upload(&format!("{stem}.pem"), self.cert_pem.as_bytes()),
+            upload(&format!("{stem}.key"), self.key_pem.as_bytes()),
         ])
     }
 
