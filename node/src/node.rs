@@ -310,6 +310,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<(), NodeErro
     );
 
     let keyring = Arc::new(secrets.keyring);
+    let mut serving_plane = None;
     if let Some(listener) = serve_listener {
         let node_key = crate::bundle::PrivateKey::from_pkcs8_der(&me.key_pkcs8)
             .map_err(|e| NodeError::Other(format!("this node's key is unusable: {e}")))?;
@@ -339,10 +340,11 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<(), NodeErro
         ));
         tracker.spawn(crate::tls::serve(
             listener,
-            serving,
+            serving.clone(),
             cancel.clone(),
             tracker.clone(),
         ));
+        serving_plane = Some(serving);
     }
     let state = Arc::new(AppState {
         raft: raft.clone(),
@@ -356,6 +358,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<(), NodeErro
             .build()
             .map_err(|e| NodeError::Other(e.to_string()))?,
         timeout: Duration::from_secs(10),
+        serving: serving_plane,
     });
 
     tracker.spawn(crate::http::serve_tls(

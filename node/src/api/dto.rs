@@ -8,6 +8,7 @@
 //! | `GET  /healthz`                         | `200 ok` while the process runs               |
 //! | `GET  /readyz`                          | `200` once the node knows a leader, else 503   |
 //! | `GET  /api/v1/trust`                    | the cluster CA, PEM                            |
+//! | `GET  /metrics`                         | Prometheus text, this node's view (token)     |
 //! | `GET  /api/v1/certs`                    | → [`CertList`]                                 |
 //! | `POST /api/v1/certs`                    | [`ImportRequest`] → [`ImportResponse`]         |
 //! | `GET  /api/v1/certs/{name}`             | → [`CertDetail`]                               |

@@ -55,6 +55,8 @@ pub struct AppState {
     pub peers: reqwest::Client,
     /// How long a request may wait for a leader or a commit.
     pub timeout: Duration,
+    /// This node's serving plane (none on a witness), for `/metrics`.
+    pub serving: Option<Arc<crate::tls::Serving>>,
 }
 
 type S = Arc<AppState>;
@@ -93,7 +95,13 @@ pub fn router(state: S) -> Router {
     let join = Router::new()
         .route("/cluster/join", post(join))
         .route_layer(middleware::from_fn_with_state(state.clone(), on_leader));
+    // Node-local, so not forwarded to the leader; the token is checked here.
+    let metrics = Router::new()
+        .route("/metrics", get(metrics))
+        .route_layer(middleware::from_fn_with_state(state.clone(), check_token))
+        .route_layer(middleware::from_fn(require_bearer));
     Router::new()
+        .merge(metrics)
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/api/v1/trust", get(trust))
@@ -347,6 +355,102 @@ async fn forward(
         out.headers_mut().insert("content-type", ct);
     }
     Ok(out)
+}
+
+/// Prometheus text format, this node's view: handshakes by outcome, the serving index's
+/// generation and size, each served certificate's not-after, Raft progress.
+async fn metrics(State(st): State<S>) -> Response {
+    use std::fmt::Write as _;
+    let m = st.raft.metrics().borrow().clone();
+    let mut out = String::new();
+    let node = st.node_id;
+    let _ = writeln!(
+        out,
+        "# HELP certraft_raft_term Current Raft term.\n# TYPE certraft_raft_term gauge"
+    );
+    let _ = writeln!(
+        out,
+        "certraft_raft_term{{node=\"{node}\"}} {}",
+        m.current_term
+    );
+    let _ = writeln!(out, "# HELP certraft_raft_last_applied Last log index applied to the inventory.\n# TYPE certraft_raft_last_applied gauge");
+    let _ = writeln!(
+        out,
+        "certraft_raft_last_applied{{node=\"{node}\"}} {}",
+        m.last_applied.map(|l| l.index).unwrap_or(0)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP certraft_raft_is_leader 1 on the leader.\n# TYPE certraft_raft_is_leader gauge"
+    );
+    let _ = writeln!(
+        out,
+        "certraft_raft_is_leader{{node=\"{node}\"}} {}",
+        u8::from(m.current_leader == Some(node))
+    );
+    if let Some(serving) = &st.serving {
+        let c = &serving.counters;
+        let _ = writeln!(out, "# HELP certraft_handshakes_total TLS handshakes on the serve port by outcome.\n# TYPE certraft_handshakes_total counter");
+        for (outcome, v) in [
+            ("exact", &c.exact),
+            ("wildcard", &c.wildcard),
+            ("default", &c.default),
+            ("node_certificate", &c.node_cert),
+            ("rejected", &c.rejected),
+            ("failed", &c.failed),
+            ("over_limit", &c.over_limit),
+        ] {
+            let _ = writeln!(
+                out,
+                "certraft_handshakes_total{{node=\"{node}\",outcome=\"{outcome}\"}} {}",
+                v.load(std::sync::atomic::Ordering::Relaxed)
+            );
+        }
+        let ix = serving.index();
+        let _ = writeln!(out, "# HELP certraft_index_generation Serving index generation on this node.\n# TYPE certraft_index_generation gauge");
+        let _ = writeln!(
+            out,
+            "certraft_index_generation{{node=\"{node}\"}} {}",
+            ix.generation
+        );
+        let _ = writeln!(out, "# HELP certraft_index_certificates Certificates in the serving index.\n# TYPE certraft_index_certificates gauge");
+        let _ = writeln!(
+            out,
+            "certraft_index_certificates{{node=\"{node}\"}} {}",
+            ix.len()
+        );
+        let _ = writeln!(
+            out,
+            "# HELP certraft_index_applied_index Raft log index the serving index reflects.\n# TYPE certraft_index_applied_index gauge"
+        );
+        let _ = writeln!(
+            out,
+            "certraft_index_applied_index{{node=\"{node}\"}} {}",
+            serving.applied.load(std::sync::atomic::Ordering::Acquire)
+        );
+    }
+    let inv = st.sm.inventory();
+    let _ = writeln!(out, "# HELP certraft_certificate_not_after_seconds Not-after of each certificate (Unix seconds).\n# TYPE certraft_certificate_not_after_seconds gauge");
+    for b in inv.bundles.values() {
+        let name = b.name.replace('\\', "\\\\").replace('"', "\\\"");
+        let status = match b.status {
+            BundleStatus::Active => "active",
+            BundleStatus::Retired => "retired",
+        };
+        let _ = writeln!(
+            out,
+            "certraft_certificate_not_after_seconds{{name=\"{name}\",status=\"{status}\"}} {}",
+            b.meta.not_after
+        );
+    }
+    (
+        [(
+            "content-type",
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
+        out,
+    )
+        .into_response()
 }
 
 /// Node-local state, unauthenticated (no names, no secrets): 200 once a leader is known.

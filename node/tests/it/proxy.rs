@@ -68,7 +68,8 @@ async fn connect(port: u16) -> tokio_rustls::client::TlsStream<TcpStream> {
 
 /// 8 MiB goes to the upstream and back through the node byte for byte; the client's
 /// half-close (TLS close_notify) reaches the upstream as EOF while the answer still flows
-/// back; with the upstream gone, a new connection is closed cleanly instead of hanging.
+/// back; `/metrics` counts the handshakes; with the upstream gone, a new connection is
+/// closed cleanly instead of hanging.
 #[tokio::test(flavor = "multi_thread")]
 async fn relays_both_ways_with_half_close_and_closes_when_upstream_is_down() {
     let (port, task) = upstream().await;
@@ -128,6 +129,24 @@ async fn relays_both_ways_with_half_close_and_closes_when_upstream_is_down() {
         String::from_utf8_lossy(&back[..back.len().min(120)])
     );
     assert_eq!(&back[head.len()..], &payload[..], "echoed bytes differ");
+
+    // `/metrics` (token required) counts the exact-name handshakes and lists the not-after.
+    let metrics = c.api(n).get("/metrics").await;
+    assert_eq!(metrics.status, 200, "{metrics}");
+    let exact: u64 = metrics
+        .text
+        .lines()
+        .find_map(|l| l.strip_prefix("certraft_handshakes_total{node=\"1\",outcome=\"exact\"} "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(exact >= 2, "{}", metrics.text);
+    assert!(
+        metrics.text.contains(
+            "certraft_certificate_not_after_seconds{name=\"ec256.example.test\",status=\"active\"} 4102444799"
+        ),
+        "{}",
+        metrics.text
+    );
 
     task.abort();
     let _ = task.await;

@@ -45,6 +45,7 @@ fn authed_routes() -> Vec<(Method, &'static str, Option<Value>)> {
             Some(json!({"name": "ec256.example.test"})),
         ),
         (Method::GET, "/api/v1/audit", None),
+        (Method::GET, "/metrics", None),
         (Method::GET, "/api/v1/cluster", None),
         (
             Method::POST,
