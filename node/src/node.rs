@@ -390,6 +390,12 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<(), NodeErro
         cancel.clone(),
     ));
     tracker.spawn(promote_caught_up(raft.clone(), self_info, cancel.clone()));
+    tracker.spawn(rotate_ticket_keys(
+        raft.clone(),
+        sm.clone(),
+        state.keyring.clone(),
+        cancel.clone(),
+    ));
     tracker.spawn(replicate_pending_token(
         state,
         dd.clone(),
@@ -591,6 +597,48 @@ async fn replicate_pending_token(
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    }
+}
+
+/// How often the leader adds a new session-ticket key (three are kept).
+const TICKET_KEY_ROTATION_SECS: i64 = 12 * 3600;
+
+/// On the leader: adds a session-ticket key when there is none or the newest is older than
+/// [`TICKET_KEY_ROTATION_SECS`].
+async fn rotate_ticket_keys(
+    raft: Raft,
+    sm: crate::store::StateMachineStore,
+    keyring: Arc<Keyring>,
+    cancel: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+        let m = raft.metrics().borrow().clone();
+        if m.current_leader != Some(m.id) {
+            continue;
+        }
+        let inv = sm.inventory();
+        let newest = inv.ticket_keys.last();
+        if newest.is_some_and(|k| now() - k.created_at < TICKET_KEY_ROTATION_SECS) {
+            continue;
+        }
+        let id = newest.map(|k| k.id + 1).unwrap_or(1);
+        let req = Request {
+            version: REQUEST_VERSION,
+            actor: "certraft-node".into(),
+            at: now(),
+            command: Command::AddTicketKey {
+                key: crate::tls::tickets::new_key(id, &keyring, now()),
+            },
+        };
+        match tokio::time::timeout(Duration::from_secs(10), raft.client_write(req)).await {
+            Ok(Ok(_)) => tracing::info!(key = id, "rotated the session-ticket key"),
+            Ok(Err(e)) => tracing::debug!(error = %e, "session-ticket key rotation deferred"),
+            Err(_) => tracing::debug!("session-ticket key rotation timed out"),
         }
     }
 }

@@ -207,6 +207,14 @@ fn apply_command(inv: &mut Inventory, req: &Request) -> Response {
                 name: token.name.clone(),
             })
         }
+        Command::AddTicketKey { key } => {
+            inv.ticket_keys.retain(|k| k.id != key.id);
+            inv.ticket_keys.push(key.clone());
+            inv.ticket_keys.sort_by_key(|k| k.id);
+            let excess = inv.ticket_keys.len().saturating_sub(TICKET_KEYS_KEPT);
+            inv.ticket_keys.drain(..excess);
+            Ok(Outcome::TicketKeyAdded { id: key.id })
+        }
         Command::Restore { bundles, default } => {
             let mut restored = Vec::new();
             let mut already_present = Vec::new();

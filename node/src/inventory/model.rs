@@ -119,6 +119,26 @@ pub struct AdminToken {
     pub created_by: String,
 }
 
+/// A TLS session-ticket key, shared by every node so a client resumes anywhere. The key is
+/// sealed under the cluster keyring (record id `ticket-key-<id>`), never in the clear.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketKey {
+    pub id: u32,
+    #[serde(with = "serde_bytes")]
+    pub sealed: Vec<u8>,
+    pub created_at: i64,
+}
+
+impl TicketKey {
+    /// The AAD record id the key is sealed under.
+    pub fn record_id(id: u32) -> String {
+        format!("ticket-key-{id}")
+    }
+}
+
+/// How many ticket keys are kept: the newest issues tickets, the older ones still decrypt.
+pub const TICKET_KEYS_KEPT: usize = 3;
+
 /// Overrides for the refusals an operator may waive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum Force {
@@ -159,6 +179,11 @@ pub enum Command {
     },
     CreateAdminToken {
         token: AdminToken,
+    },
+    /// Adds the newest session-ticket key (the leader rotates them); the oldest beyond
+    /// [`TICKET_KEYS_KEPT`] is dropped.
+    AddTicketKey {
+        key: TicketKey,
     },
     /// Restores a backup in one step: bundles already present (by id) are skipped; a name
     /// held by a different bundle refuses the whole restore.
@@ -209,6 +234,7 @@ impl Command {
                 None => "join token used by a new node".into(),
             },
             Command::CreateAdminToken { token } => format!("create admin token {}", token.name),
+            Command::AddTicketKey { key } => format!("rotate session-ticket key to {}", key.id),
             Command::Restore { bundles, .. } => {
                 format!("restore backup of {} bundles", bundles.len())
             }
@@ -303,6 +329,9 @@ pub enum Outcome {
     AdminTokenCreated {
         name: String,
     },
+    TicketKeyAdded {
+        id: u32,
+    },
     Restored {
         restored: Vec<String>,
         already_present: Vec<String>,
@@ -336,6 +365,9 @@ pub struct Inventory {
     /// The highest node id a join token has handed out.
     #[serde(default)]
     pub highest_node_id: u64,
+    /// Session-ticket keys, oldest first.
+    #[serde(default)]
+    pub ticket_keys: Vec<TicketKey>,
     pub audit: Vec<AuditRecord>,
 }
 

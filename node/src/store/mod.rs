@@ -283,6 +283,8 @@ pub struct ServingDelta {
     pub full: bool,
     /// The log index this delta brings the index to.
     pub applied: Option<u64>,
+    /// The session-ticket keys, when they changed (always in a full delta).
+    pub ticket_keys: Option<Vec<crate::inventory::TicketKey>>,
 }
 
 impl ServingDelta {
@@ -305,6 +307,7 @@ impl ServingDelta {
     fn full(inv: &Inventory) -> Self {
         let mut d = Self::of_names(inv, inv.bundles.keys());
         d.full = true;
+        d.ticket_keys = Some(inv.ticket_keys.clone());
         d
     }
 }
@@ -404,6 +407,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let mut touched: Vec<String> = Vec::new();
         let mut default_before = st.inventory.default.clone();
         let mut default_changed = false;
+        let mut tickets_changed = false;
         for entry in entries {
             st.last_applied = Some(entry.log_id);
             match entry.payload {
@@ -412,6 +416,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     let inv = Arc::make_mut(&mut st.inventory);
                     let resp = apply(inv, req);
                     touched.extend(crate::inventory::touched(&req.command, &resp));
+                    tickets_changed |=
+                        matches!(req.command, crate::inventory::Command::AddTicketKey { .. });
                     if inv.default != default_before {
                         default_changed = true;
                         default_before = inv.default.clone();
@@ -424,12 +430,15 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 }
             }
         }
-        if !touched.is_empty() || default_changed {
+        if !touched.is_empty() || default_changed || tickets_changed {
             if let Some(tx) = &st.serving {
                 touched.sort();
                 touched.dedup();
                 let mut delta = ServingDelta::of_names(&st.inventory, &touched);
                 delta.applied = st.last_applied.map(|l| l.index);
+                if tickets_changed {
+                    delta.ticket_keys = Some(st.inventory.ticket_keys.clone());
+                }
                 let _ = tx.send(delta);
             }
         }

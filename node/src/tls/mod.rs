@@ -12,6 +12,7 @@
 
 pub mod index;
 pub mod proxy;
+pub mod tickets;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -65,6 +66,8 @@ pub struct Serving {
     pub upstream: Option<proxy::Upstream>,
     /// Connections beyond this many at once are closed at accept.
     pub max_connections: usize,
+    /// Session tickets under the cluster-wide keys.
+    pub tickets: Arc<tickets::ClusterTicketer>,
 }
 
 impl std::fmt::Debug for Serving {
@@ -108,6 +111,7 @@ impl Serving {
             applied: AtomicU64::new(0),
             upstream: options.upstream,
             max_connections: options.max_connections,
+            tickets: Arc::new(tickets::ClusterTicketer::default()),
         })
     }
 
@@ -169,6 +173,9 @@ impl Serving {
             }
         }
         ix.set_default(delta.default.clone());
+        if let Some(keys) = &delta.ticket_keys {
+            self.tickets.set(keys, keyring);
+        }
         self.index.store(Arc::new(ix));
         if let Some(a) = delta.applied {
             self.applied.store(a, Ordering::Release);
@@ -231,6 +238,8 @@ pub fn server_config(serving: Arc<Serving>) -> Arc<rustls::ServerConfig> {
         .expect("ring supports TLS 1.2 and 1.3")
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(Resolver(serving.clone())));
+    // Stateless tickets under cluster-wide keys: a client resumes on any node.
+    config.ticketer = serving.tickets.clone();
     // The proxied upstream is plain TCP and cannot tell us what it speaks: offer only what
     // the operator listed (default HTTP/1.1); the page answer speaks HTTP/1.1.
     config.alpn_protocols = match &serving.upstream {

@@ -681,3 +681,92 @@ async fn witness_votes_but_does_not_listen_on_its_serve_port() {
     )
     .await;
 }
+
+/// One `openssl s_client` connection with a session file; returns its output.
+fn s_client_session(port: u16, version: &str, session: &std::path::Path, save: bool) -> String {
+    use std::io::Write;
+    let flag = if save { "-sess_out" } else { "-sess_in" };
+    let mut child = std::process::Command::new("openssl")
+        .args([
+            "s_client",
+            version,
+            "-ign_eof",
+            "-servername",
+            "ec256.example.test",
+        ])
+        .arg("-connect")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg(flag)
+        .arg(session)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run openssl s_client");
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(b"GET / HTTP/1.0\r\n\r\n");
+    }
+    let out = child.wait_with_output().expect("openssl s_client output");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A TLS session made on one node resumes on every other node, over TLS 1.3 and TLS 1.2:
+/// the session-ticket keys are sealed into the replicated inventory by the leader and used
+/// by every node's serve port.
+#[tokio::test(flavor = "multi_thread")]
+async fn sessions_resume_on_every_node() {
+    if !have_openssl() {
+        return;
+    }
+    let c = Cluster::start(3, Options::default()).await;
+    let leader = c.leader().await;
+    let index = c
+        .api(leader)
+        .post(
+            "/api/v1/certs",
+            &crate::support::uploads::fixture_import(
+                &["ec256.p12"],
+                Some(&crate::support::uploads::fixture_passphrase()),
+            ),
+        )
+        .await
+        .ok("import the fixture")["index"]
+        .as_u64()
+        .expect("index");
+    for i in 0..c.nodes.len() {
+        wait_applied(&c, i, index).await;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    for version in ["-tls1_3", "-tls1_2"] {
+        let session = dir.path().join(format!("session{version}.pem"));
+        let first = c.nodes[0].serve;
+        let others: Vec<u16> = c.nodes[1..].iter().map(|n| n.serve).collect();
+        let session2 = session.clone();
+        c.wait_for(
+            &format!("a {version} session from node 1 to resume on every other node"),
+            PATIENCE,
+            || {
+                let session = session2.clone();
+                let others = others.clone();
+                async move {
+                    tokio::task::spawn_blocking(move || {
+                        let made = s_client_session(first, version, &session, true);
+                        if !made.contains("New, TLSv1") {
+                            return Err(format!("first connection: {made}"));
+                        }
+                        for port in &others {
+                            let out = s_client_session(*port, version, &session, false);
+                            if !out.contains("Reused, TLSv1") {
+                                return Err(format!("port {port} did not resume: {out}"));
+                            }
+                        }
+                        Ok(())
+                    })
+                    .await
+                    .expect("openssl task")
+                }
+            },
+        )
+        .await;
+    }
+}
