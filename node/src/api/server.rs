@@ -467,6 +467,12 @@ async fn readyz(State(st): State<S>) -> Response {
         "snapshot_index": m.snapshot.map(|l| l.index),
         "purged_index": m.purged.map(|l| l.index),
         "voting": m.membership_config.membership().voter_ids().any(|id| id == st.node_id),
+        // The log index of the last serving change (certificate, default, ticket key) the
+        // serve port has swapped in; none on a witness.
+        "serving_applied": st
+            .serving
+            .as_ref()
+            .map(|s| s.applied.load(std::sync::atomic::Ordering::Acquire)),
     });
     let status = if m.current_leader.is_some() {
         StatusCode::OK
