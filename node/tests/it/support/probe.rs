@@ -7,10 +7,8 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::ServerName;
+use rustls::ClientConfig;
 
 /// How long one `openssl` run or one handshake may take before it counts as failed.
 const ONE_CONNECTION: Duration = Duration::from_secs(20);
@@ -270,65 +268,11 @@ impl SClient {
 
 // ---- rustls handshakes -------------------------------------------------------------------
 
-/// Accepts any server certificate (the serve port answers with whatever the inventory holds),
-/// but checks the handshake signature against it: the server holds the served leaf's key.
-#[derive(Debug)]
-struct AnyLeaf(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AnyLeaf {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 /// A rustls client for full handshakes (no resumption) with TLS 1.2 and 1.3 offered.
 pub fn any_leaf_client() -> Arc<ClientConfig> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default versions")
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyLeaf(provider)))
-        .with_no_client_auth();
+    // The node's own trust-anything-but-check-the-signature config (used by joiners for
+    // their first request): the serve port answers with whatever the inventory holds.
+    let mut config = certraft::raft::tls::fingerprint_probe_config();
     config.resumption = rustls::client::Resumption::disabled();
     Arc::new(config)
 }
