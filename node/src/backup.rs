@@ -78,6 +78,16 @@ fn derive(passphrase: &Passphrase, salt: &[u8], iterations: u32) -> Zeroizing<[u
     key
 }
 
+/// One bundle as a backup carries it.
+pub struct BackupBundle {
+    pub name: String,
+    pub retired: bool,
+    /// PKCS#8 DER.
+    pub key_pkcs8: Zeroizing<Vec<u8>>,
+    /// DER, leaf first, then the chain in issuing order.
+    pub certs: Vec<Vec<u8>>,
+}
+
 /// Seals every bundle of `inv` (opened with `keyring`) under `passphrase`.
 pub fn create(
     inv: &Inventory,
@@ -93,21 +103,39 @@ pub fn create(
             name: b.name.clone(),
             detail: e.to_string(),
         })?;
-        bundles.push(Entry {
+        bundles.push(BackupBundle {
             name: b.name.clone(),
             retired: b.status == BundleStatus::Retired,
-            key_pkcs8: m.key_pkcs8().to_vec(),
-            certs: m
-                .certs()
-                .iter()
-                .cloned()
-                .map(serde_bytes::ByteBuf::from)
-                .collect(),
+            key_pkcs8: Zeroizing::new(m.key_pkcs8().to_vec()),
+            certs: m.certs().to_vec(),
         });
     }
+    write(bundles, inv.default.clone(), passphrase)
+}
+
+/// Seals `bundles` (and the name of the default) into a backup file under `passphrase`:
+/// what [`create`] writes for a live inventory, and what migration tools and benchmarks
+/// write for bundles from elsewhere.
+pub fn write(
+    bundles: Vec<BackupBundle>,
+    default: Option<String>,
+    passphrase: &Passphrase,
+) -> Result<Vec<u8>, BackupError> {
+    if passphrase.is_empty() {
+        return Err(BackupError::EmptyPassphrase);
+    }
     let contents = Contents {
-        bundles,
-        default: inv.default.clone(),
+        bundles: bundles
+            .into_iter()
+            .map(|mut b| Entry {
+                // Moved, not copied: zeroized below once serialised.
+                key_pkcs8: std::mem::take(&mut *b.key_pkcs8),
+                name: b.name,
+                retired: b.retired,
+                certs: b.certs.into_iter().map(serde_bytes::ByteBuf::from).collect(),
+            })
+            .collect(),
+        default,
     };
     let mut plain = Zeroizing::new(Vec::new());
     ciborium::into_writer(&contents, &mut *plain)

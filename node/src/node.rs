@@ -259,8 +259,37 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<(), NodeErro
     let ca_der = Arc::new(secrets.ca.cert_der().to_vec());
 
     let (log, sm) = crate::store::open(&dd.raft_path())?;
-    // Subscribed before Raft starts, so the replay of the committed log reaches the index.
-    let deltas = sm.subscribe_serving();
+    let keyring = Arc::new(secrets.keyring);
+    // Witnesses vote and keep the log but serve no TLS. The serving plane is attached before
+    // Raft starts, so the replay of the committed log reaches the index.
+    let serving_plane = match identity.role {
+        NodeRole::Witness => None,
+        _ => {
+            let node_key = crate::bundle::PrivateKey::from_pkcs8_der(&me.key_pkcs8)
+                .map_err(|e| NodeError::Other(format!("this node's key is unusable: {e}")))?;
+            let node_cert = Arc::new(rustls::sign::CertifiedKey::new(
+                vec![me.cert_der.clone().into()],
+                node_key.signing_key(),
+            ));
+            let options = crate::tls::ServeOptions {
+                strict_sni: config.strict_sni,
+                upstream: config
+                    .upstream
+                    .clone()
+                    .map(|addr| crate::tls::proxy::Upstream {
+                        addr,
+                        connect_timeout: Duration::from_secs(5),
+                        idle_timeout: Duration::from_secs(config.idle_timeout_secs),
+                        alpn: config.upstream_alpn.clone(),
+                    }),
+                max_connections: config.max_connections,
+            };
+            let serving = crate::tls::Serving::new(node_id, node_cert, keyring.clone(), options);
+            let sink = serving.clone();
+            sm.attach_serving(Box::new(move |delta| sink.apply(delta)));
+            Some(serving)
+        }
+    };
     let snapshot_every = std::env::var("CERTRAFT_SNAPSHOT_EVERY")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -309,42 +338,13 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<(), NodeErro
         "certraft-node running"
     );
 
-    let keyring = Arc::new(secrets.keyring);
-    let mut serving_plane = None;
-    if let Some(listener) = serve_listener {
-        let node_key = crate::bundle::PrivateKey::from_pkcs8_der(&me.key_pkcs8)
-            .map_err(|e| NodeError::Other(format!("this node's key is unusable: {e}")))?;
-        let node_cert = Arc::new(rustls::sign::CertifiedKey::new(
-            vec![me.cert_der.clone().into()],
-            node_key.signing_key(),
-        ));
-        let options = crate::tls::ServeOptions {
-            strict_sni: config.strict_sni,
-            upstream: config
-                .upstream
-                .clone()
-                .map(|addr| crate::tls::proxy::Upstream {
-                    addr,
-                    connect_timeout: Duration::from_secs(5),
-                    idle_timeout: Duration::from_secs(config.idle_timeout_secs),
-                    alpn: config.upstream_alpn.clone(),
-                }),
-            max_connections: config.max_connections,
-        };
-        let serving = crate::tls::Serving::new(node_id, node_cert, options);
-        tracker.spawn(crate::tls::follow(
-            serving.clone(),
-            deltas,
-            keyring.clone(),
-            cancel.clone(),
-        ));
+    if let (Some(listener), Some(serving)) = (serve_listener, &serving_plane) {
         tracker.spawn(crate::tls::serve(
             listener,
             serving.clone(),
             cancel.clone(),
             tracker.clone(),
         ));
-        serving_plane = Some(serving);
     }
     let state = Arc::new(AppState {
         raft: raft.clone(),

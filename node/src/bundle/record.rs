@@ -24,11 +24,28 @@ use super::seal::{Keyring, SealError};
 pub const BUNDLE_PAYLOAD_V1: u8 = 1;
 
 /// A bundle as stored and replicated: its id in the clear, everything else sealed.
+///
+/// The sealed bytes are shared (`Arc`): the inventory, the serving index and each serving
+/// delta hold the same allocation, so 100,000 bundles rest in memory once.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SealedBundle {
     pub id: [u8; 32],
-    #[serde(with = "serde_bytes")]
-    pub blob: Vec<u8>,
+    #[serde(with = "shared_bytes")]
+    pub blob: Arc<[u8]>,
+}
+
+/// Serde for `Arc<[u8]>` as a CBOR byte string (the same wire form as `serde_bytes`).
+mod shared_bytes {
+    use std::sync::Arc;
+
+    pub fn serialize<S: serde::Serializer>(v: &Arc<[u8]>, s: S) -> Result<S::Ok, S::Error> {
+        serde_bytes::serialize(&v[..], s)
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Arc<[u8]>, D::Error> {
+        let v: serde_bytes::ByteBuf = serde::Deserialize::deserialize(d)?;
+        Ok(Arc::from(v.into_vec()))
+    }
 }
 
 impl fmt::Debug for SealedBundle {
@@ -123,7 +140,7 @@ impl Bundle {
         }
         SealedBundle {
             id: self.id().0,
-            blob: keyring.seal(&self.id().0, &payload),
+            blob: keyring.seal(&self.id().0, &payload).into(),
         }
     }
 }

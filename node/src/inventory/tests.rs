@@ -9,7 +9,7 @@ fn nb(name: &str, id: u8, hosts: &[&str]) -> NewBundle {
         name: name.into(),
         sealed: SealedBundle {
             id: [id; 32],
-            blob: vec![id; 8],
+            blob: vec![id; 8].into(),
         },
         meta: BundleMeta {
             hostnames: hosts.iter().map(|h| h.to_string()).collect(),
@@ -485,4 +485,45 @@ fn ticket_keys_keep_the_newest_three() {
     }
     let ids: Vec<u32> = inv.ticket_keys.iter().map(|k| k.id).collect();
     assert_eq!(ids, vec![3, 4, 5]);
+}
+
+/// The id index beside the bundles follows import, rotate (the retired bundle keeps its id
+/// under its new name), remove, and a snapshot round trip (where it is rebuilt, not stored).
+#[test]
+fn bundle_id_index_follows_every_change_and_decode() {
+    let mut inv = Inventory::default();
+    import(&mut inv, "site", 1, &["a.test"]).unwrap();
+    import(&mut inv, "other", 2, &["b.test"]).unwrap();
+    assert_eq!(inv.by_id(&[1; 32]).map(|b| b.name.as_str()), Some("site"));
+    apply(
+        &mut inv,
+        &req(Command::Rotate {
+            old: "site".into(),
+            new: nb("site", 3, &["a.test"]),
+            force: Force::No,
+        }),
+    )
+    .unwrap();
+    let retired = inv.by_id(&[1; 32]).expect("the retired bundle by its id");
+    assert_ne!(retired.name, "site");
+    assert_eq!(retired.status, BundleStatus::Retired);
+    assert_eq!(inv.by_id(&[3; 32]).map(|b| b.name.as_str()), Some("site"));
+    apply(
+        &mut inv,
+        &req(Command::Remove {
+            name: "other".into(),
+            force: Force::Yes,
+        }),
+    )
+    .unwrap();
+    assert!(inv.by_id(&[2; 32]).is_none());
+    let back = codec::decode_snapshot(&codec::encode_snapshot(&inv)).unwrap();
+    assert_eq!(back, inv);
+    for id in [[1u8; 32], [3; 32]] {
+        assert_eq!(
+            back.by_id(&id).map(|b| &b.name),
+            inv.by_id(&id).map(|b| &b.name)
+        );
+    }
+    assert!(back.by_id(&[2; 32]).is_none());
 }

@@ -267,9 +267,13 @@ struct SmState {
     last_applied: Option<LogId>,
     last_membership: StoredMembership,
     inventory: Arc<Inventory>,
-    /// Where applied changes are published for the serving index.
-    serving: Option<tokio::sync::mpsc::UnboundedSender<ServingDelta>>,
+    /// Where applied changes go for the serving index: called inside `apply`, under the
+    /// state lock, so "applied" implies "served".
+    serving: Option<ServingSink>,
 }
+
+/// Receives each applied batch's [`ServingDelta`] synchronously.
+pub type ServingSink = Box<dyn Fn(ServingDelta) + Send + Sync>;
 
 /// What one applied batch changed for serving: the new state of every touched bundle (only
 /// those), and the default. `full` after a snapshot install: every bundle is listed.
@@ -341,16 +345,15 @@ impl StateMachineStore {
         self.state.read().expect("state lock poisoned").last_applied
     }
 
-    /// Subscribes the serving index: the first delta is the whole current inventory, then one
-    /// per applied batch that touched a bundle or the default. Replaces any earlier subscriber.
-    pub fn subscribe_serving(&self) -> tokio::sync::mpsc::UnboundedReceiver<ServingDelta> {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    /// Attaches the serving index: `sink` gets the whole current inventory now, then one
+    /// delta per applied batch (empty but for `applied` when the batch changed nothing it
+    /// serves), inside `apply` before it returns. Replaces any earlier sink.
+    pub fn attach_serving(&self, sink: ServingSink) {
         let mut st = self.state.write().expect("state lock poisoned");
         let mut first = ServingDelta::full(&st.inventory);
         first.applied = st.last_applied.map(|l| l.index);
-        let _ = tx.send(first);
-        st.serving = Some(tx);
-        rx
+        sink(first);
+        st.serving = Some(sink);
     }
 
     fn load_snapshot(&self) -> Result<Option<StoredSnapshot>, AnyError> {
@@ -430,17 +433,22 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 }
             }
         }
-        if !touched.is_empty() || default_changed || tickets_changed {
-            if let Some(tx) = &st.serving {
+        if let Some(sink) = &st.serving {
+            let mut delta = if !touched.is_empty() || default_changed || tickets_changed {
                 touched.sort();
                 touched.dedup();
-                let mut delta = ServingDelta::of_names(&st.inventory, &touched);
-                delta.applied = st.last_applied.map(|l| l.index);
-                if tickets_changed {
-                    delta.ticket_keys = Some(st.inventory.ticket_keys.clone());
+                ServingDelta::of_names(&st.inventory, &touched)
+            } else {
+                ServingDelta {
+                    default: st.inventory.default.clone(),
+                    ..Default::default()
                 }
-                let _ = tx.send(delta);
+            };
+            delta.applied = st.last_applied.map(|l| l.index);
+            if tickets_changed {
+                delta.ticket_keys = Some(st.inventory.ticket_keys.clone());
             }
+            sink(delta);
         }
         Ok(out)
     }
@@ -471,10 +479,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         st.last_applied = meta.last_log_id;
         st.last_membership = meta.last_membership.clone();
         st.inventory = Arc::new(inventory);
-        if let Some(tx) = &st.serving {
+        if let Some(sink) = &st.serving {
             let mut delta = ServingDelta::full(&st.inventory);
             delta.applied = st.last_applied.map(|l| l.index);
-            let _ = tx.send(delta);
+            sink(delta);
         }
         Ok(())
     }

@@ -2,13 +2,15 @@
 //! certificate the replicated inventory names for each SNI.
 //!
 //! - [`index`]: the pure `CertIndex` (selection rules, incremental updates, cheap clones).
-//! - This module: the task that turns the store's [`ServingDelta`]s into new index
-//!   generations (opening only the touched sealed bundles) and publishes each with one atomic
-//!   pointer swap, the rustls resolver that reads it without a lock, and the listener.
+//! - This module: [`Serving::apply`], which the store calls inside its apply with each
+//!   [`ServingDelta`] (the touched bundles only) and which publishes the next index
+//!   generation with one atomic pointer swap; the connection handler that reads it without a
+//!   lock; and the listener.
 //!
-//! Invariant: sees only `bundle`, the index and the store's deltas; never Raft or the API.
-//! A handshake in flight keeps the `CertifiedKey` it resolved; a handshake that starts after
-//! the swap sees the new generation.
+//! Invariants: sees only `bundle`, the index and the store's deltas; never Raft or the API.
+//! Served is part of applied: when the state machine reports log index N applied, every
+//! handshake that starts afterwards sees the index as of N. A handshake in flight keeps the
+//! `CertifiedKey` it resolved.
 
 pub mod index;
 pub mod proxy;
@@ -68,6 +70,8 @@ pub struct Serving {
     pub max_connections: usize,
     /// Session tickets under the cluster-wide keys.
     pub tickets: Arc<tickets::ClusterTicketer>,
+    /// Opens the sealed bundles and ticket keys the store hands over.
+    keyring: Arc<Keyring>,
 }
 
 impl std::fmt::Debug for Serving {
@@ -101,7 +105,12 @@ pub struct Choice {
 }
 
 impl Serving {
-    pub fn new(node_id: u64, node_cert: Arc<CertifiedKey>, options: ServeOptions) -> Arc<Self> {
+    pub fn new(
+        node_id: u64,
+        node_cert: Arc<CertifiedKey>,
+        keyring: Arc<Keyring>,
+        options: ServeOptions,
+    ) -> Arc<Self> {
         Arc::new(Serving {
             index: ArcSwap::from_pointee(CertIndex::default()),
             node_cert,
@@ -112,6 +121,7 @@ impl Serving {
             upstream: options.upstream,
             max_connections: options.max_connections,
             tickets: Arc::new(tickets::ClusterTicketer::default()),
+            keyring,
         })
     }
 
@@ -120,20 +130,30 @@ impl Serving {
     }
 
     /// SPEC §4 for one SNI: the index's choice, else (no default ever set) the node
-    /// certificate, else — under `strict_sni` — nothing.
-    pub fn choose(&self, sni: Option<&str>) -> Option<Choice> {
+    /// certificate, else — under `strict_sni` — a refusal.
+    pub fn choose(&self, sni: Option<&str>) -> Result<Choice, Refusal> {
         let ix = self.index.load();
         match ix.select(sni, now()) {
             Some((m, s)) if !(self.strict_sni && m == Matched::Default && sni.is_some()) => {
-                Some(Choice {
-                    matched: Some(m),
-                    name: Some(s.name.clone()),
-                    key: s.key.clone(),
-                })
+                match s.key.get() {
+                    (Ok(key), _) => Ok(Choice {
+                        matched: Some(m),
+                        name: Some(s.name.clone()),
+                        key,
+                    }),
+                    (Err(e), fresh) => {
+                        if fresh {
+                            // Validated at import, so this is damage or a keyring gap: the
+                            // rest keeps serving; say which bundle and why (once).
+                            tracing::error!(bundle = %s.name, error = %e, "cannot serve bundle");
+                        }
+                        Err(Refusal::Unusable)
+                    }
+                }
             }
-            Some(_) => None,
-            None if self.strict_sni && sni.is_some() => None,
-            None => Some(Choice {
+            Some(_) => Err(Refusal::UnknownName),
+            None if self.strict_sni && sni.is_some() => Err(Refusal::UnknownName),
+            None => Ok(Choice {
                 matched: None,
                 name: None,
                 key: self.node_cert.clone(),
@@ -141,66 +161,56 @@ impl Serving {
         }
     }
 
-    /// Applies one delta to a copy of the current index and publishes it.
-    pub fn apply(&self, delta: ServingDelta, keyring: &Keyring) {
-        let mut ix = if delta.full {
-            let mut fresh = CertIndex::default();
-            fresh.generation = self.index.load().generation + 1;
-            fresh
-        } else {
-            CertIndex::clone(&self.index.load())
-        };
-        for name in &delta.removes {
-            ix.remove(name);
-        }
-        for b in &delta.upserts {
-            match b.sealed.open_certified(keyring) {
-                Ok(key) => ix.upsert(
+    /// Applies one delta to a copy of the current index and publishes it with one pointer
+    /// swap. Cheap enough to run inside the state machine's apply: keys are filed sealed and
+    /// opened on their first handshake ([`index::ServedKey`]), and only the shards the delta
+    /// touches are copied.
+    pub fn apply(&self, delta: ServingDelta) {
+        let changes = delta.full
+            || !delta.upserts.is_empty()
+            || !delta.removes.is_empty()
+            || self.index.load().default_name() != delta.default.as_deref();
+        if changes {
+            let mut ix = if delta.full {
+                let mut fresh = CertIndex::default();
+                fresh.generation = self.index.load().generation + 1;
+                fresh
+            } else {
+                CertIndex::clone(&self.index.load())
+            };
+            for name in &delta.removes {
+                ix.remove(name);
+            }
+            for b in delta.upserts {
+                ix.upsert(
                     &b.meta.hostnames,
                     Served {
-                        name: b.name.clone(),
+                        name: b.name,
                         not_before: b.meta.not_before,
                         not_after: b.meta.not_after,
-                        key,
+                        key: index::ServedKey::sealed(b.sealed, self.keyring.clone()),
                     },
-                ),
-                Err(e) => {
-                    // Refused at import, so this is damage or a keyring gap: keep serving
-                    // the rest, say which bundle and why.
-                    ix.remove(&b.name);
-                    tracing::error!(bundle = %b.name, error = %e, "cannot serve bundle");
-                }
+                );
             }
+            ix.set_default(delta.default);
+            self.index.store(Arc::new(ix));
         }
-        ix.set_default(delta.default.clone());
         if let Some(keys) = &delta.ticket_keys {
-            self.tickets.set(keys, keyring);
+            self.tickets.set(keys, &self.keyring);
         }
-        self.index.store(Arc::new(ix));
         if let Some(a) = delta.applied {
             self.applied.store(a, Ordering::Release);
         }
     }
 }
 
-/// Keeps the index in step with the store until cancelled. Coalesces queued deltas only by
-/// applying them back to back; each is small (the touched bundles).
-pub async fn follow(
-    serving: Arc<Serving>,
-    mut deltas: tokio::sync::mpsc::UnboundedReceiver<ServingDelta>,
-    keyring: Arc<Keyring>,
-    cancel: CancellationToken,
-) {
-    loop {
-        let delta = tokio::select! {
-            _ = cancel.cancelled() => return,
-            d = deltas.recv() => match d {
-                Some(d) => d,
-                None => return,
-            },
-        };
-        serving.apply(delta, &keyring);
-    }
+/// Why a handshake gets no certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// `strict_sni` and the name matches nothing: `unrecognized_name`.
+    UnknownName,
+    /// The chosen bundle does not open (damage or a missing data key): the handshake fails.
+    Unusable,
 }
 
 /// rustls asks this for every handshake; it reads the published index without a lock.
@@ -209,7 +219,7 @@ struct Resolver(Arc<Serving>);
 
 impl ResolvesServerCert for Resolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        self.0.choose(hello.server_name()).map(|c| c.key)
+        self.0.choose(hello.server_name()).ok().map(|c| c.key)
     }
 }
 
@@ -253,6 +263,9 @@ pub fn server_config(serving: Arc<Serving>) -> Arc<rustls::ServerConfig> {
 /// handshake message, as RFC 6066 asks for an SNI the server does not serve.
 const UNRECOGNIZED_NAME_ALERT: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x70];
 
+/// A fatal `internal_error` (80) alert record, for a chosen bundle that does not open.
+const INTERNAL_ERROR_ALERT: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x50];
+
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves TLS on `listener` until cancelled: strict-SNI refusals, then the handshake with the
@@ -295,11 +308,23 @@ pub async fn serve(
                     return;
                 };
                 let sni = start.client_hello().server_name().map(str::to_string);
-                let Some(choice) = serving.choose(sni.as_deref()) else {
-                    c.rejected.fetch_add(1, Ordering::Relaxed);
-                    let _ = tcp_back.write_all(&UNRECOGNIZED_NAME_ALERT).await;
-                    let _ = tcp_back.shutdown().await;
-                    return;
+                let choice = match serving.choose(sni.as_deref()) {
+                    Ok(choice) => choice,
+                    Err(refusal) => {
+                        let alert = match refusal {
+                            Refusal::UnknownName => {
+                                c.rejected.fetch_add(1, Ordering::Relaxed);
+                                &UNRECOGNIZED_NAME_ALERT
+                            }
+                            Refusal::Unusable => {
+                                c.failed.fetch_add(1, Ordering::Relaxed);
+                                &INTERNAL_ERROR_ALERT
+                            }
+                        };
+                        let _ = tcp_back.write_all(alert).await;
+                        let _ = tcp_back.shutdown().await;
+                        return;
+                    }
                 };
                 let start = tokio_rustls::StartHandshake::from_parts(start, tcp_back);
                 let mut tls = match tokio::time::timeout(

@@ -590,8 +590,10 @@ fn sealed_bundle_opens_into_the_same_bundle_and_serves() {
 fn tampered_sealed_bundle_is_refused() {
     let keyring = Keyring::new(DataKey::generate(1));
     let mut sealed = ec256_bundle().seal(&keyring);
-    let mid = sealed.blob.len() / 2;
-    sealed.blob[mid] ^= 0x01;
+    let mut blob = sealed.blob.to_vec();
+    let mid = blob.len() / 2;
+    blob[mid] ^= 0x01;
+    sealed.blob = blob.into();
     let err = sealed.open(&keyring).unwrap_err();
     assert_eq!(err.code(), "sealed_tampered");
     assert!(err.to_string().contains("tampered"), "{err}");

@@ -124,7 +124,7 @@ proptest! {
     #[test]
     fn open_never_panics_on_arbitrary_blobs(blob in proptest::collection::vec(any::<u8>(), 0..512), id in any::<[u8; 32]>()) {
         let keyring = Keyring::new(DataKey::generate(1));
-        let sealed = SealedBundle { id, blob };
+        let sealed = SealedBundle { id, blob: blob.into() };
         prop_assert!(sealed.open(&keyring).is_err());
     }
 }

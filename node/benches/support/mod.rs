@@ -1,0 +1,545 @@
+//! What the benches share: real `certraft-node` processes on loopback, the admin client,
+//! a P-256 PKI (root → intermediate → leaves), loading bundles through a backup restore, and
+//! a TLS probe that reports the leaf a serve port answers with.
+
+#![allow(dead_code)] // each bench uses a different part
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde_json::{json, Value};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_certraft-node");
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// One `certraft-node` process (optionally pinned to CPUs with `taskset`).
+pub struct Node {
+    pub id: u64,
+    pub dir: PathBuf,
+    pub admin: u16,
+    pub cluster: u16,
+    pub serve: u16,
+    pub child: Option<Child>,
+    /// `taskset -c` list, e.g. "0".
+    pub cpus: Option<String>,
+}
+
+impl Node {
+    pub fn new(root: &Path, id: u64) -> Node {
+        Node {
+            id,
+            dir: root.join(format!("n{id}")),
+            admin: free_port(),
+            cluster: free_port(),
+            serve: free_port(),
+            child: None,
+            cpus: None,
+        }
+    }
+
+    pub fn start(&mut self, join: Option<(&str, &str)>) {
+        let mut cmd = match &self.cpus {
+            Some(cpus) => {
+                let mut c = Command::new("taskset");
+                c.arg("-c").arg(cpus).arg(BIN);
+                c
+            }
+            None => Command::new(BIN),
+        };
+        cmd.arg("run")
+            .arg("--data-dir")
+            .arg(&self.dir)
+            .arg("--admin")
+            .arg(format!("127.0.0.1:{}", self.admin))
+            .arg("--cluster")
+            .arg(format!("127.0.0.1:{}", self.cluster))
+            .arg("--serve")
+            .arg(format!("127.0.0.1:{}", self.serve))
+            .env("CERTRAFT_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some((url, token)) = join {
+            cmd.arg("--join").arg(url).arg("--join-token").arg(token);
+        }
+        self.child = Some(cmd.spawn().expect("spawn certraft-node"));
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for the exit (a clean shutdown).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.admin)
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+pub fn client(ca_pem: &[u8]) -> reqwest::Client {
+    let mut roots = rustls::RootCertStore::empty();
+    let der = pem::parse(ca_pem).expect("ca.pem").into_contents();
+    roots.add(der.into()).expect("CA as root");
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("TLS versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .timeout(Duration::from_secs(120))
+        .build()
+        .expect("client")
+}
+
+pub async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while !f().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub async fn readyz(c: &reqwest::Client, n: &Node) -> Option<Value> {
+    let r = c.get(format!("{}/readyz", n.url())).send().await.ok()?;
+    r.json().await.ok()
+}
+
+/// A running cluster: its nodes, the admin client and the bearer header.
+pub struct Cluster {
+    pub nodes: Vec<Node>,
+    pub client: reqwest::Client,
+    pub auth: String,
+    _tmp: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// `size` nodes (the first bootstraps, the rest join as voters); `cpus` pins them all.
+    pub async fn start(size: usize, cpus: Option<&str>) -> Cluster {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let mut nodes: Vec<Node> = (1..=size as u64)
+            .map(|id| Node::new(tmp.path(), id))
+            .collect();
+        for n in &mut nodes {
+            n.cpus = cpus.map(str::to_string);
+        }
+        nodes[0].start(None);
+        let token_path = nodes[0].dir.join("admin.token");
+        wait_for("bootstrap", Duration::from_secs(20), || {
+            let p = token_path.clone();
+            async move { p.exists() && p.with_file_name("ca.pem").exists() }
+        })
+        .await;
+        let token = std::fs::read_to_string(&token_path).expect("token");
+        let auth = format!("Bearer {}", token.trim());
+        let client = client(&std::fs::read(nodes[0].dir.join("ca.pem")).expect("ca"));
+        wait_for("node 1 ready", Duration::from_secs(20), || async {
+            readyz(&client, &nodes[0])
+                .await
+                .is_some_and(|v| v["ready"] == true)
+        })
+        .await;
+        for i in 1..size {
+            let t: Value = client
+                .post(format!("{}/api/v1/cluster/join-tokens", nodes[0].url()))
+                .header("authorization", &auth)
+                .json(&json!({"role": "voter"}))
+                .send()
+                .await
+                .expect("join token")
+                .json()
+                .await
+                .expect("join token json");
+            let url = nodes[0].url();
+            nodes[i].start(Some((&url, t["token"].as_str().expect("token"))));
+            let node = &nodes[i];
+            wait_for("joiner voting", Duration::from_secs(30), || async {
+                readyz(&client, node)
+                    .await
+                    .is_some_and(|v| v["voting"] == true)
+            })
+            .await;
+        }
+        Cluster {
+            nodes,
+            client,
+            auth,
+            _tmp: tmp,
+        }
+    }
+
+    pub async fn leader_url(&self) -> String {
+        let live = self
+            .nodes
+            .iter()
+            .find(|n| n.child.is_some())
+            .expect("a live node");
+        let v = readyz(&self.client, live).await.expect("readyz");
+        let id = v["leader"].as_u64().expect("a leader");
+        self.nodes
+            .iter()
+            .find(|n| n.id == id)
+            .map(|n| n.url())
+            .expect("leader node")
+    }
+
+    pub async fn post(&self, url: &str, body: &Value) -> Value {
+        let r = self
+            .client
+            .post(url)
+            .header("authorization", &self.auth)
+            .json(body)
+            .send()
+            .await
+            .expect("request");
+        let status = r.status();
+        let v: Value = r.json().await.unwrap_or(Value::Null);
+        assert!(status.is_success(), "{url}: {status} {v}");
+        v
+    }
+
+    /// Loads `leaves` through `POST /api/v1/backup/restore` in backup files of `chunk`
+    /// bundles each (the admin API takes bodies up to 16 MiB). Returns the time taken.
+    pub async fn restore(&self, pki: &Pki, leaves: std::ops::Range<usize>) -> Duration {
+        let t0 = Instant::now();
+        let url = format!("{}/api/v1/backup/restore", self.leader_url().await);
+        let passphrase = "bench passphrase";
+        let chunk = 4000;
+        let mut start = leaves.start;
+        while start < leaves.end {
+            let end = (start + chunk).min(leaves.end);
+            let bundles = (start..end)
+                .map(|i| certraft::backup::BackupBundle {
+                    name: pki.leaves[i].name.clone(),
+                    retired: false,
+                    key_pkcs8: zeroize::Zeroizing::new(pki.leaves[i].key_pkcs8.clone()),
+                    certs: vec![pki.leaves[i].der.clone(), pki.intermediate_der.clone()],
+                })
+                .collect();
+            let file = certraft::backup::write(
+                bundles,
+                None,
+                &certraft::bundle::Passphrase::new(passphrase),
+            )
+            .expect("backup file");
+            let b64 = base64::engine::general_purpose::STANDARD.encode(file);
+            let v = self
+                .post(&url, &json!({"data": b64, "passphrase": passphrase}))
+                .await;
+            assert_eq!(
+                v["restored"].as_array().map(Vec::len),
+                Some(end - start),
+                "restore answered {}",
+                v.to_string().chars().take(300).collect::<String>()
+            );
+            start = end;
+        }
+        t0.elapsed()
+    }
+}
+
+/// One generated leaf: bundle name = host name.
+pub struct Leaf {
+    pub name: String,
+    pub der: Vec<u8>,
+    pub key_pkcs8: Vec<u8>,
+}
+
+/// Root CA → intermediate CA → leaves, all ECDSA P-256 (what the serving benchmark asks
+/// for: leaf + chain).
+pub struct Pki {
+    pub root_der: Vec<u8>,
+    pub intermediate_der: Vec<u8>,
+    pub leaves: Vec<Leaf>,
+}
+
+impl Pki {
+    /// `n` leaves named `h<i>.<domain>`.
+    pub fn generate(n: usize, domain: &str) -> Pki {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let ca_params = |cn: &str| {
+            let mut p = CertificateParams::new(Vec::<String>::new()).expect("params");
+            p.distinguished_name.push(DnType::CommonName, cn);
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            p
+        };
+        let root_key = KeyPair::generate().expect("root key");
+        let root_params = ca_params("certraft bench root");
+        let root = root_params.self_signed(&root_key).expect("root");
+        let root_issuer = Issuer::new(root_params, &root_key);
+        let int_key = KeyPair::generate().expect("intermediate key");
+        let int_params = ca_params("certraft bench intermediate");
+        let int = int_params
+            .signed_by(&int_key, &root_issuer)
+            .expect("intermediate");
+        let int_issuer = Issuer::new(int_params, &int_key);
+        let leaves = (0..n)
+            .map(|i| {
+                let host = format!("h{i}.{domain}");
+                let key = KeyPair::generate().expect("leaf key");
+                let mut p = CertificateParams::new(vec![host.clone()]).expect("params");
+                p.distinguished_name.push(DnType::CommonName, host.clone());
+                let cert = p.signed_by(&key, &int_issuer).expect("leaf");
+                Leaf {
+                    name: host,
+                    der: cert.der().to_vec(),
+                    key_pkcs8: key.serialize_der(),
+                }
+            })
+            .collect();
+        Pki {
+            root_der: root.der().to_vec(),
+            intermediate_der: int.der().to_vec(),
+            leaves,
+        }
+    }
+}
+
+pub fn pem_of(label: &str, der: &[u8]) -> String {
+    pem::encode(&pem::Pem::new(label, der.to_vec()))
+}
+
+pub fn pct(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+pub fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+/// Accepts any server certificate (the benches measure servers, not the client's chain
+/// checks; which leaf was served is compared byte for byte instead).
+#[derive(Debug)]
+pub struct AcceptAny(pub Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAny {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+    fn verify_tls13_signature(
+        &self,
+        _: &[u8],
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// A TLS 1.3 client config for load and probes: X25519 only, any certificate accepted.
+pub fn load_client(resume_sessions: Option<usize>) -> Arc<rustls::ClientConfig> {
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.kx_groups = vec![rustls::crypto::ring::kx_group::X25519];
+    let provider = Arc::new(provider);
+    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("TLS 1.3")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
+        .with_no_client_auth();
+    config.resumption = match resume_sessions {
+        Some(n) => rustls::client::Resumption::in_memory_sessions(n),
+        None => rustls::client::Resumption::disabled(),
+    };
+    Arc::new(config)
+}
+
+/// How one request went.
+pub enum Outcome {
+    /// The answer came (200) with this leaf; `resumed` if the handshake was resumed.
+    Ok { resumed: bool, leaf_matches: bool },
+    Failed(String),
+}
+
+/// One connection: TCP connect, TLS handshake with `sni`, `GET /` with `Connection: close`,
+/// read the answer to the end. `want` is the leaf DER the server should present.
+pub async fn request(
+    connector: &tokio_rustls::TlsConnector,
+    port: u16,
+    sni: &str,
+    want: &[u8],
+) -> Outcome {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tcp = match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+        Ok(t) => t,
+        Err(e) => return Outcome::Failed(format!("connect: {e}")),
+    };
+    let _ = tcp.set_nodelay(true);
+    let name = rustls::pki_types::ServerName::try_from(sni.to_string()).expect("a DNS name");
+    let mut tls = match connector.connect(name, tcp).await {
+        Ok(t) => t,
+        Err(e) => return Outcome::Failed(format!("handshake: {e}")),
+    };
+    let (resumed, leaf_matches) = {
+        let (_, conn) = tls.get_ref();
+        (
+            conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
+            conn.peer_certificates()
+                .and_then(|c| c.first())
+                .is_some_and(|c| c.as_ref() == want)
+                // A resumed session presents no certificate; it resumed the one for `sni`.
+                || conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
+        )
+    };
+    let req = format!("GET / HTTP/1.1\r\nhost: {sni}\r\nconnection: close\r\n\r\n");
+    if let Err(e) = tls.write_all(req.as_bytes()).await {
+        return Outcome::Failed(format!("write: {e}"));
+    }
+    let mut buf = Vec::with_capacity(1024);
+    // The servers close without close_notify at times; the answer is what counts.
+    let _ = tls.read_to_end(&mut buf).await;
+    if buf.starts_with(b"HTTP/1.1 200") {
+        Outcome::Ok {
+            resumed,
+            leaf_matches,
+        }
+    } else {
+        Outcome::Failed(format!(
+            "answer: {:?}",
+            String::from_utf8_lossy(&buf[..buf.len().min(80)])
+        ))
+    }
+}
+
+/// The leaf a serve port presents for `sni` (a full handshake), or the error.
+pub async fn served_leaf(port: u16, sni: &str) -> Result<Vec<u8>, String> {
+    thread_local! {
+        static CONNECTOR: tokio_rustls::TlsConnector = tokio_rustls::TlsConnector::from(load_client(None));
+    }
+    let connector = CONNECTOR.with(|c| c.clone());
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let name = rustls::pki_types::ServerName::try_from(sni.to_string()).expect("a DNS name");
+    let tls = connector
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
+    let (_, conn) = tls.get_ref();
+    conn.peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| c.as_ref().to_vec())
+        .ok_or_else(|| "no certificate".to_string())
+}
+
+/// CPU time (user + system) of a process and its threads, in seconds, from /proc.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces) start at ") ".
+    let rest = &stat[stat.rfind(')').map(|i| i + 2).unwrap_or(0)..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the name.
+    let ticks: f64 = f[11].parse::<f64>().unwrap_or(0.0) + f[12].parse::<f64>().unwrap_or(0.0);
+    ticks / clock_ticks()
+}
+
+fn clock_ticks() -> f64 {
+    // USER_HZ is 100 on every Linux this runs on; `getconf` confirms it when present.
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// The process and all its descendants (nginx: master + worker).
+pub fn process_tree(pid: u32) -> Vec<u32> {
+    let mut out = vec![pid];
+    let mut i = 0;
+    while i < out.len() {
+        let p = out[i];
+        if let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) {
+            for t in tasks.flatten() {
+                if let Ok(children) = std::fs::read_to_string(t.path().join("children")) {
+                    out.extend(children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()));
+                }
+            }
+        }
+        i += 1;
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Resident memory of a process in MiB (VmRSS), and its peak (VmHWM).
+pub fn rss_mib(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kb = |key: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (kb("VmRSS:") / 1024.0, kb("VmHWM:") / 1024.0)
+}
