@@ -132,8 +132,7 @@ async fn measure(
                 let mut last_error = None;
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    if limit.is_some_and(|l| i >= l) || until.is_some_and(|u| Instant::now() >= u)
-                    {
+                    if limit.is_some_and(|l| i >= l) || until.is_some_and(|u| Instant::now() >= u) {
                         break;
                     }
                     let (sni, want) = &names[i % names.len()];
@@ -286,7 +285,13 @@ fn start_haproxy(dir: &Path, certs: &Path, pki: &Pki, n: usize, port: u16) -> Ch
 }
 
 /// Polls until `port` presents `want` for `sni`; the time from `since`.
-async fn until_serving(port: u16, sni: &str, want: &[u8], since: Instant, limit: Duration) -> Duration {
+async fn until_serving(
+    port: u16,
+    sni: &str,
+    want: &[u8],
+    since: Instant,
+    limit: Duration,
+) -> Duration {
     loop {
         if let Ok(der) = served_leaf(port, sni).await {
             if der == want {
@@ -362,8 +367,18 @@ async fn throughput() {
         );
         let last = &names[n - 1];
         let node = &cluster.nodes[0];
-        until_serving(node.serve, &last.0, &last.1, Instant::now(), Duration::from_secs(60)).await;
-        println!("\n{n} certificates (certraft loaded through restore in {:.1} s)", took.as_secs_f64());
+        until_serving(
+            node.serve,
+            &last.0,
+            &last.1,
+            Instant::now(),
+            Duration::from_secs(60),
+        )
+        .await;
+        println!(
+            "\n{n} certificates (certraft loaded through restore in {:.1} s)",
+            took.as_secs_f64()
+        );
         let mut targets = vec![Target {
             label: "certraft",
             port: node.serve,
@@ -386,9 +401,15 @@ async fn throughput() {
                     }
                 }
                 if let Ok(Some(status)) = child.try_wait() {
-                    panic!("{p} exited ({status}) before serving; its config and logs are in {}", dir.display());
+                    panic!(
+                        "{p} exited ({status}) before serving; its config and logs are in {}",
+                        dir.display()
+                    );
                 }
-                assert!(t0.elapsed() < Duration::from_secs(300), "{p} did not serve within 300 s");
+                assert!(
+                    t0.elapsed() < Duration::from_secs(300),
+                    "{p} did not serve within 300 s"
+                );
                 tokio::time::sleep(Duration::from_millis(2)).await;
             };
             let pids = process_tree(child.id());
@@ -471,7 +492,14 @@ async fn cold() {
             let t0 = Instant::now();
             node.start(None);
             times.push(
-                until_serving(node.serve, &last.name, &last.der, t0, Duration::from_secs(120)).await,
+                until_serving(
+                    node.serve,
+                    &last.name,
+                    &last.der,
+                    t0,
+                    Duration::from_secs(120),
+                )
+                .await,
             );
             rss = rss_mib(node.pid());
         }
@@ -514,7 +542,14 @@ async fn commit() {
     let leader = cluster.leader_url().await;
     let last = &pki.leaves[n - 1];
     for node in &cluster.nodes {
-        until_serving(node.serve, &last.name, &last.der, Instant::now(), Duration::from_secs(60)).await;
+        until_serving(
+            node.serve,
+            &last.name,
+            &last.der,
+            Instant::now(),
+            Duration::from_secs(60),
+        )
+        .await;
     }
     println!(
         "\ncommit -> served: 3-node loopback cluster with {n} bundles (loaded in {:.1} s), {commits} imports through the leader",
@@ -529,15 +564,29 @@ async fn commit() {
             {"name": "key.der", "data": b64(&l.key_pkcs8)},
         ]});
         let t0 = Instant::now();
-        cluster
-            .post(&format!("{leader}/api/v1/certs"), &body)
-            .await;
+        cluster.post(&format!("{leader}/api/v1/certs"), &body).await;
         let acked = t0.elapsed();
         let poll = |i: usize| {
-            until_serving(cluster.nodes[i].serve, &l.name, &l.der, t0, Duration::from_secs(10))
+            until_serving(
+                cluster.nodes[i].serve,
+                &l.name,
+                &l.der,
+                t0,
+                Duration::from_secs(10),
+            )
         };
         let (a, b, c) = tokio::join!(poll(0), poll(1), poll(2));
         let served = a.max(b).max(c);
+        if std::env::var_os("VERBOSE").is_some() && served > acked + Duration::from_millis(50) {
+            println!(
+                "    {}: ack {} served on nodes 1/2/3 after {} / {} / {}",
+                l.name,
+                ms(acked),
+                ms(a),
+                ms(b),
+                ms(c)
+            );
+        }
         ack.push(acked);
         from_send.push(served);
         from_ack.push(served.saturating_sub(acked));

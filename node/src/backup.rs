@@ -132,7 +132,11 @@ pub fn write(
                 key_pkcs8: std::mem::take(&mut *b.key_pkcs8),
                 name: b.name,
                 retired: b.retired,
-                certs: b.certs.into_iter().map(serde_bytes::ByteBuf::from).collect(),
+                certs: b
+                    .certs
+                    .into_iter()
+                    .map(serde_bytes::ByteBuf::from)
+                    .collect(),
             })
             .collect(),
         default,

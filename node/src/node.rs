@@ -62,6 +62,9 @@ pub fn raft_config(snapshot_every: u64) -> Result<Arc<openraft::Config>, NodeErr
         // often, not only once 256 entries lie behind it.
         purge_batch_size: snapshot_every.clamp(1, 256),
         snapshot_max_chunk_size: 1 << 20,
+        // Each AppendEntries must be sent, fsynced and answered within one heartbeat
+        // interval; 64 entries of at most ~40 KiB (a restore entry) keep it well inside.
+        max_payload_entries: 64,
         ..Default::default()
     };
     Ok(Arc::new(

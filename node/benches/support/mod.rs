@@ -74,6 +74,16 @@ impl Node {
             .env("CERTRAFT_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null());
+        // NODE_LOGS=DIR keeps each node's log as DIR/n<id>.log.
+        if let Some(dir) = std::env::var_os("NODE_LOGS") {
+            let path = Path::new(&dir).join(format!("n{}.log", self.id));
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .expect("node log file");
+            cmd.stderr(file);
+        }
         if let Some((url, token)) = join {
             cmd.arg("--join").arg(url).arg("--join-token").arg(token);
         }
@@ -384,9 +394,7 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAny {
         Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
     }
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -411,7 +419,10 @@ pub fn load_client(resume_sessions: Option<usize>) -> Arc<rustls::ClientConfig> 
 /// How one request went.
 pub enum Outcome {
     /// The answer came (200) with this leaf; `resumed` if the handshake was resumed.
-    Ok { resumed: bool, leaf_matches: bool },
+    Ok {
+        resumed: bool,
+        leaf_matches: bool,
+    },
     Failed(String),
 }
 
@@ -519,7 +530,11 @@ pub fn process_tree(pid: u32) -> Vec<u32> {
         if let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) {
             for t in tasks.flatten() {
                 if let Ok(children) = std::fs::read_to_string(t.path().join("children")) {
-                    out.extend(children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()));
+                    out.extend(
+                        children
+                            .split_whitespace()
+                            .filter_map(|c| c.parse::<u32>().ok()),
+                    );
                 }
             }
         }

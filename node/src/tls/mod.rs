@@ -396,8 +396,12 @@ async fn read_client_hello(
 }
 
 /// With no upstream: read one HTTP request head, answer a short page, close.
-async fn answer_page<S>(tls: &mut S, serving: &Serving, choice: &Choice, sni: Option<&str>)
-where
+async fn answer_page<S>(
+    tls: &mut tokio_rustls::server::TlsStream<S>,
+    serving: &Serving,
+    choice: &Choice,
+    sni: Option<&str>,
+) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     let mut buf = vec![0u8; 8192];
@@ -429,6 +433,12 @@ where
         body.len(),
         serving.node_id
     );
-    let _ = tls.write_all(resp.as_bytes()).await;
+    // The answer and close_notify leave in one write: each segment on the wire costs both
+    // ends a trip through the TCP stack.
+    let (_, conn) = tls.get_mut();
+    if std::io::Write::write_all(&mut conn.writer(), resp.as_bytes()).is_ok() {
+        conn.send_close_notify();
+    }
+    let _ = tls.flush().await;
     let _ = tls.shutdown().await;
 }
