@@ -268,7 +268,7 @@ fn start_haproxy(dir: &Path, certs: &Path, pki: &Pki, n: usize, port: u16) -> Ch
     let conf = format!(
         "global\n  nbthread 1\n  maxconn 4096\n\ndefaults\n  mode http\n  timeout connect 5s\n  \
          timeout client 30s\n  timeout server 30s\n\nfrontend fe\n  \
-         bind 127.0.0.1:{port} ssl crt-list {d}/crt-list\n  \
+         bind 127.0.0.1:{port} ssl crt-list {d}/crt-list prefer-client-ciphers\n  \
          http-request return status 200 content-type text/plain string \"ok\"\n",
         d = dir.display()
     );
@@ -427,6 +427,11 @@ async fn throughput() {
                 pids,
             });
             children.push(child);
+        }
+        for t in &targets {
+            if let Ok((_, suite)) = probe(t.port, &last.0).await {
+                println!("  {}: negotiates {suite}", t.label);
+            }
         }
         for resume in [false, true] {
             println!(

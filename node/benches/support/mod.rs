@@ -398,10 +398,19 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAny {
     }
 }
 
-/// A TLS 1.3 client config for load and probes: X25519 only, any certificate accepted.
+/// A TLS 1.3 client config for load and probes: X25519 only, browsers' cipher-suite order,
+/// any certificate accepted.
 pub fn load_client(resume_sessions: Option<usize>) -> Arc<rustls::ClientConfig> {
+    use rustls::crypto::ring::cipher_suite as cs;
     let mut provider = rustls::crypto::ring::default_provider();
     provider.kx_groups = vec![rustls::crypto::ring::kx_group::X25519];
+    // The order browsers offer (Chrome, Firefox, Safari): AES-128-GCM-SHA256 first. Every
+    // server under test follows the client's order, so all negotiate the same suite.
+    provider.cipher_suites = vec![
+        cs::TLS13_AES_128_GCM_SHA256,
+        cs::TLS13_AES_256_GCM_SHA384,
+        cs::TLS13_CHACHA20_POLY1305_SHA256,
+    ];
     let provider = Arc::new(provider);
     let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])
@@ -478,6 +487,11 @@ pub async fn request(
 
 /// The leaf a serve port presents for `sni` (a full handshake), or the error.
 pub async fn served_leaf(port: u16, sni: &str) -> Result<Vec<u8>, String> {
+    probe(port, sni).await.map(|(leaf, _)| leaf)
+}
+
+/// One handshake with `sni`: the served leaf and the negotiated cipher suite.
+pub async fn probe(port: u16, sni: &str) -> Result<(Vec<u8>, String), String> {
     thread_local! {
         static CONNECTOR: tokio_rustls::TlsConnector = tokio_rustls::TlsConnector::from(load_client(None));
     }
@@ -491,9 +505,13 @@ pub async fn served_leaf(port: u16, sni: &str) -> Result<Vec<u8>, String> {
         .await
         .map_err(|e| format!("handshake: {e}"))?;
     let (_, conn) = tls.get_ref();
+    let suite = conn
+        .negotiated_cipher_suite()
+        .map(|s| format!("{:?}", s.suite()))
+        .unwrap_or_default();
     conn.peer_certificates()
         .and_then(|c| c.first())
-        .map(|c| c.as_ref().to_vec())
+        .map(|c| (c.as_ref().to_vec(), suite))
         .ok_or_else(|| "no certificate".to_string())
 }
 

@@ -13,7 +13,9 @@
 //! `CertifiedKey` it resolved.
 
 pub mod index;
+mod page;
 pub mod proxy;
+mod random;
 pub mod tickets;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -213,41 +215,61 @@ pub enum Refusal {
     Unusable,
 }
 
-/// rustls asks this for every handshake; it reads the published index without a lock.
-#[derive(Debug)]
-struct Resolver(Arc<Serving>);
-
-impl ResolvesServerCert for Resolver {
-    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        self.0.choose(hello.server_name()).ok().map(|c| c.key)
-    }
+thread_local! {
+    /// The certificate chosen for the connection being set up on this thread. Set just
+    /// before rustls reads the ClientHello into a connection (which asks the resolver
+    /// synchronously, on this thread) and taken by [`Pinned`]: no per-connection config.
+    static PINNED: std::cell::RefCell<Option<Arc<CertifiedKey>>> =
+        const { std::cell::RefCell::new(None) };
 }
 
-/// The certificate decided once per connection, before the handshake, so the page, the
-/// metrics and the handshake agree even if a commit lands in between.
+/// The serve port's resolver: hands rustls the certificate decided once per connection,
+/// before the handshake, so the page, the metrics and the handshake agree even if a commit
+/// lands in between.
 #[derive(Debug)]
-struct Fixed(Arc<CertifiedKey>);
+struct Pinned;
 
-impl ResolvesServerCert for Fixed {
+impl ResolvesServerCert for Pinned {
     fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.0.clone())
+        PINNED.with(|p| p.borrow_mut().take())
     }
 }
 
-/// `base` with its resolver pinned to `choice` (a shallow copy: the rest is shared).
-fn fixed_to(base: &Arc<rustls::ServerConfig>, choice: &Choice) -> Arc<rustls::ServerConfig> {
-    let mut config = rustls::ServerConfig::clone(base);
-    config.cert_resolver = Arc::new(Fixed(choice.key.clone()));
-    Arc::new(config)
+/// Reads the ClientHello of `accepted` into a connection that presents `key` (see
+/// [`PINNED`]); on refusal, the alert rustls wants sent.
+fn pinned_connection(
+    accepted: rustls::server::Accepted,
+    config: &Arc<rustls::ServerConfig>,
+    key: &Arc<CertifiedKey>,
+) -> Result<rustls::ServerConnection, rustls::server::AcceptedAlert> {
+    PINNED.with(|p| *p.borrow_mut() = Some(key.clone()));
+    let conn = accepted.into_connection(config.clone());
+    PINNED.with(|p| p.borrow_mut().take());
+    conn.map_err(|(_, alert)| alert)
+}
+
+/// Starts the handshake of `start` with `key` (see [`PINNED`]).
+fn start_with(
+    start: tokio_rustls::StartHandshake<tokio::net::TcpStream>,
+    config: &Arc<rustls::ServerConfig>,
+    key: &Arc<CertifiedKey>,
+) -> tokio_rustls::Accept<tokio::net::TcpStream> {
+    PINNED.with(|p| *p.borrow_mut() = Some(key.clone()));
+    let accept = start.into_stream(config.clone());
+    // Cleared whether or not rustls got as far as asking.
+    PINNED.with(|p| p.borrow_mut().take());
+    accept
 }
 
 /// The serve port's TLS config: TLS 1.2 and 1.3, certificates from the index.
 pub fn server_config(serving: Arc<Serving>) -> Arc<rustls::ServerConfig> {
-    let mut config = rustls::ServerConfig::builder_with_provider(crate::raft::tls::provider())
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.secure_random = &random::Pooled;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(provider))
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .expect("ring supports TLS 1.2 and 1.3")
         .with_no_client_auth()
-        .with_cert_resolver(Arc::new(Resolver(serving.clone())));
+        .with_cert_resolver(Arc::new(Pinned));
     // Stateless tickets under cluster-wide keys: a client resumes on any node.
     config.ticketer = serving.tickets.clone();
     // The proxied upstream is plain TCP and cannot tell us what it speaks: offer only what
@@ -326,10 +348,38 @@ pub async fn serve(
                         return;
                     }
                 };
+                let count = || {
+                    match choice.matched {
+                        Some(Matched::Exact) => &c.exact,
+                        Some(Matched::Wildcard) => &c.wildcard,
+                        Some(Matched::Default) => &c.default,
+                        None => &c.node_cert,
+                    }
+                    .fetch_add(1, Ordering::Relaxed);
+                };
+                let Some(up) = &serving.upstream else {
+                    let conn = match pinned_connection(start, &config, &choice.key) {
+                        Ok(conn) => conn,
+                        Err(mut alert) => {
+                            c.failed.fetch_add(1, Ordering::Relaxed);
+                            let mut out = Vec::new();
+                            let _ = alert.write(&mut out);
+                            let _ = tcp_back.write_all(&out).await;
+                            return;
+                        }
+                    };
+                    let sni = sni.as_deref();
+                    if let Err(page::Ended::Handshake) =
+                        page::serve(conn, tcp_back, &serving, &choice, sni, count).await
+                    {
+                        c.failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    return;
+                };
                 let start = tokio_rustls::StartHandshake::from_parts(start, tcp_back);
-                let mut tls = match tokio::time::timeout(
+                let tls = match tokio::time::timeout(
                     HANDSHAKE_TIMEOUT,
-                    start.into_stream(fixed_to(&config, &choice)),
+                    start_with(start, &config, &choice.key),
                 )
                 .await
                 {
@@ -339,20 +389,9 @@ pub async fn serve(
                         return;
                     }
                 };
-                match choice.matched {
-                    Some(Matched::Exact) => &c.exact,
-                    Some(Matched::Wildcard) => &c.wildcard,
-                    Some(Matched::Default) => &c.default,
-                    None => &c.node_cert,
-                }
-                .fetch_add(1, Ordering::Relaxed);
-                match &serving.upstream {
-                    Some(up) => {
-                        if let Err(e) = proxy::relay(tls, up).await {
-                            tracing::debug!(error = %e, "proxied connection ended");
-                        }
-                    }
-                    None => answer_page(&mut tls, &serving, &choice, sni.as_deref()).await,
+                count();
+                if let Err(e) = proxy::relay(tls, up).await {
+                    tracing::debug!(error = %e, "proxied connection ended");
                 }
             };
             tokio::select! {
@@ -393,52 +432,4 @@ async fn read_client_hello(
             }
         }
     }
-}
-
-/// With no upstream: read one HTTP request head, answer a short page, close.
-async fn answer_page<S>(
-    tls: &mut tokio_rustls::server::TlsStream<S>,
-    serving: &Serving,
-    choice: &Choice,
-    sni: Option<&str>,
-) where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    let mut buf = vec![0u8; 8192];
-    let mut used = 0;
-    // Read until the end of the request head (or the buffer fills, or the peer stops).
-    while used < buf.len() {
-        match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.read(&mut buf[used..])).await {
-            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
-            Ok(Ok(n)) => used += n,
-        }
-        if buf[..used].windows(4).any(|w| w == b"\r\n\r\n") {
-            break;
-        }
-    }
-    let cert = choice.name.as_deref().unwrap_or("the node certificate");
-    let how = match choice.matched {
-        Some(Matched::Exact) => "exact name",
-        Some(Matched::Wildcard) => "wildcard",
-        Some(Matched::Default) => "cluster default",
-        None => "no default set",
-    };
-    let body = format!(
-        "certraft node {}\nsni: {}\ncertificate: {cert} ({how})\n",
-        serving.node_id,
-        sni.unwrap_or("(none)")
-    );
-    let resp = format!(
-        "HTTP/1.1 200 OK\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\nx-certraft-node: {}\r\nx-certraft-certificate: {cert}\r\n\r\n{body}",
-        body.len(),
-        serving.node_id
-    );
-    // The answer and close_notify leave in one write: each segment on the wire costs both
-    // ends a trip through the TCP stack.
-    let (_, conn) = tls.get_mut();
-    if std::io::Write::write_all(&mut conn.writer(), resp.as_bytes()).is_ok() {
-        conn.send_close_notify();
-    }
-    let _ = tls.flush().await;
-    let _ = tls.shutdown().await;
 }

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
+use aes_gcm::aead::{Aead, KeyInit, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use arc_swap::ArcSwap;
 use rustls::server::ProducesTickets;
@@ -80,7 +80,9 @@ impl ProducesTickets for ClusterTicketer {
     fn encrypt(&self, plain: &[u8]) -> Option<Vec<u8>> {
         let keys = self.keys.load();
         let (id, cipher) = keys.0.last()?;
-        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+        // Public on the wire, so from the handshake pool (see `random`).
+        let mut nonce = Nonce::default();
+        rustls::crypto::SecureRandom::fill(&super::random::Pooled, &mut nonce).ok()?;
         let sealed = cipher
             .encrypt(
                 &nonce,
