@@ -11,7 +11,8 @@
 //! | `node.json`          | identity: cluster id, node id, role (public)                |
 //! | `admin.token`        | the first admin token, 0600 (bootstrap, `admin-token`)      |
 //! | `pending-admin-token`| name and SHA-256 of an offline-made token, until replicated |
-//! | `raft.redb`          | Raft log, vote, snapshots                                   |
+//! | `raft.redb`          | Raft log, vote, committed id                                |
+//! | `raft.snapshot`      | the latest state-machine snapshot (sealed bundles only)     |
 //!
 //! Invariant: no private key, data key or token is written here in plaintext except
 //! `unseal.key` (the root of the seal, like a TPM-less appliance's key file) and
@@ -245,7 +246,7 @@ impl DataDir {
         serde_json::from_slice(&self.read("node.json")?).map_err(|e| self.damaged("node.json", e))
     }
 
-    fn pem_cert(&self, name: &str) -> Result<Vec<u8>, DataDirError> {
+    pub fn pem_cert(&self, name: &str) -> Result<Vec<u8>, DataDirError> {
         let p = pem::parse(self.read(name)?).map_err(|e| self.damaged(name, e))?;
         Ok(p.contents().to_vec())
     }

@@ -55,6 +55,37 @@ enum Cmd {
         #[arg(long)]
         force_single_node: bool,
     },
+    /// Probe this node's admin port, for container and service-manager health checks: exit 0
+    /// when `GET /healthz` (with --ready: `/readyz`, i.e. a leader is known) answers 200 over
+    /// HTTPS verified against DATA/ca.pem; else exit 1 saying why.
+    ///
+    ///   certraft-node health --data-dir /data --admin 0.0.0.0:9443
+    #[command(verbatim_doc_comment)]
+    Health {
+        /// The node's data dir (for the cluster CA, ca.pem).
+        #[arg(
+            long,
+            env = "CERTRAFT_DATA_DIR",
+            value_name = "DIR",
+            default_value = "certraft-data"
+        )]
+        data_dir: PathBuf,
+        /// The admin listener as configured; an unspecified IP (0.0.0.0, ::) is probed on
+        /// loopback.
+        #[arg(
+            long,
+            env = "CERTRAFT_ADMIN",
+            value_name = "ADDR",
+            default_value = "127.0.0.1:9443"
+        )]
+        admin: std::net::SocketAddr,
+        /// Healthy only while the node knows a leader (`/readyz`).
+        #[arg(long)]
+        ready: bool,
+        /// Give up after this many seconds.
+        #[arg(long, value_name = "SECS", default_value_t = 3)]
+        timeout: u64,
+    },
     /// Offline: make a new admin token when every token is lost. Writes it to
     /// DATA/admin.token (0600) and prints it; the node replicates it to the whole cluster as
     /// soon as it runs again and a leader is reachable. The node must be stopped.
@@ -148,6 +179,18 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Cmd::Health {
+            data_dir,
+            admin,
+            ready,
+            timeout,
+        } => match health(&data_dir, admin, ready, timeout) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("unhealthy: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Cmd::AdminToken { data_dir, name } => {
             let dd = DataDir::new(&data_dir);
             if !dd.is_initialized() {
@@ -181,4 +224,49 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// `certraft-node health`: one verified HTTPS GET to the local admin port.
+fn health(
+    data_dir: &std::path::Path,
+    mut admin: std::net::SocketAddr,
+    ready: bool,
+    timeout: u64,
+) -> Result<(), String> {
+    if admin.ip().is_unspecified() {
+        admin.set_ip(if admin.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    let ca = DataDir::new(data_dir)
+        .pem_cert("ca.pem")
+        .map_err(|e| format!("{e} (is --data-dir / CERTRAFT_DATA_DIR the node's data dir?)"))?;
+    let tls = certraft::raft::tls::admin_client_config(&ca).map_err(|e| e.to_string())?;
+    let path = if ready { "readyz" } else { "healthz" };
+    let url = format!("https://{admin}/{path}");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .timeout(std::time::Duration::from_secs(timeout))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let r = client
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| format!("{url}: {e}"))?;
+        let status = r.status();
+        let body = r.text().await.unwrap_or_default();
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(format!("{url} answered {status}: {}", body.trim()))
+        }
+    })
 }

@@ -62,9 +62,12 @@ pub fn raft_config(snapshot_every: u64) -> Result<Arc<openraft::Config>, NodeErr
         // often, not only once 256 entries lie behind it.
         purge_batch_size: snapshot_every.clamp(1, 256),
         snapshot_max_chunk_size: 1 << 20,
-        // Each AppendEntries must be sent, fsynced and answered within one heartbeat
-        // interval; 64 entries of at most ~40 KiB (a restore entry) keep it well inside.
-        max_payload_entries: 64,
+        // openraft 0.9 gives each AppendEntries one heartbeat interval (100 ms) to be sent,
+        // fsynced and answered, and retries a timed-out batch whole after a 500 ms backoff:
+        // a batch too big for a loaded follower never gets through (seen with 64 restore
+        // entries, 2.5 MB, on a busy 2-core host: the follower stayed behind for minutes).
+        // 16 entries of at most ~40 KiB (a restore entry) is ~640 KB.
+        max_payload_entries: 16,
         ..Default::default()
     };
     Ok(Arc::new(

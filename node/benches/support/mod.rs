@@ -237,6 +237,14 @@ impl Cluster {
     }
 
     pub async fn post(&self, url: &str, body: &Value) -> Value {
+        match self.try_post(url, body).await {
+            Ok(v) => v,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// `POST url`; `Err` with the status and body unless 2xx.
+    pub async fn try_post(&self, url: &str, body: &Value) -> Result<Value, String> {
         let r = self
             .client
             .post(url)
@@ -244,18 +252,21 @@ impl Cluster {
             .json(body)
             .send()
             .await
-            .expect("request");
+            .map_err(|e| format!("{url}: {e}"))?;
         let status = r.status();
         let v: Value = r.json().await.unwrap_or(Value::Null);
-        assert!(status.is_success(), "{url}: {status} {v}");
-        v
+        if status.is_success() {
+            Ok(v)
+        } else {
+            Err(format!("{url}: {status} {v}"))
+        }
     }
 
     /// Loads `leaves` through `POST /api/v1/backup/restore` in backup files of `chunk`
     /// bundles each (the admin API takes bodies up to 16 MiB). Returns the time taken.
     pub async fn restore(&self, pki: &Pki, leaves: std::ops::Range<usize>) -> Duration {
         let t0 = Instant::now();
-        let url = format!("{}/api/v1/backup/restore", self.leader_url().await);
+        let mut url = format!("{}/api/v1/backup/restore", self.leader_url().await);
         let passphrase = "bench passphrase";
         let chunk = 4000;
         let mut start = leaves.start;
@@ -276,12 +287,26 @@ impl Cluster {
             )
             .expect("backup file");
             let b64 = base64::engine::general_purpose::STANDARD.encode(file);
-            let v = self
-                .post(&url, &json!({"data": b64, "passphrase": passphrase}))
-                .await;
+            let body = json!({"data": b64, "passphrase": passphrase});
+            // A restore is idempotent (what is there already is reported, not added
+            // twice): after a leader change, the chunk goes again to the new leader.
+            let mut tries = 0;
+            let v = loop {
+                match self.try_post(&url, &body).await {
+                    Ok(v) => break v,
+                    Err(e) if tries < 5 => {
+                        tries += 1;
+                        println!("    restore chunk {start}..{end}: {e}; again via the leader");
+                        url = format!("{}/api/v1/backup/restore", self.leader_url().await);
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            };
+            let done = v["restored"].as_array().map_or(0, Vec::len)
+                + v["already_present"].as_array().map_or(0, Vec::len);
             assert_eq!(
-                v["restored"].as_array().map(Vec::len),
-                Some(end - start),
+                done,
+                end - start,
                 "restore answered {}",
                 v.to_string().chars().take(300).collect::<String>()
             );

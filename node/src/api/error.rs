@@ -27,6 +27,10 @@ pub enum AppError {
     NoLeader(String),
     /// 504: the cluster did not answer within the deadline.
     Timeout(String),
+    /// 504: a change was sent towards the leader but no answer says whether it committed
+    /// (leader lost or unreachable mid-request). Never retried by the node: repeating an
+    /// import or removal that did commit would report the wrong outcome.
+    Indeterminate(String),
     /// 500: this node is broken; details go to the log only.
     Internal(String),
 }
@@ -113,6 +117,12 @@ impl IntoResponse for AppError {
                 "timeout",
                 m,
                 Some("the cluster did not answer in time; check `certraft cluster status` and retry".into()),
+            ),
+            AppError::Indeterminate(m) => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "outcome_unknown",
+                m,
+                Some("the change may or may not have been made: look (e.g. `certraft cert show NAME`, `certraft cluster status`) before repeating it".into()),
             ),
             AppError::Internal(detail) => {
                 tracing::error!(%detail, "internal error answering an admin request");

@@ -190,13 +190,13 @@ impl AppState {
         let write = tokio::time::timeout(self.timeout, self.raft.client_write(req)).await;
         let resp = match write {
             Err(_) => {
-                return Err(AppError::Timeout(format!(
+                return Err(AppError::Indeterminate(format!(
                     "no majority acknowledged the change within {:?}",
                     self.timeout
                 )))
             }
             Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
-                return Err(AppError::NoLeader(format!(
+                return Err(AppError::Indeterminate(format!(
                     "leadership moved to {:?} during the request",
                     f.leader_id
                 )))
@@ -260,16 +260,18 @@ async fn on_leader(State(st): State<S>, req: axum::extract::Request, next: Next)
     let me = st.node_id;
     let (leader, node) = match st.leader(deadline).await {
         Ok(l) => l,
-        Err(e) => return e.into_response(),
+        Err(e) => return not_proposed(e.into_response()),
     };
     if leader == me {
         return next.run(req).await;
     }
     if req.headers().contains_key(FORWARDED) {
-        return AppError::NoLeader(format!(
-            "node {me} is not the leader (node {leader} is); the forwarding node retries"
-        ))
-        .into_response();
+        return not_proposed(
+            AppError::NoLeader(format!(
+                "node {me} is not the leader (node {leader} is); the forwarding node retries"
+            ))
+            .into_response(),
+        );
     }
     // Inside the nested `/api/v1` router the URI has lost its prefix; forward the original.
     let original = req
@@ -296,6 +298,8 @@ async fn on_leader(State(st): State<S>, req: axum::extract::Request, next: Next)
                     .into_response()
             }
             None => {}
+            // Retried only when the request certainly did nothing: it never reached the
+            // leader, or the leader refused it before proposing (a read is always safe).
             Some(info) => match forward(
                 &st,
                 &parts.method,
@@ -306,10 +310,17 @@ async fn on_leader(State(st): State<S>, req: axum::extract::Request, next: Next)
             )
             .await
             {
-                Ok(resp) if resp.status() != StatusCode::SERVICE_UNAVAILABLE => return resp,
-                Ok(resp) if Instant::now() >= deadline => return resp,
-                Err(e) if Instant::now() >= deadline => return e.into_response(),
-                _ => {}
+                Ok(resp)
+                    if resp.status() == StatusCode::SERVICE_UNAVAILABLE
+                        && (resp.headers().contains_key(NOT_PROPOSED)
+                            || parts.method == Method::GET)
+                        && Instant::now() < deadline => {}
+                Ok(resp) => return resp,
+                Err(Forward::NotSent(_)) if Instant::now() < deadline => {}
+                Err(Forward::Unanswered(_))
+                    if parts.method == Method::GET && Instant::now() < deadline => {}
+                Err(Forward::NotSent(e)) => return e.into_response(),
+                Err(Forward::Unanswered(e)) => return e.into_response(),
             },
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -326,6 +337,23 @@ async fn on_leader(State(st): State<S>, req: axum::extract::Request, next: Next)
     }
 }
 
+/// Marks a refusal given before anything was proposed: the forwarding node may retry it.
+const NOT_PROPOSED: &str = "x-certraft-not-proposed";
+
+fn not_proposed(mut resp: Response) -> Response {
+    resp.headers_mut()
+        .insert(NOT_PROPOSED, HeaderValue::from_static("1"));
+    resp
+}
+
+/// How forwarding to the leader failed.
+enum Forward {
+    /// No connection: the leader never saw the request.
+    NotSent(AppError),
+    /// Sent, but no (complete) answer: it may have been carried out.
+    Unanswered(AppError),
+}
+
 async fn forward(
     st: &AppState,
     method: &Method,
@@ -333,7 +361,7 @@ async fn forward(
     admin_addr: &str,
     path: &str,
     body: Bytes,
-) -> Result<Response, AppError> {
+) -> Result<Response, Forward> {
     let url = format!("https://{admin_addr}{path}");
     let mut req = st
         .peers
@@ -346,20 +374,31 @@ async fn forward(
             req = req.header(name, v.clone());
         }
     }
-    let resp = req
-        .send()
-        .await
-        .map_err(|e| AppError::NoLeader(format!("cannot reach the leader at {admin_addr}: {e}")))?;
+    let unanswered = |e: reqwest::Error| {
+        Forward::Unanswered(AppError::Indeterminate(format!(
+            "the leader at {admin_addr} did not answer: {e}"
+        )))
+    };
+    let resp = req.send().await.map_err(|e| {
+        if e.is_connect() {
+            Forward::NotSent(AppError::NoLeader(format!(
+                "cannot reach the leader at {admin_addr}: {e}"
+            )))
+        } else {
+            unanswered(e)
+        }
+    })?;
     let status = resp.status();
     let content_type = resp.headers().get("content-type").cloned();
-    let bytes = resp
-        .bytes()
-        .await
-        .map_err(|e| AppError::NoLeader(format!("the leader at {admin_addr} broke off: {e}")))?;
+    let refused_early = resp.headers().contains_key(NOT_PROPOSED);
+    let bytes = resp.bytes().await.map_err(unanswered)?;
     let mut out = Response::new(Body::from(bytes));
     *out.status_mut() = status;
     if let Some(ct) = content_type {
         out.headers_mut().insert("content-type", ct);
+    }
+    if refused_early {
+        out = not_proposed(out);
     }
     Ok(out)
 }

@@ -17,7 +17,7 @@
 use std::fmt::Debug;
 use std::io::Cursor;
 use std::ops::RangeBounds;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -97,6 +97,7 @@ pub fn open(path: &Path) -> Result<(LogStore, StateMachineStore), OpenStoreError
     let log = LogStore { db: db.clone() };
     let sm = StateMachineStore {
         db,
+        snapshot_path: Arc::new(snapshot_path(path)),
         state: Arc::new(RwLock::new(SmState::default())),
         snapshot_seq: Arc::new(AtomicU64::new(0)),
     };
@@ -112,6 +113,42 @@ pub fn open(path: &Path) -> Result<(LogStore, StateMachineStore), OpenStoreError
         st.inventory = Arc::new(inventory);
     }
     Ok((log, sm))
+}
+
+/// The snapshot file beside the redb file (`raft.redb` → `raft.snapshot`).
+///
+/// Snapshots live outside redb: redb admits one write transaction at a time, and writing a
+/// snapshot of 100,000 bundles (~150 MB) held that lock for seconds, during which no log
+/// entry could be appended: heartbeats timed out, elections followed, and a follower could
+/// not catch up while each snapshot was written.
+fn snapshot_path(db_path: &Path) -> PathBuf {
+    db_path.with_extension("snapshot")
+}
+
+/// Writes `stored` to `path` atomically and durably: a temp file, fsync, rename, fsync dir.
+fn write_snapshot_file(path: &Path, stored: &StoredSnapshot) -> Result<(), AnyError> {
+    use std::io::Write;
+    let tmp = path.with_extension("snapshot.tmp");
+    let mut f = std::fs::File::create(&tmp).map_err(any)?;
+    f.write_all(&encode(stored)).map_err(any)?;
+    f.sync_all().map_err(any)?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(any)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(any)?;
+    }
+    Ok(())
+}
+
+/// The snapshot file, else (data dirs from before the file existed) the one in redb.
+fn read_snapshot(path: &Path, db: &Database) -> Result<Option<StoredSnapshot>, AnyError> {
+    match std::fs::read(path) {
+        Ok(bytes) => decode(&bytes).map(Some),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => meta_get(db, KEY_SNAPSHOT),
+        Err(e) => Err(AnyError::error(format!("{}: {e}", path.display()))),
+    }
 }
 
 fn meta_get<T: DeserializeOwned>(db: &Database, key: &str) -> Result<Option<T>, AnyError> {
@@ -330,10 +367,11 @@ struct StoredSnapshot {
     data: Vec<u8>,
 }
 
-/// The state machine: the inventory in memory, snapshots in redb.
+/// The state machine: the inventory in memory, snapshots in a file beside redb.
 #[derive(Clone)]
 pub struct StateMachineStore {
     db: Arc<Database>,
+    snapshot_path: Arc<PathBuf>,
     state: Arc<RwLock<SmState>>,
     snapshot_seq: Arc<AtomicU64>,
 }
@@ -364,7 +402,7 @@ impl StateMachineStore {
     }
 
     fn load_snapshot(&self) -> Result<Option<StoredSnapshot>, AnyError> {
-        meta_get(&self.db, KEY_SNAPSHOT)
+        read_snapshot(&self.snapshot_path, &self.db)
     }
 }
 
@@ -378,7 +416,6 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
                 st.inventory.clone(),
             )
         };
-        let data = encode_snapshot(&inventory);
         let seq = self.snapshot_seq.fetch_add(1, Ordering::Relaxed) + 1;
         let snapshot_id = match last_applied {
             Some(l) => format!("{}-{}-{seq}", l.leader_id, l.index),
@@ -389,9 +426,20 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
             last_membership,
             snapshot_id,
         };
-        let stored = StoredSnapshot { meta, data };
-        meta_put(&self.db, KEY_SNAPSHOT, &stored)
-            .map_err(|e| StorageIOError::write_snapshot(Some(stored.meta.signature()), e))?;
+        // Encoding and writing 100k bundles takes seconds: off the runtime's workers, which
+        // must keep answering heartbeats meanwhile (a blocked worker cost elections).
+        let path = self.snapshot_path.clone();
+        let signature = meta.signature();
+        let stored = tokio::task::spawn_blocking(move || {
+            let stored = StoredSnapshot {
+                meta,
+                data: encode_snapshot(&inventory),
+            };
+            write_snapshot_file(&path, &stored).map(|()| stored)
+        })
+        .await
+        .map_err(|e| StorageIOError::write_snapshot(Some(signature.clone()), AnyError::error(e)))?
+        .map_err(|e| StorageIOError::write_snapshot(Some(signature), e))?;
         Ok(Snapshot {
             meta: stored.meta,
             snapshot: Box::new(Cursor::new(stored.data)),
@@ -480,7 +528,12 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             meta: meta.clone(),
             data,
         };
-        meta_put(&self.db, KEY_SNAPSHOT, &stored)
+        let path = self.snapshot_path.clone();
+        tokio::task::spawn_blocking(move || write_snapshot_file(&path, &stored))
+            .await
+            .map_err(|e| {
+                StorageIOError::write_snapshot(Some(meta.signature()), AnyError::error(e))
+            })?
             .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), e))?;
         let mut st = self.state.write().expect("state lock poisoned");
         st.last_applied = meta.last_log_id;
@@ -569,13 +622,14 @@ pub fn force_single_node(
         meta,
         data: encode_snapshot(&inventory),
     };
+    // The snapshot first: until the log is emptied below, the log still agrees with it.
+    write_snapshot_file(&sm.snapshot_path, &stored).map_err(|e| fail(&e))?;
     let tx = db.begin_write().map_err(|e| fail(&e))?;
     {
         let mut table = tx.open_table(LOGS).map_err(|e| fail(&e))?;
         table.retain(|_, _| false).map_err(|e| fail(&e))?;
         let mut m = tx.open_table(META).map_err(|e| fail(&e))?;
-        m.insert(KEY_SNAPSHOT, encode(&stored).as_slice())
-            .map_err(|e| fail(&e))?;
+        m.remove(KEY_SNAPSHOT).map_err(|e| fail(&e))?;
         m.insert(KEY_LAST_PURGED, encode(&last).as_slice())
             .map_err(|e| fail(&e))?;
         m.insert(KEY_COMMITTED, encode(&last).as_slice())

@@ -1,0 +1,20 @@
+//! certraft cluster tests: real `certraft-node` processes (and, where a Docker engine runs,
+//! containers) driven through the admin API under faults, served certificates checked with
+//! real TLS handshakes on every node, and every client operation checked for per-key
+//! linearizability.
+//!
+//! - [`cluster`]: process clusters on loopback and their faults.
+//! - [`client`]: the admin API client and the TLS prober.
+//! - [`fixtures`]: the OpenSSL-made certificates the registers hold.
+//! - [`history`]: the recorder and the seeded generator.
+//! - [`workload`]: register clients, handshake loops, the write probe.
+//! - [`checker`]: the Wing–Gong linearizability check.
+//! - [`verify`]: convergence of what every node serves after healing.
+
+pub mod checker;
+pub mod client;
+pub mod cluster;
+pub mod fixtures;
+pub mod history;
+pub mod verify;
+pub mod workload;
