@@ -98,42 +98,54 @@ pub fn free_port() -> u16 {
     }
 }
 
-/// One `certraft-node run` process, or the memory of one while it is down.
+/// How a node runs.
+enum Run {
+    /// A process on loopback.
+    Proc(Option<std::process::Child>),
+    /// A container on the cluster's private Docker network.
+    Container { name: String },
+}
+
+/// One node: a `certraft-node run` process or container, or the memory of one while down.
 pub struct Node {
     pub label: String,
     pub role: Role,
     /// The id it reported (0 until it answered).
     pub id: u64,
+    /// Host-side path of its data dir.
     pub data_dir: PathBuf,
+    /// `127.0.0.1`, or the container's address on the test network.
+    pub host: String,
     pub admin: u16,
     pub cluster: u16,
     pub serve: u16,
     log: PathBuf,
-    child: Option<std::process::Child>,
+    run: Run,
     paused: bool,
 }
 
 impl Node {
     pub fn admin_url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.admin)
+        format!("https://{}:{}", self.host, self.admin)
     }
 
     pub fn serve_addr(&self) -> String {
-        format!("127.0.0.1:{}", self.serve)
-    }
-
-    pub fn is_running(&mut self) -> bool {
-        match self.child.as_mut() {
-            Some(c) => c.try_wait().ok().flatten().is_none(),
-            None => false,
-        }
+        format!("{}:{}", self.host, self.serve)
     }
 
     pub fn is_paused(&self) -> bool {
         self.paused
     }
 
-    fn spawn(&mut self, join: Option<(&str, &str)>) {
+    /// The container's name (container clusters only).
+    pub fn container(&self) -> Option<&str> {
+        match &self.run {
+            Run::Container { name } => Some(name),
+            Run::Proc(_) => None,
+        }
+    }
+
+    fn spawn_process(&mut self, join: Option<(&str, &str)>) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -158,59 +170,64 @@ impl Node {
             }
         }
         cmd.env("NO_COLOR", "1")
-            .env(
-                "CERTRAFT_LOG",
-                "info,openraft=warn,openraft::replication=error",
-            )
+            .env("CERTRAFT_LOG", LOG_FILTER)
+            .env("CERTRAFT_SNAPSHOT_EVERY", SNAPSHOT_EVERY)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log handle"))
             .stderr(log);
-        self.child = Some(cmd.spawn().expect("spawn certraft-node"));
+        self.run = Run::Proc(Some(cmd.spawn().expect("spawn certraft-node")));
         self.paused = false;
     }
 
     fn signal(&self, sig: &str) {
-        if let Some(c) = &self.child {
-            let _ = std::process::Command::new("kill")
-                .args([sig, &c.id().to_string()])
-                .status();
+        match &self.run {
+            Run::Proc(Some(c)) => {
+                let _ = std::process::Command::new("kill")
+                    .args([&format!("-{sig}"), &c.id().to_string()])
+                    .status();
+            }
+            Run::Proc(None) => {}
+            Run::Container { name } => {
+                let _ = crate::docker::docker(&["kill", "-s", sig, name]);
+            }
         }
     }
 
     /// The last `lines` lines of its log.
     pub fn log_tail(&self, lines: usize) -> String {
+        if let Run::Container { name } = &self.run {
+            if let Ok(text) = crate::docker::logs(name) {
+                let _ = std::fs::write(&self.log, &text);
+            }
+        }
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let all: Vec<&str> = text.lines().collect();
         all[all.len().saturating_sub(lines)..].join("\n")
     }
 }
 
-/// The processes of one cluster in one temp dir, with an admin client trusting its CA.
+/// Node logs: openraft's per-retry replication chatter left out.
+const LOG_FILTER: &str = "info,openraft=warn,openraft::replication=error";
+
+/// Snapshots (and log purges) every this many entries, so a node that was cut off for a
+/// while needs a snapshot to catch up.
+const SNAPSHOT_EVERY: &str = "50";
+
+/// The nodes of one cluster (processes or containers) in one temp dir, with an admin
+/// client trusting its CA.
 pub struct Cluster {
     dir: tempfile::TempDir,
     pub nodes: Vec<Node>,
     pub admin: Option<Admin>,
+    /// The private network of a container cluster.
+    network: Option<crate::docker::Network>,
 }
 
 impl Cluster {
-    /// Bootstraps a cluster with the first role (must be a voter), then joins the rest one
-    /// by one through the first node; returns once every voter and witness votes and every
-    /// learner has caught up.
+    /// Processes on loopback: bootstraps with the first role (a voter), then joins the rest
+    /// one by one through the first node; returns once every member holds its role.
     pub async fn start(roles: &[Role]) -> Cluster {
-        assert_eq!(
-            roles.first(),
-            Some(&Role::Voter),
-            "the first node bootstraps"
-        );
-        let dir = tempfile::Builder::new()
-            .prefix("certraft-cluster-")
-            .tempdir()
-            .expect("temp dir");
-        let mut c = Cluster {
-            dir,
-            nodes: Vec::new(),
-            admin: None,
-        };
+        let mut c = Cluster::empty("certraft-cluster-");
         for (i, &role) in roles.iter().enumerate() {
             let label = format!("n{}", i + 1);
             c.nodes.push(Node {
@@ -219,16 +236,98 @@ impl Cluster {
                 label,
                 role,
                 id: 0,
+                host: "127.0.0.1".into(),
                 admin: free_port(),
                 cluster: free_port(),
                 serve: free_port(),
-                child: None,
+                run: Run::Proc(None),
                 paused: false,
             });
         }
-        c.nodes[0].spawn(None);
-        let data = c.nodes[0].data_dir.clone();
-        let (ca, token) = c
+        c.form(roles).await;
+        c
+    }
+
+    /// Containers of `image` on a new private Docker network, one address each; otherwise
+    /// as [`Cluster::start`].
+    pub async fn start_containers(image: &str, roles: &[Role]) -> Cluster {
+        let mut c = Cluster::empty("certraft-containers-");
+        let network = crate::docker::Network::create(image).unwrap_or_else(|e| panic!("{e}"));
+        for (i, &role) in roles.iter().enumerate() {
+            let label = format!("n{}", i + 1);
+            let data_dir = c.dir.path().join(&label);
+            crate::docker::prepare_data_dir(&data_dir);
+            c.nodes.push(Node {
+                log: c.dir.path().join(format!("{label}.log")),
+                host: network.address(i),
+                run: Run::Container {
+                    name: format!("{}-{label}", network.name),
+                },
+                data_dir,
+                label,
+                role,
+                id: 0,
+                admin: 9443,
+                cluster: 9444,
+                serve: 8443,
+                paused: false,
+            });
+        }
+        c.network = Some(network);
+        c.form(roles).await;
+        c
+    }
+
+    fn empty(prefix: &str) -> Cluster {
+        Cluster {
+            dir: tempfile::Builder::new()
+                .prefix(prefix)
+                .tempdir()
+                .expect("temp dir"),
+            nodes: Vec::new(),
+            admin: None,
+            network: None,
+        }
+    }
+
+    /// Starts node `i` for the first time (joining through `join` unless it bootstraps).
+    fn first_start(&mut self, i: usize, join: Option<(&str, &str)>) {
+        match &self.nodes[i].run {
+            Run::Proc(_) => self.nodes[i].spawn_process(join),
+            Run::Container { .. } => {
+                let net = self.network.as_ref().expect("container network");
+                let n = &self.nodes[i];
+                let mut env = vec![
+                    ("CERTRAFT_ADVERTISE", n.host.clone()),
+                    ("CERTRAFT_LOG", LOG_FILTER.to_string()),
+                    ("CERTRAFT_SNAPSHOT_EVERY", SNAPSHOT_EVERY.to_string()),
+                    ("NO_COLOR", "1".to_string()),
+                ];
+                if let Some((url, token)) = join {
+                    env.push(("CERTRAFT_JOIN", url.to_string()));
+                    env.push(("CERTRAFT_JOIN_TOKEN", token.to_string()));
+                    env.push(("CERTRAFT_ROLE", n.role.as_str().to_string()));
+                }
+                net.run(
+                    n.container().expect("container"),
+                    &n.host,
+                    &n.data_dir,
+                    &env,
+                )
+                .unwrap_or_else(|e| panic!("{e}"));
+            }
+        }
+    }
+
+    async fn form(&mut self, roles: &[Role]) {
+        assert_eq!(
+            roles.first(),
+            Some(&Role::Voter),
+            "the first node bootstraps"
+        );
+        self.first_start(0, None);
+        let data = self.nodes[0].data_dir.clone();
+        let (ca, token) = self
             .wait_for("node 1 to write ca.pem and admin.token", PATIENCE, || {
                 let data = data.clone();
                 async move {
@@ -242,11 +341,11 @@ impl Cluster {
                 }
             })
             .await;
-        c.admin = Some(Admin::new(&ca, &token, Duration::from_secs(10)).expect("admin client"));
-        c.wait_ready(0).await;
-        for i in 1..c.nodes.len() {
-            let role = c.nodes[i].role;
-            let reply = c
+        self.admin = Some(Admin::new(&ca, &token, Duration::from_secs(10)).expect("admin client"));
+        self.wait_ready(0).await;
+        for i in 1..self.nodes.len() {
+            let role = self.nodes[i].role;
+            let reply = self
                 .call_ok(
                     0,
                     reqwest::Method::POST,
@@ -258,12 +357,11 @@ impl Cluster {
                 .as_str()
                 .unwrap_or_else(|| panic!("join-token answer without a token: {reply}"))
                 .to_string();
-            let url = c.nodes[0].admin_url();
-            c.nodes[i].spawn(Some((&url, &token)));
-            c.wait_ready(i).await;
+            let url = self.nodes[0].admin_url();
+            self.first_start(i, Some((&url, &token)));
+            self.wait_ready(i).await;
         }
-        c.wait_members_settled().await;
-        c
+        self.wait_members_settled().await;
     }
 
     pub fn admin(&self) -> &Admin {
@@ -346,10 +444,16 @@ impl Cluster {
         .await
     }
 
-    /// The index of the node that the running nodes agree is leader, if any.
+    /// The index of the node the first running node that knows one names as leader.
     pub async fn leader(&self) -> Option<usize> {
-        for i in 0..self.nodes.len() {
-            if self.nodes[i].paused || self.nodes[i].child.is_none() {
+        let all: Vec<usize> = (0..self.nodes.len()).collect();
+        self.leader_among(&all).await
+    }
+
+    /// As [`Cluster::leader`], asking only the nodes in `among` (one side of a partition).
+    pub async fn leader_among(&self, among: &[usize]) -> Option<usize> {
+        for &i in among {
+            if self.nodes[i].paused || matches!(self.nodes[i].run, Run::Proc(None)) {
                 continue;
             }
             if let Ok(v) = self.readyz(i).await {
@@ -385,39 +489,81 @@ impl Cluster {
 
     // ---- faults ----------------------------------------------------------------------
 
-    /// `kill -9`, reaped.
+    /// `kill -9` (a process is reaped; a container stays, stopped, with its data).
     pub fn kill9(&mut self, i: usize) {
         let n = &mut self.nodes[i];
         if n.paused {
-            n.signal("-CONT");
+            n.signal("CONT");
         }
-        if let Some(mut c) = n.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+        match &mut n.run {
+            Run::Proc(child) => {
+                if let Some(mut c) = child.take() {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                }
+            }
+            Run::Container { name } => {
+                let _ = crate::docker::docker(&["kill", "-s", "KILL", name]);
+            }
         }
         n.paused = false;
     }
 
-    /// Starts a stopped node again on its data dir (no join flags: it resumes).
+    /// Starts a killed node again on its data dir (no join flags matter: it resumes).
     pub fn restart(&mut self, i: usize) {
-        assert!(
-            !self.nodes[i].is_running(),
-            "{} is running",
-            self.nodes[i].label
-        );
-        self.nodes[i].spawn(None);
+        match &self.nodes[i].run {
+            Run::Proc(Some(_)) => panic!("{} is running", self.nodes[i].label),
+            Run::Proc(None) => self.nodes[i].spawn_process(None),
+            Run::Container { name } => {
+                crate::docker::docker(&["start", name]).unwrap_or_else(|e| panic!("{e}"));
+            }
+        }
     }
 
-    /// SIGSTOP: the process holds its sockets but does nothing.
+    /// SIGSTOP: the node holds its sockets but does nothing.
     pub fn pause(&mut self, i: usize) {
-        self.nodes[i].signal("-STOP");
+        self.nodes[i].signal("STOP");
         self.nodes[i].paused = true;
     }
 
     /// SIGCONT after [`Cluster::pause`].
     pub fn resume(&mut self, i: usize) {
-        self.nodes[i].signal("-CONT");
+        self.nodes[i].signal("CONT");
         self.nodes[i].paused = false;
+    }
+
+    /// Drops every packet between `a` and each of `others` (both ways), inside the
+    /// containers' network namespaces. Container clusters only.
+    pub fn partition(&self, a: usize, others: &[usize]) {
+        for &b in others {
+            self.drop_from(a, b);
+            self.drop_from(b, a);
+        }
+    }
+
+    /// `to` drops every packet from `from` (one way). Container clusters only.
+    pub fn drop_from(&self, to: usize, from: usize) {
+        let net = self
+            .network
+            .as_ref()
+            .expect("partitions need a container cluster");
+        net.drop_from(
+            self.nodes[to].container().expect("container"),
+            &self.nodes[from].host,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// Removes every partition rule.
+    pub fn heal(&self) {
+        let net = self
+            .network
+            .as_ref()
+            .expect("partitions need a container cluster");
+        for n in &self.nodes {
+            net.heal(n.container().expect("container"))
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
     }
 
     /// Every node's log tail, for failure messages.
@@ -431,16 +577,21 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        for i in 0..self.nodes.len() {
-            self.kill9(i);
-        }
-        if std::thread::panicking() {
+        let failing = std::thread::panicking();
+        if failing {
             self.dir.disable_cleanup(true);
             eprintln!(
                 "cluster kept for a post-mortem in {}\n{}",
                 self.dir.path().display(),
                 self.log_tails(30)
             );
+        }
+        for i in 0..self.nodes.len() {
+            self.kill9(i);
+        }
+        if let Some(net) = self.network.take() {
+            let names: Vec<&str> = self.nodes.iter().filter_map(Node::container).collect();
+            net.remove(&names);
         }
     }
 }

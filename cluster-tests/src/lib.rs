@@ -3,18 +3,22 @@
 //! real TLS handshakes on every node, and every client operation checked for per-key
 //! linearizability.
 //!
-//! - [`cluster`]: process clusters on loopback and their faults.
+//! - [`cluster`]: process and container clusters and their faults.
+//! - [`docker`]: the engine, private networks, iptables partitions.
 //! - [`client`]: the admin API client and the TLS prober.
 //! - [`fixtures`]: the OpenSSL-made certificates the registers hold.
 //! - [`history`]: the recorder and the seeded generator.
 //! - [`workload`]: register clients, handshake loops, the write probe.
 //! - [`checker`]: the Wing–Gong linearizability check.
 //! - [`verify`]: convergence of what every node serves after healing.
+//! - [`run`]: a test run: workload around the faults, checks after healing.
 
 pub mod checker;
 pub mod client;
 pub mod cluster;
+pub mod docker;
 pub mod fixtures;
 pub mod history;
+pub mod run;
 pub mod verify;
 pub mod workload;

@@ -111,46 +111,45 @@ pub struct Tally {
     pub not_sent: AtomicU64,
 }
 
-/// `clients` tasks doing random register operations on random nodes of `bases` (a node
-/// that is down just refuses) until `stop`.
+/// What every register client shares.
+#[derive(Clone)]
+pub struct Shared {
+    pub admin: Admin,
+    /// The admin URLs to spread requests over (a node that is down just refuses).
+    pub bases: Vec<String>,
+    pub history: Arc<History>,
+    pub versions: Arc<Versions>,
+    pub stop: Arc<AtomicBool>,
+    pub tally: Arc<Tally>,
+}
+
+/// `clients` tasks doing random register operations on random nodes until `stop`.
 pub fn spawn_clients(
-    admin: Admin,
-    bases: Vec<String>,
-    history: Arc<History>,
-    versions: Arc<Versions>,
+    shared: Shared,
     clients: usize,
     seed: u64,
-    stop: Arc<AtomicBool>,
-    tally: Arc<Tally>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     (0..clients)
         .map(|c| {
-            let (admin, bases, history, versions, stop, tally) = (
-                admin.clone(),
-                bases.clone(),
-                history.clone(),
-                versions.clone(),
-                stop.clone(),
-                tally.clone(),
-            );
+            let s = shared.clone();
             tokio::spawn(async move {
                 let mut rng = Rng::new(seed ^ (c as u64).wrapping_mul(0x9E37_79B9));
-                while !stop.load(Ordering::Relaxed) {
+                while !s.stop.load(Ordering::Relaxed) {
                     let k = rng.below(PROBE_KEY as u64) as usize;
                     let call = match rng.below(10) {
                         0..=3 => Call::Import(rng.below(u64::from(fixtures::VERSIONS)) as u32),
                         4..=5 => Call::Remove,
                         _ => Call::Read,
                     };
-                    let base = &bases[rng.below(bases.len() as u64) as usize];
-                    match operate(&admin, base, &history, &versions, c, k, call).await {
-                        Ok(_) => tally.ok.fetch_add(1, Ordering::Relaxed),
+                    let base = &s.bases[rng.below(s.bases.len() as u64) as usize];
+                    match operate(&s.admin, base, &s.history, &s.versions, c, k, call).await {
+                        Ok(_) => s.tally.ok.fetch_add(1, Ordering::Relaxed),
                         Err(e) if e == "not sent" => {
-                            tally.not_sent.fetch_add(1, Ordering::Relaxed);
+                            s.tally.not_sent.fetch_add(1, Ordering::Relaxed);
                             tokio::time::sleep(Duration::from_millis(20)).await;
                             continue;
                         }
-                        Err(_) => tally.unknown.fetch_add(1, Ordering::Relaxed),
+                        Err(_) => s.tally.unknown.fetch_add(1, Ordering::Relaxed),
                     };
                 }
             })

@@ -359,8 +359,11 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<(), NodeErro
         ca: Arc::new(secrets.ca),
         cluster_id: identity.cluster_id.clone(),
         node_id,
+        // A dead leader's address often answers nothing at all (no RST from a host that
+        // is gone): give up connecting quickly and ask again who leads.
         peers: reqwest::Client::builder()
             .use_preconfigured_tls(tls::admin_client_config(&ca_der)?)
+            .connect_timeout(Duration::from_millis(300))
             .build()
             .map_err(|e| NodeError::Other(e.to_string()))?,
         timeout: Duration::from_secs(10),

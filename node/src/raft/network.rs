@@ -111,7 +111,14 @@ impl PeerClient {
             .send()
             .await
             .map_err(|e| {
-                let msg = Msg(format!("node {} at {url}: {e}", self.target));
+                // reqwest's own text is "error sending request"; the cause is in the chain.
+                let mut text = e.to_string();
+                let mut source = std::error::Error::source(&e);
+                while let Some(s) = source {
+                    text.push_str(&format!(": {s}"));
+                    source = s.source();
+                }
+                let msg = Msg(format!("node {} at {url}: {text}", self.target));
                 if e.is_connect() || e.is_timeout() {
                     RPCError::Unreachable(Unreachable::new(&msg))
                 } else {

@@ -1,0 +1,155 @@
+//! A test run: the workload around a test's faults, and the checks once it is healed.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::checker;
+use crate::client::Admin;
+use crate::cluster::{Cluster, PATIENCE};
+use crate::fixtures;
+use crate::history::{self, History};
+use crate::verify;
+use crate::workload::{self, Handshakes, Tally};
+
+/// Fault cycles for a test: env `CYCLES`, else `default`.
+pub fn cycles(default: usize) -> usize {
+    std::env::var("CYCLES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The workload around a test's faults.
+pub struct Run {
+    pub seed: u64,
+    pub history: Arc<History>,
+    pub versions: Arc<workload::Versions>,
+    stop: Arc<AtomicBool>,
+    tally: Arc<Tally>,
+    pub handshakes: Vec<Arc<Handshakes>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Short request timeout, for measuring write availability.
+    pub probe_admin: Admin,
+}
+
+impl Run {
+    pub async fn start(c: &Cluster, name: &str, clients: usize) -> Run {
+        let seed = history::seed();
+        println!("{name}: seed {seed} (SEED={seed} replays the choices)");
+        let base = c.nodes[0].admin_url();
+        let versions = Arc::new(workload::learn_versions(c.admin(), &base).await);
+        let r = c
+            .admin()
+            .post(&base, "/api/v1/certs", &fixtures::default_body())
+            .await
+            .expect("import the default");
+        assert_eq!(r.status, 200, "import the default: {r}");
+        let history = Arc::new(History::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let tally = Arc::new(Tally::default());
+        let bases = c.nodes.iter().map(|n| n.admin_url()).collect();
+        let ca = std::fs::read(c.nodes[0].data_dir.join("ca.pem")).expect("ca.pem");
+        let token =
+            std::fs::read_to_string(c.nodes[0].data_dir.join("admin.token")).expect("token");
+
+        let mut tasks = workload::spawn_clients(
+            workload::Shared {
+                // Short: a request to a node cut off from the leader should not stall a
+                // client for the server's whole 10 s deadline (it is recorded as unknown).
+                admin: Admin::new(&ca, &token, Duration::from_secs(3)).expect("admin"),
+                bases,
+                history: history.clone(),
+                versions: versions.clone(),
+                stop: stop.clone(),
+                tally: tally.clone(),
+            },
+            clients,
+            seed,
+        );
+        let mut handshakes = Vec::new();
+        for n in &c.nodes {
+            let stats = Arc::new(Handshakes::default());
+            if n.role.serves() {
+                stats.counting.store(true, Ordering::Release);
+                tasks.push(workload::spawn_handshakes(
+                    n.serve_addr(),
+                    stats.clone(),
+                    stop.clone(),
+                ));
+            }
+            handshakes.push(stats);
+        }
+        Run {
+            seed,
+            history,
+            versions,
+            stop,
+            tally,
+            handshakes,
+            tasks,
+            probe_admin: Admin::new(&ca, &token, Duration::from_millis(1500)).expect("admin"),
+        }
+    }
+
+    /// Stops the workload, heals, and checks everything; returns the convergence time.
+    pub async fn finish(self, c: &Cluster, name: &str) -> Duration {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        let took = verify::converged(c, PATIENCE).await;
+        verify::same_everywhere(c, &self.history, &self.versions).await;
+        for (n, h) in c.nodes.iter().zip(&self.handshakes) {
+            let failed = h.failed.load(Ordering::Relaxed);
+            assert_eq!(
+                failed,
+                0,
+                "{}: {failed} failed handshakes while it was up (of {}); last: {:?}",
+                n.label,
+                h.ok.load(Ordering::Relaxed) + failed,
+                h.last_error.lock().unwrap()
+            );
+        }
+        let ops = self.history.ops();
+        let t = Instant::now();
+        if let Err(v) = checker::check(&ops) {
+            let path = self.history.save(c.dir(), name, self.seed);
+            panic!(
+                "{name} (seed {}): {v}\nhistory saved to {}",
+                self.seed,
+                path.display()
+            );
+        }
+        println!(
+            "{name}: {} operations ({} ok, {} unknown, {} not sent) linearizable (checked in {:.0} ms); converged {:.0} ms after healing",
+            ops.len(),
+            self.tally.ok.load(Ordering::Relaxed),
+            self.tally.unknown.load(Ordering::Relaxed),
+            self.tally.not_sent.load(Ordering::Relaxed),
+            t.elapsed().as_secs_f64() * 1e3,
+            took.as_secs_f64() * 1e3
+        );
+        took
+    }
+}
+
+impl Run {
+    /// Counts handshake failures on node `i` from now (it is meant to be up), or not.
+    pub fn expect_up(&self, i: usize, up: bool) {
+        self.handshakes[i].counting.store(up, Ordering::Release);
+    }
+}
+
+/// The admin URLs of the nodes other than `down`.
+pub fn others(c: &Cluster, down: usize) -> Vec<String> {
+    (0..c.nodes.len())
+        .filter(|&i| i != down)
+        .map(|i| c.nodes[i].admin_url())
+        .collect()
+}
+
+pub fn p99(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v[((v.len() as f64 * 0.99).ceil() as usize).clamp(1, v.len()) - 1]
+}
