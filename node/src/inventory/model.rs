@@ -1,6 +1,6 @@
 //! Inventory data: bundles by id and name, the default, join tokens, the audit log.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -357,10 +357,15 @@ pub const AUDIT_CAPACITY: usize = 10_000;
 /// The bundles by name, with an index by id kept beside them (not serialised; rebuilt on
 /// decode), so import, rotate and restore find "the same bundle already present" in O(1)
 /// rather than scanning 100,000 bundles per entry. Reads go through `Deref` to the map.
+///
+/// Both are persistent maps (`imbl`): a clone shares everything and an update copies only
+/// the path it touches. The state machine applies copy-on-write while readers (a snapshot
+/// being encoded for seconds, a request) hold the previous inventory; with std maps each
+/// such apply deep-copied all 100,000 bundles.
 #[derive(Debug, Clone, Default)]
 pub struct Bundles {
-    by_name: BTreeMap<String, StoredBundle>,
-    by_id: HashMap<[u8; 32], String>,
+    by_name: imbl::OrdMap<String, StoredBundle>,
+    by_id: imbl::HashMap<[u8; 32], String>,
 }
 
 impl Bundles {
@@ -393,7 +398,7 @@ impl Bundles {
 }
 
 impl std::ops::Deref for Bundles {
-    type Target = BTreeMap<String, StoredBundle>;
+    type Target = imbl::OrdMap<String, StoredBundle>;
     fn deref(&self) -> &Self::Target {
         &self.by_name
     }
@@ -419,7 +424,8 @@ impl FromIterator<(String, StoredBundle)> for Bundles {
 
 impl Serialize for Bundles {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.by_name.serialize(s)
+        // The same wire form as a BTreeMap: a map in name order.
+        s.collect_map(self.by_name.iter())
     }
 }
 
@@ -430,7 +436,10 @@ impl<'de> Deserialize<'de> for Bundles {
             .iter()
             .map(|(name, b)| (b.sealed.id, name.clone()))
             .collect();
-        Ok(Bundles { by_name, by_id })
+        Ok(Bundles {
+            by_name: by_name.into_iter().collect(),
+            by_id,
+        })
     }
 }
 
