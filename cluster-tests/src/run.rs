@@ -153,3 +153,38 @@ pub fn p99(v: &mut [Duration]) -> Duration {
     v.sort();
     v[((v.len() as f64 * 0.99).ceil() as usize).clamp(1, v.len()) - 1]
 }
+
+/// The failover-pair drill: `kills` times, alternating between the two appliances (nodes
+/// 0 and 1), `kill -9` one, time until a write is acknowledged through the others, then
+/// restart it. Returns the times.
+pub async fn kill_each_appliance(c: &mut Cluster, run: &Run, kills: usize) -> Vec<Duration> {
+    let mut rng = crate::history::Rng::new(run.seed);
+    let mut to_write = Vec::new();
+    for cycle in 0..kills {
+        let victim = cycle % 2;
+        tokio::time::sleep(Duration::from_millis(300 + rng.below(500))).await;
+        run.expect_up(victim, false);
+        let t0 = Instant::now();
+        c.kill9(victim);
+        let took = workload::until_write_acknowledged(
+            &run.probe_admin,
+            &others(c, victim),
+            &run.history,
+            &run.versions,
+            t0,
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("cycle {cycle}: {e}\n{}", c.log_tails(20)));
+        println!(
+            "  cycle {cycle}: kill -9 {} -> next acknowledged write after {:.0} ms",
+            c.nodes[victim].label,
+            took.as_secs_f64() * 1e3
+        );
+        to_write.push(took);
+        c.restart(victim);
+        c.wait_ready(victim).await;
+        run.expect_up(victim, true);
+    }
+    to_write
+}

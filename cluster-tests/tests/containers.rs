@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use certraft_cluster_tests::cluster::{Cluster, Role};
 use certraft_cluster_tests::docker;
 use certraft_cluster_tests::history::Rng;
-use certraft_cluster_tests::run::{cycles, others, p99, Run};
+use certraft_cluster_tests::run::{cycles, kill_each_appliance, others, p99, Run};
 use certraft_cluster_tests::workload;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -24,34 +24,7 @@ async fn containers_failover_pair_with_witness_writes_again_within_two_seconds()
     };
     let mut c = Cluster::start_containers(&image, &[Role::Voter, Role::Voter, Role::Witness]).await;
     let run = Run::start(&c, name, 3).await;
-    let mut rng = Rng::new(run.seed);
-    let mut to_write = Vec::new();
-    for cycle in 0..cycles(3) * 2 {
-        let victim = cycle % 2;
-        tokio::time::sleep(Duration::from_millis(300 + rng.below(500))).await;
-        run.expect_up(victim, false);
-        let t0 = Instant::now();
-        c.kill9(victim);
-        let took = workload::until_write_acknowledged(
-            &run.probe_admin,
-            &others(&c, victim),
-            &run.history,
-            &run.versions,
-            t0,
-            Duration::from_secs(30),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("cycle {cycle}: {e}"));
-        println!(
-            "  cycle {cycle}: kill -9 {} -> next acknowledged write after {:.0} ms",
-            c.nodes[victim].label,
-            took.as_secs_f64() * 1e3
-        );
-        to_write.push(took);
-        c.restart(victim);
-        c.wait_ready(victim).await;
-        run.expect_up(victim, true);
-    }
+    let mut to_write = kill_each_appliance(&mut c, &run, cycles(3) * 2).await;
     run.finish(&c, name).await;
     let worst = p99(&mut to_write);
     println!(

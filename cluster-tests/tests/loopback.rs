@@ -8,47 +8,18 @@
 //!
 //! Env: `CYCLES` (fault cycles per test), `SEED`.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use certraft_cluster_tests::cluster::{Cluster, Role};
 use certraft_cluster_tests::history::Rng;
-use certraft_cluster_tests::run::{cycles, others, p99, Run};
-use certraft_cluster_tests::workload;
+use certraft_cluster_tests::run::{cycles, kill_each_appliance, p99, Run};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failover_pair_with_witness_keeps_serving_and_writing_when_either_appliance_dies() {
     let name = "pair";
     let mut c = Cluster::start(&[Role::Voter, Role::Voter, Role::Witness]).await;
     let run = Run::start(&c, name, 3).await;
-    let mut rng = Rng::new(run.seed);
-    let mut to_write = Vec::new();
-    for cycle in 0..cycles(2) * 2 {
-        // Alternate the appliances; the witness stays.
-        let victim = cycle % 2;
-        tokio::time::sleep(Duration::from_millis(200 + rng.below(400))).await;
-        run.expect_up(victim, false);
-        let t0 = Instant::now();
-        c.kill9(victim);
-        let took = workload::until_write_acknowledged(
-            &run.probe_admin,
-            &others(&c, victim),
-            &run.history,
-            &run.versions,
-            t0,
-            Duration::from_secs(30),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("cycle {cycle}: {e}\n{}", c.log_tails(20)));
-        println!(
-            "  cycle {cycle}: kill -9 {} -> next acknowledged write after {:.0} ms",
-            c.nodes[victim].label,
-            took.as_secs_f64() * 1e3
-        );
-        to_write.push(took);
-        c.restart(victim);
-        c.wait_ready(victim).await;
-        run.expect_up(victim, true);
-    }
+    let mut to_write = kill_each_appliance(&mut c, &run, cycles(2) * 2).await;
     run.finish(&c, name).await;
     let worst = p99(&mut to_write);
     println!(
