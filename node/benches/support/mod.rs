@@ -170,14 +170,10 @@ impl Cluster {
     /// `size` nodes (the first bootstraps, the rest join as voters); `cpus` pins them all.
     pub async fn start(size: usize, cpus: Option<&str>) -> Cluster {
         let tmp = tempfile::tempdir().expect("temp dir");
-        let mut nodes: Vec<Node> = (1..=size as u64)
-            .map(|id| Node::new(tmp.path(), id))
-            .collect();
-        for n in &mut nodes {
-            n.cpus = cpus.map(str::to_string);
-        }
-        nodes[0].start(None);
-        let token_path = nodes[0].dir.join("admin.token");
+        let mut first = Node::new(tmp.path(), 1);
+        first.cpus = cpus.map(str::to_string);
+        first.start(None);
+        let token_path = first.dir.join("admin.token");
         wait_for("bootstrap", Duration::from_secs(20), || {
             let p = token_path.clone();
             async move { p.exists() && p.with_file_name("ca.pem").exists() }
@@ -185,17 +181,33 @@ impl Cluster {
         .await;
         let token = std::fs::read_to_string(&token_path).expect("token");
         let auth = format!("Bearer {}", token.trim());
-        let client = client(&std::fs::read(nodes[0].dir.join("ca.pem")).expect("ca"));
+        let client = client(&std::fs::read(first.dir.join("ca.pem")).expect("ca"));
         wait_for("node 1 ready", Duration::from_secs(20), || async {
-            readyz(&client, &nodes[0])
+            readyz(&client, &first)
                 .await
                 .is_some_and(|v| v["ready"] == true)
         })
         .await;
-        for i in 1..size {
-            let t: Value = client
-                .post(format!("{}/api/v1/cluster/join-tokens", nodes[0].url()))
-                .header("authorization", &auth)
+        let mut cluster = Cluster {
+            nodes: vec![first],
+            client,
+            auth,
+            _tmp: tmp,
+        };
+        cluster.grow(size, cpus, Duration::from_secs(30)).await;
+        cluster
+    }
+
+    /// Joins voters until there are `size` nodes, each within `limit` (a node joining a
+    /// loaded cluster catches up from a snapshot first).
+    pub async fn grow(&mut self, size: usize, cpus: Option<&str>, limit: Duration) {
+        while self.nodes.len() < size {
+            let mut node = Node::new(self._tmp.path(), self.nodes.len() as u64 + 1);
+            node.cpus = cpus.map(str::to_string);
+            let t: Value = self
+                .client
+                .post(format!("{}/api/v1/cluster/join-tokens", self.nodes[0].url()))
+                .header("authorization", &self.auth)
                 .json(&json!({"role": "voter"}))
                 .send()
                 .await
@@ -203,21 +215,16 @@ impl Cluster {
                 .json()
                 .await
                 .expect("join token json");
-            let url = nodes[0].url();
-            nodes[i].start(Some((&url, t["token"].as_str().expect("token"))));
-            let node = &nodes[i];
-            wait_for("joiner voting", Duration::from_secs(30), || async {
-                readyz(&client, node)
+            let url = self.nodes[0].url();
+            node.start(Some((&url, t["token"].as_str().expect("token"))));
+            let client = &self.client;
+            wait_for("joiner voting", limit, || async {
+                readyz(client, &node)
                     .await
                     .is_some_and(|v| v["voting"] == true)
             })
             .await;
-        }
-        Cluster {
-            nodes,
-            client,
-            auth,
-            _tmp: tmp,
+            self.nodes.push(node);
         }
     }
 
