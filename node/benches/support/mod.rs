@@ -206,7 +206,10 @@ impl Cluster {
             node.cpus = cpus.map(str::to_string);
             let t: Value = self
                 .client
-                .post(format!("{}/api/v1/cluster/join-tokens", self.nodes[0].url()))
+                .post(format!(
+                    "{}/api/v1/cluster/join-tokens",
+                    self.nodes[0].url()
+                ))
                 .header("authorization", &self.auth)
                 .json(&json!({"role": "voter"}))
                 .send()
