@@ -209,6 +209,9 @@ impl Node {
 /// Node logs: openraft's per-retry replication chatter left out.
 const LOG_FILTER: &str = "info,openraft=warn,openraft::replication=error";
 
+/// The file [`Cluster::fill_disk`] fills a disk with.
+const FILLER: &str = "filler.root";
+
 /// Snapshots (and log purges) every this many entries, so a node that was cut off for a
 /// while needs a snapshot to catch up.
 const SNAPSHOT_EVERY: &str = "50";
@@ -221,6 +224,8 @@ pub struct Cluster {
     pub admin: Option<Admin>,
     /// The private network of a container cluster.
     network: Option<crate::docker::Network>,
+    /// Data dirs on their own small tmpfs (see [`Cluster::start_containers_on_own_disks`]).
+    disks: Vec<PathBuf>,
 }
 
 impl Cluster {
@@ -251,12 +256,26 @@ impl Cluster {
     /// Containers of `image` on a new private Docker network, one address each; otherwise
     /// as [`Cluster::start`].
     pub async fn start_containers(image: &str, roles: &[Role]) -> Cluster {
+        Cluster::start_containers_on_own_disks(image, roles, None).await
+    }
+
+    /// As [`Cluster::start_containers`]; with `disk_mib`, each data dir is its own tmpfs of
+    /// that size, so [`Cluster::fill_disk`] can fill one node's disk (needs root to mount).
+    pub async fn start_containers_on_own_disks(
+        image: &str,
+        roles: &[Role],
+        disk_mib: Option<u64>,
+    ) -> Cluster {
         let mut c = Cluster::empty("certraft-containers-");
         let network = crate::docker::Network::create(image).unwrap_or_else(|e| panic!("{e}"));
         for (i, &role) in roles.iter().enumerate() {
             let label = format!("n{}", i + 1);
             let data_dir = c.dir.path().join(&label);
             crate::docker::prepare_data_dir(&data_dir);
+            if let Some(mib) = disk_mib {
+                mount_tmpfs(&data_dir, mib);
+                c.disks.push(data_dir.clone());
+            }
             c.nodes.push(Node {
                 log: c.dir.path().join(format!("{label}.log")),
                 host: network.address(i),
@@ -287,6 +306,7 @@ impl Cluster {
             nodes: Vec::new(),
             admin: None,
             network: None,
+            disks: Vec::new(),
         }
     }
 
@@ -566,6 +586,118 @@ impl Cluster {
         }
     }
 
+    /// Fills node `i`'s disk (its data dir must be its own filesystem: see
+    /// [`Cluster::start_containers_on_own_disks`]) with a file the node cannot remove, to
+    /// the last byte. Returns the bytes written.
+    pub fn fill_disk(&self, i: usize) -> u64 {
+        use std::io::Write;
+        let dir = &self.nodes[i].data_dir;
+        assert!(
+            self.disks.contains(dir),
+            "{} has no disk of its own to fill",
+            self.nodes[i].label
+        );
+        let mut f = std::fs::File::create(dir.join(FILLER)).expect("create the filler");
+        let mut written = 0u64;
+        for size in [1 << 20, 4096, 1] {
+            let chunk = vec![0u8; size];
+            loop {
+                match f.write(&chunk) {
+                    Ok(0) => break,
+                    Ok(n) => written += n as u64,
+                    Err(e) if e.raw_os_error() == Some(28) => break, // ENOSPC
+                    Err(e) => panic!("filling {}: {e}", dir.display()),
+                }
+            }
+        }
+        let _ = f.sync_all();
+        written
+    }
+
+    /// Frees what [`Cluster::fill_disk`] took.
+    pub fn free_disk(&self, i: usize) {
+        let path = self.nodes[i].data_dir.join(FILLER);
+        std::fs::remove_file(&path).unwrap_or_else(|e| panic!("rm {}: {e}", path.display()));
+    }
+
+    /// Replaces node `i` under load, as an operator replaces a dead appliance: removes it
+    /// from the membership through another node, destroys it with its data, and joins a
+    /// new node with the same role at the same address (a new node id) through another
+    /// node. Returns once the new node is in its role and has applied the leader's commit.
+    pub async fn replace(&mut self, i: usize) {
+        let via = (0..self.nodes.len())
+            .find(|&j| j != i && !self.nodes[j].paused)
+            .expect("another node");
+        let old = self.nodes[i].id;
+        self.call_ok(
+            via,
+            reqwest::Method::DELETE,
+            &format!("/api/v1/cluster/nodes/{old}"),
+            None,
+        )
+        .await;
+        self.kill9(i);
+        let n = &mut self.nodes[i];
+        if let Run::Container { name } = &n.run {
+            crate::docker::docker(&["rm", "-f", name]).unwrap_or_else(|e| panic!("{e}"));
+        }
+        for entry in std::fs::read_dir(&n.data_dir).expect("data dir") {
+            let path = entry.expect("data dir entry").path();
+            let gone = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            gone.unwrap_or_else(|e| panic!("rm {}: {e}", path.display()));
+        }
+        n.id = 0;
+        let role = n.role;
+        let reply = self
+            .call_ok(
+                via,
+                reqwest::Method::POST,
+                "/api/v1/cluster/join-tokens",
+                Some(&json!({"role": role.as_str(), "ttl_secs": 600})),
+            )
+            .await;
+        let token = reply.body["token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("join-token answer without a token: {reply}"))
+            .to_string();
+        let url = self.nodes[via].admin_url();
+        self.first_start(i, Some((&url, &token)));
+        self.wait_ready(i).await;
+        assert_ne!(
+            self.nodes[i].id, old,
+            "the new node got the removed node's id"
+        );
+        self.wait_members_settled().await;
+        self.wait_caught_up(i).await;
+    }
+
+    /// Waits until node `i` has applied (and, serving, swapped in) the leader's commit
+    /// index as it was when this was called.
+    pub async fn wait_caught_up(&self, i: usize) {
+        let leader = self.leader().await.expect("a leader");
+        let status = self
+            .call_ok(leader, reqwest::Method::GET, "/api/v1/cluster", None)
+            .await;
+        let target = status.body["committed"].as_u64().unwrap_or(0);
+        let what = format!("{} to apply index {target}", self.nodes[i].label);
+        let serves = self.nodes[i].role.serves();
+        self.wait_for(&what, PATIENCE, || async {
+            let v = self.readyz(i).await?;
+            let applied = v["last_applied"].as_u64().unwrap_or(0);
+            let serving = v["serving_applied"].as_u64().unwrap_or(0);
+            if applied >= target && (!serves || serving >= target) {
+                Ok(())
+            } else {
+                Err(v.to_string())
+            }
+        })
+        .await
+    }
+
     /// Every node's log tail, for failure messages.
     pub fn log_tails(&self, lines: usize) -> String {
         self.nodes
@@ -593,5 +725,46 @@ impl Drop for Cluster {
             let names: Vec<&str> = self.nodes.iter().filter_map(Node::container).collect();
             net.remove(&names);
         }
+        for disk in &self.disks {
+            if failing {
+                eprintln!("kept mounted for the post-mortem: {}", disk.display());
+            } else if let Err(e) = run_tool("umount", &["-l", &disk.to_string_lossy()]) {
+                eprintln!("{e}");
+            }
+        }
+    }
+}
+
+/// Mounts a tmpfs of `mib` MiB on `path`, owned by the image's user (10001).
+fn mount_tmpfs(path: &Path, mib: u64) {
+    let options = format!("size={mib}m,uid=10001,gid=10001,mode=0700");
+    run_tool(
+        "mount",
+        &[
+            "-t",
+            "tmpfs",
+            "-o",
+            &options,
+            "certraft-disk",
+            &path.to_string_lossy(),
+        ],
+    )
+    .unwrap_or_else(|e| panic!("a small disk for a node needs root to mount a tmpfs: {e}"));
+}
+
+fn run_tool(program: &str, args: &[&str]) -> Result<(), String> {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{program} {}` failed ({}): {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
     }
 }

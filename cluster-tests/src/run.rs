@@ -154,15 +154,57 @@ pub fn p99(v: &mut [Duration]) -> Duration {
     v[((v.len() as f64 * 0.99).ceil() as usize).clamp(1, v.len()) - 1]
 }
 
-/// The failover-pair drill: `kills` times, alternating between the two appliances (nodes
-/// 0 and 1), `kill -9` one, time until a write is acknowledged through the others, then
-/// restart it. Returns the times.
-pub async fn kill_each_appliance(c: &mut Cluster, run: &Run, kills: usize) -> Vec<Duration> {
+/// What the failover-pair drill measured: kill → next acknowledged write, by whether the
+/// killed appliance was leading.
+#[derive(Default)]
+pub struct PairDrill {
+    pub leader_kills: Vec<Duration>,
+    pub follower_kills: Vec<Duration>,
+}
+
+impl PairDrill {
+    pub fn all(&self) -> Vec<Duration> {
+        let mut all = self.leader_kills.clone();
+        all.extend_from_slice(&self.follower_kills);
+        all
+    }
+
+    /// One line: p99 and max of each kind.
+    pub fn summary(&self) -> String {
+        let show = |v: &[Duration]| {
+            if v.is_empty() {
+                return "none".to_string();
+            }
+            let mut v = v.to_vec();
+            let worst = p99(&mut v);
+            format!(
+                "{} kills, p99 {:.0} ms, median {:.0} ms",
+                v.len(),
+                worst.as_secs_f64() * 1e3,
+                v[v.len() / 2].as_secs_f64() * 1e3
+            )
+        };
+        format!(
+            "leading appliance killed: {}; following appliance killed: {}",
+            show(&self.leader_kills),
+            show(&self.follower_kills)
+        )
+    }
+}
+
+/// The failover-pair drill on appliances 0 and 1 and the witness 2: `kills` times, `kill
+/// -9` an appliance, time until a write is acknowledged through the other two, restart it.
+/// Even cycles kill the appliance that leads (the worst case: an election first); when the
+/// witness leads, it is killed and restarted first so that an appliance takes over. Odd
+/// cycles kill the appliance that follows.
+pub async fn kill_each_appliance(c: &mut Cluster, run: &Run, kills: usize) -> PairDrill {
     let mut rng = crate::history::Rng::new(run.seed);
-    let mut to_write = Vec::new();
+    let mut drill = PairDrill::default();
     for cycle in 0..kills {
-        let victim = cycle % 2;
         tokio::time::sleep(Duration::from_millis(300 + rng.below(500))).await;
+        let leader = appliance_leading(c).await;
+        let kill_leader = cycle % 2 == 0;
+        let victim = if kill_leader { leader } else { 1 - leader };
         run.expect_up(victim, false);
         let t0 = Instant::now();
         c.kill9(victim);
@@ -177,14 +219,50 @@ pub async fn kill_each_appliance(c: &mut Cluster, run: &Run, kills: usize) -> Ve
         .await
         .unwrap_or_else(|e| panic!("cycle {cycle}: {e}\n{}", c.log_tails(20)));
         println!(
-            "  cycle {cycle}: kill -9 {} -> next acknowledged write after {:.0} ms",
+            "  cycle {cycle}: kill -9 {} ({}) -> next acknowledged write after {:.0} ms",
             c.nodes[victim].label,
+            if kill_leader { "leading" } else { "following" },
             took.as_secs_f64() * 1e3
         );
-        to_write.push(took);
+        if kill_leader {
+            drill.leader_kills.push(took);
+        } else {
+            drill.follower_kills.push(took);
+        }
         c.restart(victim);
         c.wait_ready(victim).await;
         run.expect_up(victim, true);
     }
-    to_write
+    drill
+}
+
+/// The appliance (0 or 1) that leads, after moving leadership off the witness (node 2) by
+/// killing and restarting it when it leads.
+async fn appliance_leading(c: &mut Cluster) -> usize {
+    const WITNESS: usize = 2;
+    for _ in 0..10 {
+        let leader = c
+            .wait_for("a leader", crate::cluster::PATIENCE, || async {
+                c.leader().await.ok_or_else(|| "no leader".to_string())
+            })
+            .await;
+        if leader != WITNESS {
+            return leader;
+        }
+        c.kill9(WITNESS);
+        c.wait_for(
+            "an appliance to take over from the witness",
+            crate::cluster::PATIENCE,
+            || async {
+                match c.leader_among(&[0, 1]).await {
+                    Some(l) if l != WITNESS => Ok(l),
+                    other => Err(format!("leader {other:?}")),
+                }
+            },
+        )
+        .await;
+        c.restart(WITNESS);
+        c.wait_ready(WITNESS).await;
+    }
+    panic!("the witness kept winning elections over 10 restarts")
 }

@@ -75,6 +75,41 @@ pub fn raft_config(snapshot_every: u64) -> Result<Arc<openraft::Config>, NodeErr
     ))
 }
 
+/// What an operator reads when this node's Raft core has stopped: the cause (openraft's
+/// fatal error, e.g. a storage write that failed with "No space left on device") and what
+/// to do. The node keeps serving the certificates it had; it takes no part in the cluster
+/// until restarted.
+pub fn raft_stopped(node_id: u64, fatal: &openraft::error::Fatal<u64>) -> String {
+    format!(
+        "the Raft core of node {node_id} stopped: {fatal}; this node keeps serving the certificates it had but takes no writes and no part in the cluster. Fix the cause (free space in the data dir if the disk is full), then restart the node: it catches up from the others"
+    )
+}
+
+/// Logs, once, that the Raft core stopped and why (see [`raft_stopped`]).
+async fn watch_raft(
+    raft: Raft,
+    node_id: u64,
+    data_dir: std::path::PathBuf,
+    cancel: CancellationToken,
+) {
+    let mut rx = raft.metrics();
+    loop {
+        // openraft records the fatal error in the metrics, then drops their sender: look
+        // once more after the channel closes.
+        let closed = tokio::select! {
+            changed = rx.changed() => changed.is_err(),
+            _ = cancel.cancelled() => return,
+        };
+        if let Err(fatal) = &rx.borrow_and_update().running_state {
+            tracing::error!(data_dir = %data_dir.display(), "{}", raft_stopped(node_id, fatal));
+            return;
+        }
+        if closed {
+            return;
+        }
+    }
+}
+
 fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -396,6 +431,12 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<(), NodeErro
         raft.clone(),
         members,
         join_members.is_empty(),
+        cancel.clone(),
+    ));
+    tracker.spawn(watch_raft(
+        raft.clone(),
+        node_id,
+        dd.root().to_path_buf(),
         cancel.clone(),
     ));
     tracker.spawn(promote_caught_up(raft.clone(), self_info, cancel.clone()));

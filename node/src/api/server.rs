@@ -164,6 +164,12 @@ impl AppState {
         loop {
             {
                 let m = rx.borrow_and_update();
+                if let Err(fatal) = &m.running_state {
+                    return Err(AppError::NoLeader(crate::node::raft_stopped(
+                        self.node_id,
+                        fatal,
+                    )));
+                }
                 if let Some(id) = m.current_leader {
                     let node = m.membership_config.membership().get_node(&id).cloned();
                     return Ok((id, node));
@@ -427,6 +433,15 @@ async fn metrics(State(st): State<S>) -> Response {
     );
     let _ = writeln!(
         out,
+        "# HELP certraft_raft_running 0 once the Raft core stopped (a storage error: see the log).\n# TYPE certraft_raft_running gauge"
+    );
+    let _ = writeln!(
+        out,
+        "certraft_raft_running{{node=\"{node}\"}} {}",
+        u8::from(m.running_state.is_ok())
+    );
+    let _ = writeln!(
+        out,
         "# HELP certraft_raft_is_leader 1 on the leader.\n# TYPE certraft_raft_is_leader gauge"
     );
     let _ = writeln!(
@@ -502,8 +517,17 @@ async fn metrics(State(st): State<S>) -> Response {
 /// Node-local state, unauthenticated (no names, no secrets): 200 once a leader is known.
 async fn readyz(State(st): State<S>) -> Response {
     let m = st.raft.metrics().borrow().clone();
+    // A Raft core stopped by a storage error (a full disk) keeps its last metrics: the
+    // leader it names is stale, so the node is not ready whatever it says.
+    let raft_error = m
+        .running_state
+        .as_ref()
+        .err()
+        .map(|fatal| crate::node::raft_stopped(st.node_id, fatal));
+    let ready = m.current_leader.is_some() && raft_error.is_none();
     let body = serde_json::json!({
-        "ready": m.current_leader.is_some(),
+        "ready": ready,
+        "raft_error": raft_error,
         "node_id": st.node_id,
         "leader": m.current_leader,
         "term": m.current_term,
@@ -520,7 +544,7 @@ async fn readyz(State(st): State<S>) -> Response {
             .as_ref()
             .map(|s| s.applied.load(std::sync::atomic::Ordering::Acquire)),
     });
-    let status = if m.current_leader.is_some() {
+    let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
