@@ -231,6 +231,7 @@ async fn containers_core_and_traffic_nodes_stay_linearizable_and_serving_through
                     why.contains("No space left on device") && why.contains("restart"),
                     "{label}'s /readyz should name the full disk and the next step: {why}"
                 );
+                println!("    {label} /readyz: {why}");
                 let log = c.nodes[victim].log_tail(400);
                 assert!(
                     log.contains("No space left on device"),

@@ -81,8 +81,30 @@ pub fn raft_config(snapshot_every: u64) -> Result<Arc<openraft::Config>, NodeErr
 /// until restarted.
 pub fn raft_stopped(node_id: u64, fatal: &openraft::error::Fatal<u64>) -> String {
     format!(
-        "the Raft core of node {node_id} stopped: {fatal}; this node keeps serving the certificates it had but takes no writes and no part in the cluster. Fix the cause (free space in the data dir if the disk is full), then restart the node: it catches up from the others"
+        "the Raft core of node {node_id} stopped: {}; this node keeps serving the certificates it had but takes no writes and no part in the cluster. Fix the cause (free space in the data dir if the disk is full), then restart the node: it catches up from the others",
+        describe_fatal(fatal)
     )
+}
+
+/// openraft's fatal error without its debug dump of the snapshot or log id involved: the
+/// operation ("Write Snapshot", "Write Logs") and the cause from the OS.
+fn describe_fatal(fatal: &openraft::error::Fatal<u64>) -> String {
+    let openraft::error::Fatal::StorageError(e) = fatal else {
+        return fatal.to_string();
+    };
+    let Some(io) = e.clone().into_io() else {
+        return e.to_string();
+    };
+    let text = io.to_string();
+    let operation = text
+        .strip_prefix("when ")
+        .and_then(|t| t.split(['(', ':']).next())
+        .map(str::trim)
+        .unwrap_or("an operation");
+    match std::error::Error::source(&io) {
+        Some(cause) => format!("storage failed ({operation}): {cause}"),
+        None => format!("storage failed: {text}"),
+    }
 }
 
 /// Logs, once, that the Raft core stopped and why (see [`raft_stopped`]).
@@ -394,11 +416,14 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<(), NodeErro
         ca: Arc::new(secrets.ca),
         cluster_id: identity.cluster_id.clone(),
         node_id,
-        // A dead leader's address often answers nothing at all (no RST from a host that
-        // is gone): give up connecting quickly and ask again who leads.
+        // Forwarding to the leader: give up connecting quickly and ask again who leads.
+        // No pooled connections: a request is only written on a connection made for it, so
+        // a leader that died shows as a failed connect (nothing sent: safely retried), not
+        // as a pooled socket that never answers (outcome unknown after the whole deadline).
         peers: reqwest::Client::builder()
             .use_preconfigured_tls(tls::admin_client_config(&ca_der)?)
-            .connect_timeout(Duration::from_millis(300))
+            .connect_timeout(crate::api::server::PEER_CONNECT_TIMEOUT)
+            .pool_max_idle_per_host(0)
             .build()
             .map_err(|e| NodeError::Other(e.to_string()))?,
         timeout: Duration::from_secs(10),
@@ -690,5 +715,44 @@ async fn rotate_ticket_keys(
             Ok(Err(e)) => tracing::debug!(error = %e, "session-ticket key rotation deferred"),
             Err(_) => tracing::debug!("session-ticket key rotation timed out"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openraft::{AnyError, StorageIOError};
+
+    #[test]
+    fn a_full_disk_is_reported_by_operation_and_os_error_without_debug_dumps() {
+        let enospc = std::io::Error::from_raw_os_error(28);
+        let signature = openraft::storage::SnapshotSignature {
+            last_log_id: None,
+            last_membership_log_id: None,
+            snapshot_id: "T4-N3-850-16".into(),
+        };
+        let fatal = openraft::error::Fatal::StorageError(
+            StorageIOError::write_snapshot(Some(signature), AnyError::new(&enospc)).into(),
+        );
+        let text = raft_stopped(2, &fatal);
+        assert!(
+            text.starts_with("the Raft core of node 2 stopped: storage failed (Write Snapshot): "),
+            "{text}"
+        );
+        assert!(
+            text.contains("No space left on device (os error 28)"),
+            "{text}"
+        );
+        assert!(!text.contains("SnapshotSignature"), "{text}");
+        assert!(text.contains("restart the node"), "{text}");
+
+        let logs = openraft::error::Fatal::StorageError(
+            StorageIOError::write_logs(AnyError::new(&enospc)).into(),
+        );
+        assert!(
+            raft_stopped(1, &logs).contains("storage failed (Write Logs): "),
+            "{}",
+            raft_stopped(1, &logs)
+        );
     }
 }

@@ -295,15 +295,22 @@ async fn on_leader(State(st): State<S>, req: axum::extract::Request, next: Next)
         .map(|p| p.as_str().to_string())
         .unwrap_or_default();
     let mut target = node;
+    let mut leading = leader;
+    // The address whose last connect failed: the next try waits until it accepts one, or
+    // until another node leads, whichever comes first.
+    let mut unreachable: Option<String> = None;
     loop {
         // A node that has just joined knows the leader's id before the membership naming its
         // address has reached it: wait for that within the deadline, as for a 503.
         match target.clone() {
             None if Instant::now() >= deadline => {
-                return AppError::NoLeader(format!("leader {leader} has no known address"))
+                return AppError::NoLeader(format!("leader {leading} has no known address"))
                     .into_response()
             }
-            None => {}
+            None => tokio::time::sleep(Duration::from_millis(100)).await,
+            Some(info)
+                if unreachable.as_deref() == Some(info.admin_addr.as_str())
+                    && !reachable_while_leading(&st, leading, &info.admin_addr).await => {}
             // Retried only when the request certainly did nothing: it never reached the
             // leader, or the leader refused it before proposing (a read is always safe).
             Some(info) => match forward(
@@ -320,16 +327,31 @@ async fn on_leader(State(st): State<S>, req: axum::extract::Request, next: Next)
                     if resp.status() == StatusCode::SERVICE_UNAVAILABLE
                         && (resp.headers().contains_key(NOT_PROPOSED)
                             || parts.method == Method::GET)
-                        && Instant::now() < deadline => {}
+                        && Instant::now() < deadline =>
+                {
+                    unreachable = None;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
                 Ok(resp) => return resp,
-                Err(Forward::NotSent(_)) if Instant::now() < deadline => {}
+                Err(Forward::NotSent(_)) if Instant::now() < deadline => {
+                    unreachable = Some(info.admin_addr.clone());
+                }
                 Err(Forward::Unanswered(_))
-                    if parts.method == Method::GET && Instant::now() < deadline => {}
+                    if parts.method == Method::GET && Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
                 Err(Forward::NotSent(e)) => return e.into_response(),
                 Err(Forward::Unanswered(e)) => return e.into_response(),
             },
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        if Instant::now() >= deadline {
+            return AppError::NoLeader(format!(
+                "the leader (node {leading}) could not be reached within {:?}",
+                st.timeout
+            ))
+            .into_response();
+        }
         match st.leader(deadline).await {
             // Elected while forwarding: run the request here.
             Ok((id, _)) if id == me => {
@@ -337,11 +359,40 @@ async fn on_leader(State(st): State<S>, req: axum::extract::Request, next: Next)
                     .run(axum::extract::Request::from_parts(parts, Body::from(body)))
                     .await
             }
-            Ok((_, n)) => target = n,
+            Ok((id, n)) => {
+                leading = id;
+                target = n;
+            }
             Err(e) => return e.into_response(),
         }
     }
 }
+
+/// After a connect to the leader's `addr` failed: whether it accepts a TCP connection now
+/// (within the peers' connect timeout; a refusal is answered after up to 100 ms, so the
+/// caller does not spin). Gives up at once, answering false, when another
+/// node becomes leader meanwhile, so a dead leader's successor is used the moment it is
+/// known. Sends nothing: the request is only ever written by [`forward`].
+async fn reachable_while_leading(st: &AppState, leader: u64, addr: &str) -> bool {
+    let mut rx = st.raft.metrics();
+    let connect = tokio::time::timeout(PEER_CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr));
+    let reached = tokio::select! {
+        r = connect => matches!(r, Ok(Ok(_))),
+        _ = rx.wait_for(|m| m.current_leader != Some(leader)) => return false,
+    };
+    if !reached {
+        // Refused at once (a stopped process on a live host): ask again shortly.
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            _ = rx.wait_for(|m| m.current_leader != Some(leader)) => {}
+        }
+    }
+    reached
+}
+
+/// How long a forwarding node tries to connect to the leader. A dead leader's address often
+/// answers nothing at all (no RST from a host that is gone).
+pub const PEER_CONNECT_TIMEOUT: Duration = Duration::from_millis(300);
 
 /// Marks a refusal given before anything was proposed: the forwarding node may retry it.
 const NOT_PROPOSED: &str = "x-certraft-not-proposed";
