@@ -364,24 +364,30 @@ impl Cluster {
         self.admin = Some(Admin::new(&ca, &token, Duration::from_secs(10)).expect("admin client"));
         self.wait_ready(0).await;
         for i in 1..self.nodes.len() {
-            let role = self.nodes[i].role;
-            let reply = self
-                .call_ok(
-                    0,
-                    reqwest::Method::POST,
-                    "/api/v1/cluster/join-tokens",
-                    Some(&json!({"role": role.as_str(), "ttl_secs": 600})),
-                )
-                .await;
-            let token = reply.body["token"]
-                .as_str()
-                .unwrap_or_else(|| panic!("join-token answer without a token: {reply}"))
-                .to_string();
-            let url = self.nodes[0].admin_url();
-            self.first_start(i, Some((&url, &token)));
-            self.wait_ready(i).await;
+            self.join(i, 0).await;
         }
         self.wait_members_settled().await;
+    }
+
+    /// Starts node `i` on its (empty) data dir with a join token for its role from node
+    /// `via`, joining through `via`; waits until it knows a leader.
+    async fn join(&mut self, i: usize, via: usize) {
+        let role = self.nodes[i].role;
+        let reply = self
+            .call_ok(
+                via,
+                reqwest::Method::POST,
+                "/api/v1/cluster/join-tokens",
+                Some(&json!({"role": role.as_str(), "ttl_secs": 600})),
+            )
+            .await;
+        let token = reply.body["token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("join-token answer without a token: {reply}"))
+            .to_string();
+        let url = self.nodes[via].admin_url();
+        self.first_start(i, Some((&url, &token)));
+        self.wait_ready(i).await;
     }
 
     pub fn admin(&self) -> &Admin {
@@ -651,22 +657,7 @@ impl Cluster {
             gone.unwrap_or_else(|e| panic!("rm {}: {e}", path.display()));
         }
         n.id = 0;
-        let role = n.role;
-        let reply = self
-            .call_ok(
-                via,
-                reqwest::Method::POST,
-                "/api/v1/cluster/join-tokens",
-                Some(&json!({"role": role.as_str(), "ttl_secs": 600})),
-            )
-            .await;
-        let token = reply.body["token"]
-            .as_str()
-            .unwrap_or_else(|| panic!("join-token answer without a token: {reply}"))
-            .to_string();
-        let url = self.nodes[via].admin_url();
-        self.first_start(i, Some((&url, &token)));
-        self.wait_ready(i).await;
+        self.join(i, via).await;
         assert_ne!(
             self.nodes[i].id, old,
             "the new node got the removed node's id"
@@ -728,7 +719,7 @@ impl Drop for Cluster {
         for disk in &self.disks {
             if failing {
                 eprintln!("kept mounted for the post-mortem: {}", disk.display());
-            } else if let Err(e) = run_tool("umount", &["-l", &disk.to_string_lossy()]) {
+            } else if let Err(e) = crate::docker::run("umount", &["-l", &disk.to_string_lossy()]) {
                 eprintln!("{e}");
             }
         }
@@ -738,7 +729,7 @@ impl Drop for Cluster {
 /// Mounts a tmpfs of `mib` MiB on `path`, owned by the image's user (10001).
 fn mount_tmpfs(path: &Path, mib: u64) {
     let options = format!("size={mib}m,uid=10001,gid=10001,mode=0700");
-    run_tool(
+    crate::docker::run(
         "mount",
         &[
             "-t",
@@ -750,21 +741,4 @@ fn mount_tmpfs(path: &Path, mib: u64) {
         ],
     )
     .unwrap_or_else(|e| panic!("a small disk for a node needs root to mount a tmpfs: {e}"));
-}
-
-fn run_tool(program: &str, args: &[&str]) -> Result<(), String> {
-    let out = std::process::Command::new(program)
-        .args(args)
-        .output()
-        .map_err(|e| format!("cannot run {program}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{program} {}` failed ({}): {}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
 }

@@ -11,7 +11,8 @@ pub fn docker(args: &[&str]) -> Result<String, String> {
     run("docker", args)
 }
 
-fn run(program: &str, args: &[&str]) -> Result<String, String> {
+/// Runs `program ARGS`; its stdout, or an error with the command and its stderr.
+pub fn run(program: &str, args: &[&str]) -> Result<String, String> {
     let out = Command::new(program)
         .args(args)
         .output()

@@ -135,6 +135,21 @@ impl Run {
 }
 
 impl Run {
+    /// One acknowledged write of the probe register through `bases` (retrying for up to
+    /// 30 s); panics with `during` and the last error otherwise.
+    pub async fn write_through(&self, bases: &[String], during: &str) {
+        workload::until_write_acknowledged(
+            &self.probe_admin,
+            bases,
+            &self.history,
+            &self.versions,
+            Instant::now(),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("writing {during}: {e}"));
+    }
+
     /// Counts handshake failures on node `i` from now (it is meant to be up), or not.
     pub fn expect_up(&self, i: usize, up: bool) {
         self.handshakes[i].counting.store(up, Ordering::Release);

@@ -14,7 +14,6 @@ use certraft_cluster_tests::cluster::{Cluster, Role};
 use certraft_cluster_tests::docker;
 use certraft_cluster_tests::history::Rng;
 use certraft_cluster_tests::run::{cycles, kill_each_appliance, others, p99, Run};
-use certraft_cluster_tests::workload;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn containers_failover_pair_with_witness_keeps_serving_and_writing_when_either_appliance_dies(
@@ -179,16 +178,7 @@ async fn containers_core_and_traffic_nodes_stay_linearizable_and_serving_through
                 let bases = others(&c, learner);
                 let t0 = Instant::now();
                 while committed(&c).await < before + 120 {
-                    workload::until_write_acknowledged(
-                        &run.probe_admin,
-                        &bases,
-                        &run.history,
-                        &run.versions,
-                        Instant::now(),
-                        Duration::from_secs(30),
-                    )
-                    .await
-                    .unwrap_or_else(|e| panic!("writing past the cut-off node: {e}"));
+                    run.write_through(&bases, "past the cut-off node").await;
                     assert!(
                         t0.elapsed() < Duration::from_secs(120),
                         "120 entries took over 2 minutes"
@@ -216,16 +206,8 @@ async fn containers_core_and_traffic_nodes_stay_linearizable_and_serving_through
                         "{label}'s disk is full, but after 2 minutes of writes it reports no error\n{}",
                         c.log_tails(20)
                     );
-                    workload::until_write_acknowledged(
-                        &run.probe_admin,
-                        &bases,
-                        &run.history,
-                        &run.versions,
-                        Instant::now(),
-                        Duration::from_secs(30),
-                    )
-                    .await
-                    .unwrap_or_else(|e| panic!("writing while {label}'s disk is full: {e}"));
+                    run.write_through(&bases, &format!("while {label}'s disk is full"))
+                        .await;
                 };
                 assert!(
                     why.contains("No space left on device") && why.contains("restart"),
@@ -238,16 +220,8 @@ async fn containers_core_and_traffic_nodes_stay_linearizable_and_serving_through
                     "{label}'s log should name the full disk:\n{log}"
                 );
                 // Writes go on without it.
-                workload::until_write_acknowledged(
-                    &run.probe_admin,
-                    &bases,
-                    &run.history,
-                    &run.versions,
-                    Instant::now(),
-                    Duration::from_secs(30),
-                )
-                .await
-                .unwrap_or_else(|e| panic!("writing after {label}'s Raft core stopped: {e}"));
+                run.write_through(&bases, &format!("after {label}'s Raft core stopped"))
+                    .await;
                 c.free_disk(victim);
                 run.expect_up(victim, false);
                 c.kill9(victim);
