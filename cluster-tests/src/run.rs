@@ -222,6 +222,14 @@ pub async fn kill_each_appliance(c: &mut Cluster, run: &Run, kills: usize) -> Pa
         let victim = if kill_leader { leader } else { 1 - leader };
         run.expect_up(victim, false);
         let t0 = Instant::now();
+        let elected = kill_leader.then(|| {
+            tokio::spawn(first_other_leader(
+                run.probe_admin.clone(),
+                others(c, victim),
+                c.nodes[victim].id,
+                t0,
+            ))
+        });
         c.kill9(victim);
         let took = workload::until_write_acknowledged(
             &run.probe_admin,
@@ -233,8 +241,18 @@ pub async fn kill_each_appliance(c: &mut Cluster, run: &Run, kills: usize) -> Pa
         )
         .await
         .unwrap_or_else(|e| panic!("cycle {cycle}: {e}\n{}", c.log_tails(20)));
+        let elected = match elected {
+            Some(task) => match task.await.ok().flatten() {
+                Some(e) => format!(
+                    " (a new leader known after {:.0} ms)",
+                    e.as_secs_f64() * 1e3
+                ),
+                None => " (no new leader seen)".to_string(),
+            },
+            None => String::new(),
+        };
         println!(
-            "  cycle {cycle}: kill -9 {} ({}) -> next acknowledged write after {:.0} ms",
+            "  cycle {cycle}: kill -9 {} ({}) -> next acknowledged write after {:.0} ms{elected}",
             c.nodes[victim].label,
             if kill_leader { "leading" } else { "following" },
             took.as_secs_f64() * 1e3
@@ -249,6 +267,27 @@ pub async fn kill_each_appliance(c: &mut Cluster, run: &Run, kills: usize) -> Pa
         run.expect_up(victim, true);
     }
     drill
+}
+
+/// When one of `bases` first names a leader other than node `old`, polling every 10 ms for
+/// at most 10 s: where a failover's time goes (the election, or what follows it).
+async fn first_other_leader(
+    admin: crate::client::Admin,
+    bases: Vec<String>,
+    old: u64,
+    t0: Instant,
+) -> Option<Duration> {
+    while t0.elapsed() < Duration::from_secs(10) {
+        for base in &bases {
+            if let Ok(r) = admin.get(base, "/readyz").await {
+                if r.body["leader"].as_u64().is_some_and(|l| l != old) {
+                    return Some(t0.elapsed());
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    None
 }
 
 /// The appliance (0 or 1) that leads, after moving leadership off the witness (node 2) by
