@@ -31,6 +31,32 @@ pub struct Run {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     /// Short request timeout, for measuring write availability.
     pub probe_admin: Admin,
+    save_on_failure: SaveOnFailure,
+}
+
+/// Saves the history beside the kept cluster dir when the test fails anywhere (a fault
+/// that did not heal, a node that did not converge, a failed handshake), not only on a
+/// linearizability violation, so every failure can be replayed and read.
+struct SaveOnFailure {
+    history: Arc<History>,
+    dir: std::path::PathBuf,
+    name: String,
+    seed: u64,
+}
+
+impl Drop for SaveOnFailure {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let path = self.history.save(&self.dir, &self.name, self.seed);
+            eprintln!(
+                "{} failed (seed {}; SEED={} replays the choices); history saved to {}",
+                self.name,
+                self.seed,
+                self.seed,
+                path.display()
+            );
+        }
+    }
 }
 
 impl Run {
@@ -46,6 +72,7 @@ impl Run {
             .expect("import the default");
         assert_eq!(r.status, 200, "import the default: {r}");
         let history = Arc::new(History::default());
+        let saved_history = history.clone();
         let stop = Arc::new(AtomicBool::new(false));
         let tally = Arc::new(Tally::default());
         let bases = c.nodes.iter().map(|n| n.admin_url()).collect();
@@ -82,18 +109,25 @@ impl Run {
         }
         Run {
             seed,
-            history,
+            history: saved_history,
             versions,
             stop,
             tally,
             handshakes,
             tasks,
             probe_admin: Admin::new(&ca, &token, Duration::from_millis(1500)).expect("admin"),
+            save_on_failure: SaveOnFailure {
+                history,
+                dir: c.dir().to_path_buf(),
+                name: name.to_string(),
+                seed,
+            },
         }
     }
 
     /// Stops the workload, heals, and checks everything; returns the convergence time.
     pub async fn finish(self, c: &Cluster, name: &str) -> Duration {
+        let _saves_on_failure = self.save_on_failure;
         self.stop.store(true, Ordering::Relaxed);
         for t in self.tasks {
             let _ = t.await;
@@ -114,12 +148,7 @@ impl Run {
         let ops = self.history.ops();
         let t = Instant::now();
         if let Err(v) = checker::check(&ops) {
-            let path = self.history.save(c.dir(), name, self.seed);
-            panic!(
-                "{name} (seed {}): {v}\nhistory saved to {}",
-                self.seed,
-                path.display()
-            );
+            panic!("{name} (seed {}): {v}", self.seed);
         }
         println!(
             "{name}: {} operations ({} ok, {} unknown, {} not sent) linearizable (checked in {:.0} ms); converged {:.0} ms after healing",

@@ -10,16 +10,20 @@
 //! `last_purged`, `snapshot`). Every value is a format byte followed by CBOR.
 //!
 //! Invariants: no hole in the log (append is contiguous, truncate and purge cut at one end);
-//! `last_purged` is written in the same transaction that deletes the purged entries; a
-//! snapshot is on disk before the log behind it is purged (openraft purges only behind a
-//! built or installed snapshot, and both persist it first).
+//! `last_purged` is written in the same transaction that deletes the purged entries, and
+//! never goes back; the log is never purged past the snapshot on disk ([`PurgeGate`]).
+//! openraft 0.9 does not ensure the last one itself: a follower that receives a snapshot
+//! purges its log as soon as the install is queued, while the snapshot is still being
+//! written, and a crash in between left a node that could not restart (the loopback pair
+//! suite hit it with `kill -9`). The store defers such a purge until the snapshot is
+//! durable, and refuses to open a store whose log was purged past its snapshot.
 
 use std::fmt::Debug;
 use std::io::Cursor;
 use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage, RaftStateMachine};
 use openraft::{AnyError, EntryPayload, RaftLogReader, RaftSnapshotBuilder, StorageIOError};
@@ -71,6 +75,12 @@ pub enum OpenStoreError {
     Database { path: String, detail: String },
     #[error("the Raft store {path} holds an unreadable snapshot ({detail}); restore the data dir from a backup or rejoin the node")]
     Snapshot { path: String, detail: String },
+    #[error("the Raft store {path} is inconsistent: its log was purged up to index {purged}, but its snapshot covers only up to index {snapshot}, so entries in between are gone (left by a crash while a snapshot from the leader was being written, which earlier builds allowed); this node cannot rejoin with this data: run `certraft cluster remove NODE` for it on a healthy member, move its data dir aside and join it again with a new token")]
+    PurgedPastSnapshot {
+        path: String,
+        purged: u64,
+        snapshot: u64,
+    },
 }
 
 /// Opens (or creates) the store in `path`; returns the log store and the state machine.
@@ -94,25 +104,107 @@ pub fn open(path: &Path) -> Result<(LogStore, StateMachineStore), OpenStoreError
     }
     tx.commit().map_err(|e| db_err(&e))?;
     let db = Arc::new(db);
-    let log = LogStore { db: db.clone() };
+    let gate = Arc::new(Mutex::new(PurgeGate::default()));
+    let log = LogStore {
+        db: db.clone(),
+        gate: gate.clone(),
+    };
     let sm = StateMachineStore {
-        db,
-        snapshot_path: Arc::new(snapshot_path(path)),
         state: Arc::new(RwLock::new(SmState::default())),
         snapshot_seq: Arc::new(AtomicU64::new(0)),
+        disk: Arc::new(SnapshotDisk {
+            path: snapshot_path(path),
+            db,
+            gate,
+            written: Mutex::new(None),
+        }),
     };
     let snap_err = |e: &dyn std::fmt::Display| OpenStoreError::Snapshot {
         path: path.display().to_string(),
         detail: e.to_string(),
     };
+    let mut snapshot_last = None;
     if let Some(snap) = sm.load_snapshot().map_err(|e| snap_err(&e))? {
         let inventory = decode_snapshot(&snap.data).map_err(|e| snap_err(&e))?;
         let mut st = sm.state.write().expect("state lock poisoned");
         st.last_applied = snap.meta.last_log_id;
         st.last_membership = snap.meta.last_membership.clone();
         st.inventory = Arc::new(inventory);
+        snapshot_last = snap.meta.last_log_id;
     }
+    // Entries purged but in no snapshot: the state machine would silently miss them.
+    let purged: Option<LogId> = meta_get(&sm.disk.db, KEY_LAST_PURGED).map_err(|e| db_err(&e))?;
+    if let Some(purged) = purged {
+        let snapshot = snapshot_last.map(|l| l.index);
+        if snapshot.is_none_or(|s| purged.index > s) {
+            return Err(OpenStoreError::PurgedPastSnapshot {
+                path: path.display().to_string(),
+                purged: purged.index,
+                snapshot: snapshot.unwrap_or(0),
+            });
+        }
+    }
+    sm.disk.gate.lock().expect("purge gate poisoned").durable = snapshot_last;
+    *sm.disk.written.lock().expect("snapshot lock poisoned") = snapshot_last;
     Ok((log, sm))
+}
+
+/// How far the log may be purged: up to the snapshot on disk, never past it. Shared by the
+/// log store (which purges) and the state machine (which makes snapshots durable).
+#[derive(Default)]
+struct PurgeGate {
+    /// The last log id of the snapshot on disk.
+    durable: Option<LogId>,
+    /// A purge openraft asked for past `durable`, done once a snapshot covers it.
+    pending: Option<LogId>,
+}
+
+impl PurgeGate {
+    /// What may be purged now of a purge up to `upto`; the rest is kept pending.
+    fn admit(&mut self, upto: LogId) -> Option<LogId> {
+        match self.durable {
+            Some(d) if d.index >= upto.index => Some(upto),
+            durable => {
+                self.pending = self.pending.max(Some(upto));
+                durable
+            }
+        }
+    }
+
+    /// A snapshot up to `last` is on disk: what of the pending purge may be done now (never
+    /// more than openraft asked for).
+    fn snapshot_durable(&mut self, last: Option<LogId>) -> Option<LogId> {
+        self.durable = self.durable.max(last);
+        let pending = self.pending?;
+        let durable = self.durable?;
+        if pending.index <= durable.index {
+            self.pending = None;
+            Some(pending)
+        } else {
+            Some(durable)
+        }
+    }
+}
+
+/// Deletes the log up to `upto` (inclusive) and records it as purged, in one transaction;
+/// does nothing when the log is already purged that far (`last_purged` never goes back).
+fn purge_log(db: &Database, upto: LogId) -> Result<(), AnyError> {
+    let tx = db.begin_write().map_err(any)?;
+    {
+        let mut meta = tx.open_table(META).map_err(any)?;
+        let before: Option<LogId> = match meta.get(KEY_LAST_PURGED).map_err(any)? {
+            Some(v) => decode(v.value())?,
+            None => None,
+        };
+        if before.is_some_and(|b| b.index >= upto.index) {
+            return Ok(());
+        }
+        meta.insert(KEY_LAST_PURGED, encode(&Some(upto)).as_slice())
+            .map_err(any)?;
+        let mut table = tx.open_table(LOGS).map_err(any)?;
+        table.retain_in(..=upto.index, |_, _| false).map_err(any)?;
+    }
+    tx.commit().map_err(any)
 }
 
 /// The snapshot file beside the redb file (`raft.redb` → `raft.snapshot`).
@@ -171,6 +263,7 @@ fn meta_put<T: Serialize>(db: &Database, key: &str, value: &T) -> Result<(), Any
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<Database>,
+    gate: Arc<Mutex<PurgeGate>>,
 }
 
 impl LogStore {
@@ -288,21 +381,23 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(write().map_err(StorageIOError::write_logs)?)
     }
 
+    /// Purges up to `log_id`, or, past the snapshot on disk, only up to that snapshot: the
+    /// rest once a snapshot covers it (see [`PurgeGate`]). Entries kept longer are
+    /// committed ones the snapshot being installed also holds; openraft reads nothing at or
+    /// below the purge point it asked for.
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        let write = || -> Result<(), AnyError> {
-            let tx = self.db.begin_write().map_err(any)?;
-            {
-                let mut meta = tx.open_table(META).map_err(any)?;
-                meta.insert(KEY_LAST_PURGED, encode(&Some(log_id)).as_slice())
-                    .map_err(any)?;
-                let mut table = tx.open_table(LOGS).map_err(any)?;
-                table
-                    .retain_in(..=log_id.index, |_, _| false)
-                    .map_err(any)?;
-            }
-            tx.commit().map_err(any)
-        };
-        Ok(write().map_err(StorageIOError::write_logs)?)
+        let now = self.gate.lock().expect("purge gate poisoned").admit(log_id);
+        if now != Some(log_id) {
+            tracing::debug!(
+                upto = log_id.index,
+                now = ?now.map(|l| l.index),
+                "log purge deferred until the snapshot covering it is on disk"
+            );
+        }
+        match now {
+            Some(upto) => Ok(purge_log(&self.db, upto).map_err(StorageIOError::write_logs)?),
+            None => Ok(()),
+        }
     }
 }
 
@@ -370,10 +465,44 @@ struct StoredSnapshot {
 /// The state machine: the inventory in memory, snapshots in a file beside redb.
 #[derive(Clone)]
 pub struct StateMachineStore {
-    db: Arc<Database>,
-    snapshot_path: Arc<PathBuf>,
     state: Arc<RwLock<SmState>>,
     snapshot_seq: Arc<AtomicU64>,
+    disk: Arc<SnapshotDisk>,
+}
+
+/// The snapshot on disk, and what its writes allow the log to purge.
+struct SnapshotDisk {
+    path: PathBuf,
+    db: Arc<Database>,
+    gate: Arc<Mutex<PurgeGate>>,
+    /// The last log id of the snapshot file, held while it is written: one write at a
+    /// time, since openraft builds snapshots in a task of their own, so a build can run
+    /// while a snapshot from the leader is installed.
+    written: Mutex<Option<LogId>>,
+}
+
+impl SnapshotDisk {
+    /// Makes `stored` the snapshot on disk, unless the one there is at least as new (a
+    /// build that began before an install must not replace it), then carries out what of a
+    /// deferred purge it allows. Blocking: file I/O and fsync.
+    fn persist(&self, stored: &StoredSnapshot) -> Result<(), AnyError> {
+        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        let last = stored.meta.last_log_id;
+        if written.is_some() && *written >= last {
+            return Ok(());
+        }
+        write_snapshot_file(&self.path, stored)?;
+        *written = last;
+        let now = self
+            .gate
+            .lock()
+            .expect("purge gate poisoned")
+            .snapshot_durable(last);
+        match now {
+            Some(upto) => purge_log(&self.db, upto),
+            None => Ok(()),
+        }
+    }
 }
 
 impl StateMachineStore {
@@ -402,7 +531,7 @@ impl StateMachineStore {
     }
 
     fn load_snapshot(&self) -> Result<Option<StoredSnapshot>, AnyError> {
-        read_snapshot(&self.snapshot_path, &self.db)
+        read_snapshot(&self.disk.path, &self.disk.db)
     }
 }
 
@@ -428,14 +557,14 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
         };
         // Encoding and writing 100k bundles takes seconds: off the runtime's workers, which
         // must keep answering heartbeats meanwhile (a blocked worker cost elections).
-        let path = self.snapshot_path.clone();
+        let disk = self.disk.clone();
         let signature = meta.signature();
         let stored = tokio::task::spawn_blocking(move || {
             let stored = StoredSnapshot {
                 meta,
                 data: encode_snapshot(&inventory),
             };
-            write_snapshot_file(&path, &stored).map(|()| stored)
+            disk.persist(&stored).map(|()| stored)
         })
         .await
         .map_err(|e| StorageIOError::write_snapshot(Some(signature.clone()), AnyError::error(e)))?
@@ -528,8 +657,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             meta: meta.clone(),
             data,
         };
-        let path = self.snapshot_path.clone();
-        tokio::task::spawn_blocking(move || write_snapshot_file(&path, &stored))
+        // The purge openraft asked for when it queued this install (before the snapshot
+        // was written) happens in `persist`, before openraft hears that the install is done.
+        let disk = self.disk.clone();
+        tokio::task::spawn_blocking(move || disk.persist(&stored))
             .await
             .map_err(|e| {
                 StorageIOError::write_snapshot(Some(meta.signature()), AnyError::error(e))
@@ -579,7 +710,7 @@ pub fn force_single_node(
         detail: e.to_string(),
     };
     let (_log, sm) = open(path)?;
-    let db = sm.db.clone();
+    let db = sm.disk.db.clone();
     let (mut last, mut inventory) = {
         let st = sm.state.read().expect("state lock poisoned");
         (st.last_applied, (*st.inventory).clone())
@@ -623,7 +754,7 @@ pub fn force_single_node(
         data: encode_snapshot(&inventory),
     };
     // The snapshot first: until the log is emptied below, the log still agrees with it.
-    write_snapshot_file(&sm.snapshot_path, &stored).map_err(|e| fail(&e))?;
+    write_snapshot_file(&sm.disk.path, &stored).map_err(|e| fail(&e))?;
     let tx = db.begin_write().map_err(|e| fail(&e))?;
     {
         let mut table = tx.open_table(LOGS).map_err(|e| fail(&e))?;
@@ -658,8 +789,188 @@ mod tests {
         ) -> Result<(tempfile::TempDir, LogStore, StateMachineStore), StorageError> {
             let dir = tempfile::tempdir().expect("temp dir");
             let (log, sm) = open(&dir.path().join("raft.redb")).expect("open store");
+            // The suite purges logs with no snapshot at all: it checks openraft's log
+            // contract, so the gate admits every purge here (it is tested below).
+            sm.disk.gate.lock().unwrap().durable = Some(log_id(u64::MAX, u64::MAX));
             Ok((dir, log, sm))
         }
+    }
+
+    fn log_id(term: u64, index: u64) -> LogId {
+        LogId::new(openraft::CommittedLeaderId::new(term, 1), index)
+    }
+
+    fn blank(index: u64) -> Entry {
+        Entry {
+            log_id: log_id(1, index),
+            payload: EntryPayload::Blank,
+        }
+    }
+
+    /// A store with entries 1..=10 in its log, 1..=5 applied and in a snapshot on disk, and
+    /// 8 saved as committed: a follower that is behind when a snapshot up to 20 arrives.
+    async fn follower_behind(path: &Path) -> (LogStore, StateMachineStore) {
+        let (mut log, mut sm) = open(path).unwrap();
+        for i in 1..=10 {
+            append_one(&log, blank(i));
+        }
+        sm.apply((1..=5).map(blank)).await.unwrap();
+        sm.build_snapshot().await.unwrap();
+        log.purge(log_id(1, 5)).await.unwrap();
+        log.save_committed(Some(log_id(1, 8))).await.unwrap();
+        (log, sm)
+    }
+
+    /// Appends as `append` does (openraft's flush callback cannot be made outside it).
+    fn append_one(log: &LogStore, entry: Entry) {
+        let write = || -> Result<(), AnyError> {
+            let tx = log.db.begin_write().map_err(any)?;
+            {
+                let mut table = tx.open_table(LOGS).map_err(any)?;
+                table
+                    .insert(entry.log_id.index, encode(&entry).as_slice())
+                    .map_err(any)?;
+            }
+            tx.commit().map_err(any)
+        };
+        write().unwrap();
+    }
+
+    async fn purged(log: &mut LogStore) -> Option<u64> {
+        log.get_log_state()
+            .await
+            .unwrap()
+            .last_purged_log_id
+            .map(|l| l.index)
+    }
+
+    /// Regression: openraft 0.9 purges a follower's log up to a received snapshot as soon
+    /// as the install is queued, before the snapshot is written. A `kill -9` in between
+    /// (the loopback pair suite hit it) left the log purged to 20 with the snapshot at 5 on
+    /// disk, and the node failed to start: "Failed to get log entries, expected index: [6,
+    /// 9)". The purge now waits for the snapshot, and the restart finds what it re-applies.
+    #[test]
+    fn a_purge_past_the_snapshot_on_disk_waits_for_it_so_a_crash_mid_install_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("raft.redb");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (mut log, sm) = follower_behind(&path).await;
+            // openraft's order on a received snapshot: install queued, then purge.
+            log.purge(log_id(1, 20)).await.unwrap();
+            assert_eq!(
+                purged(&mut log).await,
+                Some(5),
+                "purged only to the snapshot"
+            );
+            drop((log, sm)); // the crash, before the install wrote anything
+
+            let (mut log, mut sm) = open(&path).unwrap();
+            openraft::StorageHelper::new(&mut log, &mut sm)
+                .get_initial_state()
+                .await
+                .expect("the node restarts: entries 6..=8 are re-applied");
+            assert_eq!(sm.last_applied().map(|l| l.index), Some(8));
+        });
+    }
+
+    /// Once the snapshot is on disk, the purge openraft asked for is carried out, before
+    /// the install returns (so new entries never leave a hole behind kept ones).
+    #[test]
+    fn a_deferred_purge_is_done_when_the_installed_snapshot_is_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("raft.redb");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (mut log, mut sm) = follower_behind(&path).await;
+            log.purge(log_id(1, 20)).await.unwrap();
+            let meta = SnapshotMeta {
+                last_log_id: Some(log_id(1, 20)),
+                last_membership: StoredMembership::default(),
+                snapshot_id: "t-20".into(),
+            };
+            let data = encode_snapshot(&Inventory::default());
+            sm.install_snapshot(&meta, Box::new(Cursor::new(data)))
+                .await
+                .unwrap();
+            assert_eq!(purged(&mut log).await, Some(20));
+            assert!(
+                log.try_get_log_entries(0..=20).await.unwrap().is_empty(),
+                "every entry the snapshot covers is gone"
+            );
+            drop((log, sm));
+            let (mut log, sm) = open(&path).unwrap();
+            assert_eq!(sm.last_applied().map(|l| l.index), Some(20));
+            assert_eq!(purged(&mut log).await, Some(20));
+        });
+    }
+
+    /// A snapshot build that read the state before an install and finishes after it does
+    /// not put its older snapshot on disk over the installed one (openraft runs builds in a
+    /// task of their own, beside the install).
+    #[test]
+    fn an_older_snapshot_never_replaces_a_newer_one_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("raft.redb");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (_log, mut sm) = follower_behind(&path).await;
+            let snapshot = |index| StoredSnapshot {
+                meta: SnapshotMeta {
+                    last_log_id: Some(log_id(1, index)),
+                    last_membership: StoredMembership::default(),
+                    snapshot_id: format!("t-{index}"),
+                },
+                data: encode_snapshot(&Inventory::default()),
+            };
+            let installed = snapshot(20);
+            sm.install_snapshot(&installed.meta, Box::new(Cursor::new(installed.data)))
+                .await
+                .unwrap();
+            sm.disk.persist(&snapshot(12)).unwrap();
+            let on_disk = sm.get_current_snapshot().await.unwrap().unwrap();
+            assert_eq!(on_disk.meta.last_log_id.map(|l| l.index), Some(20));
+        });
+    }
+
+    /// A data dir left by the old behaviour (log purged past its snapshot) is refused at
+    /// open with the indexes and what to do, instead of starting a state machine that
+    /// would silently miss the entries in between.
+    #[test]
+    fn a_store_purged_past_its_snapshot_is_refused_with_the_next_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("raft.redb");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (log, sm) = follower_behind(&path).await;
+            purge_log(&log.db, log_id(1, 20)).unwrap(); // past the gate, as before
+            drop((log, sm));
+        });
+        let err = open(&path).err().expect("refused");
+        assert!(
+            matches!(
+                err,
+                OpenStoreError::PurgedPastSnapshot {
+                    purged: 20,
+                    snapshot: 5,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("certraft cluster remove") && text.contains("join it again"),
+            "{text}"
+        );
     }
 
     /// openraft's own storage conformance suite passes against the redb store.
