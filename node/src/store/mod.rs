@@ -796,6 +796,16 @@ mod tests {
         }
     }
 
+    /// A temp dir with the store's path in it, and a runtime to drive the store.
+    fn store_dir() -> (tempfile::TempDir, PathBuf, tokio::runtime::Runtime) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("raft.redb");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        (dir, path, rt)
+    }
+
     fn log_id(term: u64, index: u64) -> LogId {
         LogId::new(openraft::CommittedLeaderId::new(term, 1), index)
     }
@@ -851,11 +861,7 @@ mod tests {
     /// 9)". The purge now waits for the snapshot, and the restart finds what it re-applies.
     #[test]
     fn a_purge_past_the_snapshot_on_disk_waits_for_it_so_a_crash_mid_install_restarts() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("raft.redb");
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
+        let (_dir, path, rt) = store_dir();
         rt.block_on(async {
             let (mut log, sm) = follower_behind(&path).await;
             // openraft's order on a received snapshot: install queued, then purge.
@@ -880,11 +886,7 @@ mod tests {
     /// the install returns (so new entries never leave a hole behind kept ones).
     #[test]
     fn a_deferred_purge_is_done_when_the_installed_snapshot_is_on_disk() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("raft.redb");
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
+        let (_dir, path, rt) = store_dir();
         rt.block_on(async {
             let (mut log, mut sm) = follower_behind(&path).await;
             log.purge(log_id(1, 20)).await.unwrap();
@@ -914,11 +916,7 @@ mod tests {
     /// task of their own, beside the install).
     #[test]
     fn an_older_snapshot_never_replaces_a_newer_one_on_disk() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("raft.redb");
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
+        let (_dir, path, rt) = store_dir();
         rt.block_on(async {
             let (_log, mut sm) = follower_behind(&path).await;
             let snapshot = |index| StoredSnapshot {
@@ -944,11 +942,7 @@ mod tests {
     /// would silently miss the entries in between.
     #[test]
     fn a_store_purged_past_its_snapshot_is_refused_with_the_next_step() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("raft.redb");
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
+        let (_dir, path, rt) = store_dir();
         rt.block_on(async {
             let (log, sm) = follower_behind(&path).await;
             purge_log(&log.db, log_id(1, 20)).unwrap(); // past the gate, as before
@@ -983,11 +977,7 @@ mod tests {
     #[test]
     fn reopen_keeps_snapshot_vote_and_log() {
         use crate::inventory::{Command, Request, REQUEST_VERSION};
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("raft.redb");
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
+        let (_dir, path, rt) = store_dir();
         rt.block_on(async {
             let (mut log, mut sm) = open(&path).unwrap();
             let vote = Vote::new(3, 1);
