@@ -134,11 +134,12 @@ impl Admin {
     }
 }
 
-/// Accepts any server certificate: the probe compares the served leaf itself.
+/// Accepts any server certificate (signatures are still checked): for probes that compare
+/// the served leaf themselves. The serve bench uses it too.
 #[derive(Debug)]
-struct AnyCert(Arc<rustls::crypto::CryptoProvider>);
+pub struct AcceptAny(pub Arc<rustls::crypto::CryptoProvider>);
 
-impl rustls::client::danger::ServerCertVerifier for AnyCert {
+impl rustls::client::danger::ServerCertVerifier for AcceptAny {
     fn verify_server_cert(
         &self,
         _: &rustls::pki_types::CertificateDer<'_>,
@@ -193,7 +194,7 @@ impl Default for Prober {
             .with_safe_default_protocol_versions()
             .expect("ring supports the defaults")
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
+            .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
             .with_no_client_auth();
         config.resumption = rustls::client::Resumption::disabled();
         Prober {

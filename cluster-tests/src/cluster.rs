@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::client::{Admin, Reply};
+use crate::ports::free_port;
 
 /// How long a node may take to start, a cluster to elect or catch up. Generous: CI runs
 /// debug builds on 2 cores with tests in parallel.
@@ -58,44 +59,6 @@ pub fn binary(name: &str) -> PathBuf {
         path.display()
     );
     path
-}
-
-/// A port free on 127.0.0.1 now and never handed out twice by this process; from below the
-/// kernel's ephemeral range when there is room, so no outgoing connection takes it.
-pub fn free_port() -> u16 {
-    use std::collections::BTreeSet;
-    use std::sync::Mutex;
-    static HANDED: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
-    let mut handed = HANDED.lock().unwrap_or_else(|e| e.into_inner());
-    let high: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(32768);
-    const LOW: u16 = 10_000;
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::from(d.subsec_nanos()))
-        .unwrap_or(0)
-        ^ (u64::from(std::process::id()) << 9);
-    if high > LOW + 1000 {
-        let span = u64::from(high - LOW);
-        for step in 0..span {
-            let p = LOW + ((seed + step * 7919) % span) as u16;
-            if !handed.contains(&p) && std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
-                handed.insert(p);
-                return p;
-            }
-        }
-    }
-    loop {
-        let p = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("bind 127.0.0.1:0")
-            .port();
-        if handed.insert(p) {
-            return p;
-        }
-    }
 }
 
 /// How a node runs.

@@ -12,6 +12,8 @@
 //! - [`checker`]: the Wing–Gong linearizability check.
 //! - [`verify`]: convergence of what every node serves after healing.
 //! - [`run`]: a test run: workload around the faults, checks after healing.
+//! - [`ports`], [`logs`]: free loopback ports and node log tails, also used by the node's
+//!   and the CLI's integration tests and benches (as a dev-dependency).
 
 pub mod checker;
 pub mod client;
@@ -19,6 +21,8 @@ pub mod cluster;
 pub mod docker;
 pub mod fixtures;
 pub mod history;
+pub mod logs;
+pub mod ports;
 pub mod run;
 pub mod verify;
 pub mod workload;

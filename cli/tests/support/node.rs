@@ -5,11 +5,11 @@
 //! Every process a [`Cluster`] starts is killed when the cluster is dropped; when the test is
 //! failing, the drop prints every node's log tail and keeps the temp dir for a post-mortem.
 //!
-//! The ideas (ports below the ephemeral range, a retried bootstrap when a port was taken,
-//! filtered log tails) are those of `node/tests/it/support/cluster.rs`; this side drives the
+//! Free ports and filtered log tails come from the cluster tests' library
+//! (`certraft_cluster_tests::{ports, logs}`), shared with `node/tests/it/support`; the
+//! retried bootstrap when a port was taken is that harness's idea. This side drives the
 //! nodes only through the `certraft` binary, with no HTTP client of its own.
 
-use std::collections::BTreeSet;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -17,6 +17,9 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+use certraft_cluster_tests::logs::Tail;
+pub use certraft_cluster_tests::ports::free_port;
 
 use super::{certraft, Certraft};
 
@@ -126,56 +129,6 @@ fn newest_node_source() -> Option<std::time::SystemTime> {
         .max()
 }
 
-// ---- ports -------------------------------------------------------------------------------
-
-/// The lowest port the kernel hands out for outgoing connections (and for bind to port 0).
-fn ephemeral_low() -> u16 {
-    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(32768)
-}
-
-/// A port free on 127.0.0.1 right now, never handed out twice in this test process.
-///
-/// Ports come from below the kernel's ephemeral range when there is room, so that no
-/// outgoing connection (of which every test makes many) takes one between this check and the
-/// node's bind, and a stopped node's port stays unused. Otherwise it binds port 0.
-pub fn free_port() -> u16 {
-    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
-    let mut handed = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
-    let usable = |p: u16, handed: &BTreeSet<u16>| {
-        !handed.contains(&p) && std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()
-    };
-    const LOW: u16 = 20_000;
-    let high = ephemeral_low();
-    if high > LOW + 1000 {
-        let span = u64::from(high - LOW);
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| u64::from(d.subsec_nanos()))
-            .unwrap_or(0)
-            ^ (u64::from(std::process::id()) << 7);
-        for step in 0..span {
-            // span < 65536, so the remainder fits.
-            let p = LOW + ((seed + step * 7919) % span) as u16;
-            if usable(p, &handed) {
-                handed.insert(p);
-                return p;
-            }
-        }
-    }
-    loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("bind 127.0.0.1:0")
-            .port();
-        if handed.insert(port) {
-            return port;
-        }
-    }
-}
-
 // ---- node processes ----------------------------------------------------------------------
 
 /// Where a node keeps its data.
@@ -276,29 +229,13 @@ impl Node {
     /// The last lines of stdout and stderr, leaving out openraft's retry chatter about
     /// unreachable peers (counted instead), which drowns the rest.
     fn log_tail(&self) -> String {
-        let noise = |l: &str| {
-            l.contains("openraft::replication")
-                || l.contains("replication_handler")
-                || l.contains("Unreachable node")
-        };
         let mut out = String::new();
         for (stream, path) in [("stdout", &self.stdout_log), ("stderr", &self.stderr_log)] {
             let text = std::fs::read_to_string(path).unwrap_or_default();
-            let all: Vec<&str> = text.lines().collect();
-            let lines: Vec<&str> = all.iter().copied().filter(|l| !noise(l)).collect();
-            let from = lines.len().saturating_sub(LOG_TAIL_LINES);
-            out.push_str(&format!(
-                "---- {} (admin {}) {stream}: last {} of {} lines ({} replication retry lines left out) ----\n",
-                self.label,
-                self.admin,
-                lines.len() - from,
-                all.len(),
-                all.len() - lines.len(),
-            ));
-            for line in &lines[from..] {
-                out.push_str(&strip_ansi(line));
-                out.push('\n');
-            }
+            out.push_str(
+                &Tail::of(&text, LOG_TAIL_LINES)
+                    .render(&format!("{} (admin {}) {stream}", self.label, self.admin)),
+            );
         }
         out
     }
@@ -308,23 +245,6 @@ impl Drop for Node {
     fn drop(&mut self) {
         self.kill9();
     }
-}
-
-fn strip_ansi(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 // ---- a cluster ---------------------------------------------------------------------------

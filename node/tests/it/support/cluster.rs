@@ -16,60 +16,14 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use certraft_cluster_tests::logs::Tail;
+pub use certraft_cluster_tests::ports::free_port;
+
 /// How long a node may take to start answering, a cluster to elect or catch up. Generous:
 /// CI runs the suite on 2 cores with debug builds and tests in parallel.
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
 const LOG_TAIL_LINES: usize = 40;
-
-// ---- ports -------------------------------------------------------------------------------
-
-/// The lowest port the kernel hands out for outgoing connections (and for bind to port 0).
-fn ephemeral_low() -> u16 {
-    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(32768)
-}
-
-/// A port free on 127.0.0.1 right now, never handed out twice in this test process.
-///
-/// Ports come from below the kernel's ephemeral range when there is room: a node restarted
-/// with its old ports must find them free, and no outgoing connection (of which the cluster
-/// tests make many) ever takes a port from outside that range. Otherwise it binds port 0.
-pub fn free_port() -> u16 {
-    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
-    let mut handed = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
-    let usable = |p: u16, handed: &BTreeSet<u16>| {
-        !handed.contains(&p) && std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()
-    };
-    const LOW: u16 = 20_000;
-    let high = ephemeral_low();
-    if high > LOW + 1000 {
-        let span = u64::from(high - LOW);
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos() as u64)
-            .unwrap_or(0)
-            ^ (u64::from(std::process::id()) << 7);
-        for step in 0..span {
-            let p = LOW + ((seed + step * 7919) % span) as u16;
-            if usable(p, &handed) {
-                handed.insert(p);
-                return p;
-            }
-        }
-    }
-    loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("bind 127.0.0.1:0")
-            .port();
-        if handed.insert(port) {
-            return port;
-        }
-    }
-}
 
 // ---- the admin API client ----------------------------------------------------------------
 
@@ -400,31 +354,14 @@ impl Node {
     /// The last lines of the latest start's stdout and stderr, leaving out openraft's
     /// retry chatter about unreachable peers (counted instead), which drowns the rest.
     fn log_tail(&self) -> String {
-        let noise = |l: &str| {
-            l.contains("openraft::replication")
-                || l.contains("replication_handler")
-                || l.contains("Unreachable node")
-        };
         let mut out = String::new();
         for stream in ["stdout", "stderr"] {
             let text =
                 std::fs::read_to_string(self.log_path(self.starts, stream)).unwrap_or_default();
-            let all: Vec<&str> = text.lines().collect();
-            let lines: Vec<&str> = all.iter().copied().filter(|l| !noise(l)).collect();
-            let from = lines.len().saturating_sub(LOG_TAIL_LINES);
-            out.push_str(&format!(
-                "---- {} (id {}) run {} {stream}: last {} of {} lines ({} replication retry lines left out) ----\n",
-                self.label,
-                self.id,
-                self.starts,
-                lines.len() - from,
-                all.len(),
-                all.len() - lines.len(),
-            ));
-            for line in &lines[from..] {
-                out.push_str(&strip_ansi(line));
-                out.push('\n');
-            }
+            out.push_str(&Tail::of(&text, LOG_TAIL_LINES).render(&format!(
+                "{} (id {}) run {} {stream}",
+                self.label, self.id, self.starts
+            )));
         }
         out
     }
@@ -434,23 +371,6 @@ impl Drop for Node {
     fn drop(&mut self) {
         self.kill9();
     }
-}
-
-fn strip_ansi(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// What a cluster's nodes are started with.
