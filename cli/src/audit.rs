@@ -61,12 +61,14 @@ mod tests {
                 actor: "admin".into(),
                 what: "import www".into(),
                 result: "ok".into(),
+                refused: false,
             },
             AuditRecord {
                 at: 86_400,
                 actor: "admin".into(),
                 what: "remove www".into(),
                 result: "is_default".into(),
+                refused: true,
             },
         ];
         let text = audit_table(&records);

@@ -50,6 +50,10 @@ pub struct CreateArgs {
     /// twice on a terminal).
     #[arg(long, value_name = "F")]
     pub passphrase_file: Option<PathBuf>,
+    /// Accept a passphrase shorter than 12 characters. It alone protects every private key
+    /// in the backup.
+    #[arg(long)]
+    pub allow_weak_passphrase: bool,
     /// Replace --out if it exists.
     #[arg(long)]
     pub force: bool,
@@ -78,10 +82,14 @@ fn create(args: &CreateArgs, connect: &ConnectArgs) -> Result<Output, Failure> {
     outfile::check_free(&args.out, overwrite)?;
     let client = Client::connect(connect)?;
     let out = args.out.display().to_string();
-    let passphrase =
-        passphrase::for_new_secret(args.passphrase_file.as_deref(), &format!("backup {out}"))?;
+    let passphrase = passphrase::for_new_secret(
+        args.passphrase_file.as_deref(),
+        &format!("backup {out}"),
+        passphrase::Strength::from_flag(args.allow_weak_passphrase),
+    )?;
     let request = BackupRequest {
         passphrase: passphrase.expose().to_string(),
+        allow_weak_passphrase: args.allow_weak_passphrase,
     };
     let reply = client.post::<_, BackupResponse>(&["backup"], &request)?;
     let r = reply.body;

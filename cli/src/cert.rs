@@ -164,6 +164,10 @@ pub struct ExportArgs {
     /// PKCS#12 with 3DES and a SHA-1 MAC, for systems that cannot read the default. Weak.
     #[arg(long)]
     pub legacy: bool,
+    /// Accept a passphrase shorter than 12 characters (for a system that cannot take a
+    /// longer one). The passphrase alone protects the key once the file leaves the cluster.
+    #[arg(long)]
+    pub allow_weak_passphrase: bool,
     /// Replace --out if it exists.
     #[arg(long)]
     pub force: bool,
@@ -370,7 +374,8 @@ fn export(args: &ExportArgs, connect: &ConnectArgs) -> Result<Output, Failure> {
         FormatArg::Pem => (ExportFormat::Pem, None),
         FormatArg::P12 => {
             let what = format!("the PKCS#12 export of {}", args.name);
-            let p = passphrase::for_new_secret(args.passphrase_file.as_deref(), &what)?;
+            let strength = passphrase::Strength::from_flag(args.allow_weak_passphrase);
+            let p = passphrase::for_new_secret(args.passphrase_file.as_deref(), &what, strength)?;
             (ExportFormat::P12, Some(p.expose().to_string()))
         }
     };
@@ -378,6 +383,7 @@ fn export(args: &ExportArgs, connect: &ConnectArgs) -> Result<Output, Failure> {
         format,
         passphrase,
         legacy: args.legacy,
+        allow_weak_passphrase: args.allow_weak_passphrase,
     };
     let reply = client.post::<_, ExportResponse>(&["certs", &args.name, "export"], &request)?;
     let r = reply.body;

@@ -63,9 +63,9 @@ impl Failure {
         if json {
             println!("{}", self.to_json());
         } else {
-            eprintln!("error: {}", self.message);
+            eprintln!("error: {}", crate::output::printable(&self.message));
             if let Some(hint) = &self.hint {
-                eprintln!("hint: {hint}");
+                eprintln!("hint: {}", crate::output::printable(hint));
             }
         }
         ExitCode::from(self.exit as u8)

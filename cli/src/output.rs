@@ -93,19 +93,58 @@ impl Output {
         }
         if mode.quiet {
             if !self.quiet.is_empty() {
-                println!("{}", self.quiet.trim_end_matches('\n'));
+                println!("{}", printable(self.quiet.trim_end_matches('\n')));
             }
         } else {
-            print!("{}", self.human);
+            print!("{}", printable(&self.human));
             if !self.human.is_empty() && !self.human.ends_with('\n') {
                 println!();
             }
             for note in &self.notes {
-                eprintln!("{note}");
+                eprintln!("{}", printable(note));
             }
         }
         for warning in &self.warnings {
-            eprintln!("warning: {warning}");
+            eprintln!("warning: {}", printable(warning));
+        }
+    }
+}
+
+/// Text for a terminal: every control character but newline and tab is written as a
+/// `\u{..}` escape, so a string from a server (a certificate subject, an audit line) can
+/// neither drive the terminal (ESC sequences) nor overwrite what was printed (CR).
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod printable_tests {
+    use super::printable;
+
+    /// Regression (security review, item 11): escape sequences and carriage returns in a
+    /// server's strings are shown escaped, never sent raw to the terminal.
+    #[test]
+    fn control_characters_from_a_server_are_escaped_before_printing() {
+        for (input, shown) in [
+            ("plain name", "plain name"),
+            ("two\nlines\tand a tab", "two\nlines\tand a tab"),
+            ("red\u{1b}[31m", "red\\u{1b}[31m"),
+            ("over\rwrite", "over\\u{d}write"),
+            ("bell\u{7}\u{9b}", "bell\\u{7}\\u{9b}"),
+        ] {
+            assert_eq!(printable(input), shown, "{input:?}");
         }
     }
 }

@@ -4,6 +4,7 @@
 use std::io::IsTerminal;
 use std::path::Path;
 
+use certraft::api::dto::{strong_enough, MIN_PASSPHRASE_CHARS};
 use certraft::bundle::Passphrase;
 
 use crate::fail::Failure;
@@ -43,13 +44,40 @@ pub fn prompt(for_file: &Path) -> Result<Option<Passphrase>, Failure> {
     ask(&format!("passphrase for {}: ", for_file.display()))
 }
 
+/// How strong a new passphrase must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strength {
+    /// At least [`MIN_PASSPHRASE_CHARS`] characters.
+    Required,
+    /// Anything but empty (`--allow-weak-passphrase`).
+    WeakAllowed,
+}
+
+impl Strength {
+    pub fn from_flag(allow_weak: bool) -> Self {
+        if allow_weak {
+            Strength::WeakAllowed
+        } else {
+            Strength::Required
+        }
+    }
+}
+
 /// A passphrase that protects something the CLI is about to write (a PKCS#12 export, a
 /// backup): `--passphrase-file`, else `CERTRAFT_PASSPHRASE`, else asked twice on a terminal.
-/// Never empty. `what` names the thing, for messages ("the PKCS#12 export of web").
-pub fn for_new_secret(file: Option<&Path>, what: &str) -> Result<Passphrase, Failure> {
+/// Never empty, and at least [`MIN_PASSPHRASE_CHARS`] characters unless `strength` allows a
+/// weak one. `what` names the thing, for messages ("the PKCS#12 export of web").
+pub fn for_new_secret(
+    file: Option<&Path>,
+    what: &str,
+    strength: Strength,
+) -> Result<Passphrase, Failure> {
     let p = match given(file)? {
         Some(p) => p,
         None => {
+            if strength == Strength::Required && std::io::stdin().is_terminal() {
+                eprintln!("the passphrase alone protects the private keys once the file leaves the cluster: use at least {MIN_PASSPHRASE_CHARS} characters (a few random words)");
+            }
             let Some(first) = ask(&format!("new passphrase for {what}: "))? else {
                 return Err(missing(what));
             };
@@ -69,6 +97,15 @@ pub fn for_new_secret(file: Option<&Path>, what: &str) -> Result<Passphrase, Fai
         return Err(Failure::refused(
             "empty_passphrase",
             format!("the passphrase for {what} is empty, which would leave private keys unprotected; give a non-empty passphrase"),
+        ));
+    }
+    if strength == Strength::Required && !strong_enough(p.expose()) {
+        return Err(Failure::refused(
+            "weak_passphrase",
+            format!(
+                "the passphrase for {what} has {} characters; at least {MIN_PASSPHRASE_CHARS} are required because it alone protects the private keys once the file leaves the cluster; use a longer one (a few random words), or pass --allow-weak-passphrase for a system that cannot take one",
+                p.expose().chars().count()
+            ),
         ));
     }
     Ok(p)

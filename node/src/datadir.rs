@@ -5,7 +5,7 @@
 //! | `unseal.key`         | 32 random bytes, 0600 (absent when `--unseal-key-file` is used) |
 //! | `keyring.sealed`     | the cluster data keyring, sealed by the unseal key          |
 //! | `ca.pem`             | the cluster CA certificate (public)                         |
-//! | `ca.key.sealed`      | the CA private key, sealed by the keyring                   |
+//! | `ca.key.sealed`      | the CA private key, sealed by the keyring (not on learners) |
 //! | `node.pem`           | this node's certificate                                     |
 //! | `node.key.sealed`    | this node's private key, sealed by the keyring              |
 //! | `node.json`          | identity: cluster id, node id, role (public)                |
@@ -65,6 +65,8 @@ pub enum DataDirError {
         path: String,
         detail: String,
     },
+    #[error("the unseal key {path} can be read by other users (mode {mode:03o}); run `chmod 600 {path}` and keep it owned by the node's user")]
+    UnsealKeyExposed { path: String, mode: u32 },
     #[error("the unseal key {path} is {len} bytes, not 32; pass the right --unseal-key-file")]
     BadUnsealKey { path: String, len: usize },
     #[error("{path} does not open with this unseal key ({detail}); pass the --unseal-key-file this node was created with")]
@@ -178,6 +180,17 @@ impl DataDir {
             write_atomic(&path, key.expose_bytes(), 0o600)?;
             return Ok((Keyring::new(key), true));
         }
+        let meta = fs::metadata(&path).map_err(|e| io_err("read", &path, e))?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(DataDirError::UnsealKeyExposed {
+                    path: path.display().to_string(),
+                    mode,
+                });
+            }
+        }
         let bytes = Zeroizing::new(fs::read(&path).map_err(|e| io_err("read", &path, e))?);
         let raw: [u8; 32] =
             bytes
@@ -208,11 +221,14 @@ impl DataDir {
             secrets.ca.cert_der().to_vec(),
         ));
         write_atomic(&self.path("ca.pem"), ca_pem.as_bytes(), 0o644)?;
-        write_atomic(
-            &self.path("ca.key.sealed"),
-            &secrets.keyring.seal(CA_KEY_RECORD, secrets.ca.key_pkcs8()),
-            0o600,
-        )?;
+        // A traffic node (learner) is never given the CA key: it has none to write.
+        if let Some(ca_key) = secrets.ca.key_pkcs8() {
+            write_atomic(
+                &self.path("ca.key.sealed"),
+                &secrets.keyring.seal(CA_KEY_RECORD, ca_key),
+                0o600,
+            )?;
+        }
         let node_pem = pem::encode(&pem::Pem::new("CERTIFICATE", secrets.node_cert_der.clone()));
         write_atomic(&self.path("node.pem"), node_pem.as_bytes(), 0o644)?;
         write_atomic(
@@ -265,11 +281,17 @@ impl DataDir {
             .map_err(|e| self.damaged("keyring.sealed", e))?;
         let identity = self.identity()?;
         let ca_der = self.pem_cert("ca.pem")?;
-        let ca_key = keyring
-            .open(CA_KEY_RECORD, &self.read("ca.key.sealed")?)
-            .map_err(|e| self.damaged("ca.key.sealed", e))?;
-        let ca = ClusterCa::load(&identity.cluster_id, ca_der, ca_key)
-            .map_err(|e| self.damaged("ca.key.sealed", e))?;
+        // Voters and witnesses hold the CA key (they may lead, and the leader signs joining
+        // nodes' certificates); a traffic node's data dir has none.
+        let ca = if identity.role == NodeRole::Learner && !self.path("ca.key.sealed").exists() {
+            ClusterCa::public(ca_der)
+        } else {
+            let ca_key = keyring
+                .open(CA_KEY_RECORD, &self.read("ca.key.sealed")?)
+                .map_err(|e| self.damaged("ca.key.sealed", e))?;
+            ClusterCa::load(&identity.cluster_id, ca_der, ca_key)
+                .map_err(|e| self.damaged("ca.key.sealed", e))?
+        };
         let node_cert_der = self.pem_cert("node.pem")?;
         let node_key_pkcs8 = keyring
             .open(NODE_KEY_RECORD, &self.read("node.key.sealed")?)
@@ -314,6 +336,26 @@ impl DataDir {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression (security review, item 11): an unseal key file other users can read is
+    /// refused, naming its mode and the `chmod` that fixes it.
+    #[test]
+    fn an_unseal_key_readable_by_others_is_refused_with_the_mode_and_the_fix() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let dd = DataDir::new(dir.path().join("data"));
+        dd.create().unwrap();
+        let key = dir.path().join("unseal.key");
+        std::fs::write(&key, [7u8; 32]).unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = dd.unseal_key(Some(&key), false).unwrap_err().to_string();
+        assert!(
+            err.contains("mode 644") && err.contains("chmod 600"),
+            "{err}"
+        );
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(dd.unseal_key(Some(&key), false).is_ok());
+    }
 
     /// A node written to a data dir reloads with the same keyring, CA and node key; a
     /// different unseal key is refused with a message naming the file.

@@ -11,6 +11,7 @@
 pub mod api;
 pub mod backup;
 pub mod bundle;
+pub mod clock;
 #[cfg(feature = "server")]
 pub mod config;
 #[cfg(feature = "server")]
@@ -18,6 +19,8 @@ pub mod datadir;
 #[cfg(feature = "server")]
 pub mod http;
 pub mod inventory;
+#[cfg(feature = "server")]
+pub mod log_limit;
 #[cfg(feature = "server")]
 pub mod node;
 #[cfg(feature = "server")]

@@ -161,6 +161,8 @@ fn main() -> ExitCode {
                 cluster_addr: String::new(),
                 admin_addr: String::new(),
                 role: Some(identity.role),
+                // Set again from the node certificate when the node starts.
+                cert_sha256: None,
             };
             match certraft::store::force_single_node(&dd.raft_path(), identity.node_id, info) {
                 Ok(r) => {

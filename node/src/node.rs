@@ -11,7 +11,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::api::server::{AppState, JoinGrant, JoinRequest};
+use crate::api::join::{JoinGrant, JoinRequest};
+use crate::api::server::AppState;
 use crate::bundle::{DataKey, Keyring};
 use crate::config::Config;
 use crate::datadir::{new_admin_token, token_hash, DataDir, DataDirError, Identity, Secrets};
@@ -137,12 +138,7 @@ async fn watch_raft(
     }
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+use crate::clock::unix_now as now;
 
 fn cert_hosts(config: &Config) -> Vec<String> {
     let mut hosts = vec![
@@ -236,8 +232,11 @@ async fn join(config: &Config, dd: &DataDir) -> Result<BTreeMap<u64, NodeInfo>, 
         .timeout(Duration::from_secs(30))
         .build()
         .map_err(|e| fail(e.to_string()))?;
+    // The node key is made here and never leaves this machine: the leader signs a CSR.
+    let (csr, node_key) = crate::pki::node_key_and_csr()?;
     let req = JoinRequest {
         secret: j.token.secret.to_string(),
+        csr,
         node_id: config.node_id,
         role: config.role,
         cluster_addr: config.advertised(config.cluster),
@@ -270,16 +269,26 @@ async fn join(config: &Config, dd: &DataDir) -> Result<BTreeMap<u64, NodeInfo>, 
     }
     let keyring = Keyring::import_secret(&zeroize::Zeroizing::new(grant.keyring))
         .map_err(|e| fail(e.to_string()))?;
-    let ca = ClusterCa::load(
-        &grant.cluster_id,
-        grant.ca_cert,
-        zeroize::Zeroizing::new(grant.ca_key),
-    )?;
+    // Only nodes that may lead (voters, witnesses) are given the CA key.
+    let ca = match grant.ca_key {
+        Some(key) => ClusterCa::load(
+            &grant.cluster_id,
+            grant.ca_cert,
+            zeroize::Zeroizing::new(key),
+        )?,
+        None => ClusterCa::public(grant.ca_cert),
+    };
+    if crate::pki::node_id_of(&grant.node_cert) != Some(grant.node_id) {
+        return Err(fail(format!(
+            "the node certificate granted does not name node {}",
+            grant.node_id
+        )));
+    }
     let secrets = Secrets {
         keyring,
         ca,
         node_cert_der: grant.node_cert,
-        node_key_pkcs8: zeroize::Zeroizing::new(grant.node_key),
+        node_key_pkcs8: node_key,
     };
     let identity = Identity {
         cluster_id: grant.cluster_id,
@@ -377,6 +386,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<(), NodeErro
         cluster_addr: config.advertised(config.cluster),
         admin_addr: config.advertised(config.admin),
         role: Some(identity.role),
+        cert_sha256: Some(hex::encode(crate::pki::cert_sha256(&me.cert_der))),
     };
     if fresh_bootstrap {
         raft.initialize(BTreeMap::from([(node_id, self_info.clone())]))
@@ -386,7 +396,17 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<(), NodeErro
 
     // Who may connect to the cluster port: the membership Raft knows, plus (while joining)
     // the members the grant named.
-    let members = Members::new(join_members.keys().copied().chain([node_id]));
+    let members = Members::new(
+        join_members
+            .iter()
+            .map(|(id, info)| {
+                (
+                    *id,
+                    tls::member_of(info, info.role != Some(NodeRole::Learner)),
+                )
+            })
+            .chain([(node_id, tls::member_of(&self_info, true))]),
+    );
     let cancel = stop.child_token();
     let tracker = TaskTracker::new();
 
@@ -433,14 +453,19 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<(), NodeErro
             .map_err(|e| NodeError::Other(e.to_string()))?,
         timeout: Duration::from_secs(10),
         serving: serving_plane,
+        failures: Default::default(),
+        parsing: tokio::sync::Semaphore::new(crate::api::server::PARSE_CONCURRENCY),
+        body_budget: tokio::sync::Semaphore::new(crate::api::server::BODY_BUDGET_KIB),
     });
 
     tracker.spawn(crate::http::serve_tls(
         "cluster",
         cluster_listener,
         tls::cluster_server_config(&ca_der, &me, members.clone())?,
-        crate::raft::network::router(raft.clone())
+        crate::raft::network::router(raft.clone(), members.clone())
             .layer(axum::extract::DefaultBodyLimit::max(64 << 20)),
+        crate::http::Limits::CLUSTER,
+        Some(members.clone()),
         cancel.clone(),
         tracker.clone(),
     ));
@@ -454,6 +479,8 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<(), NodeErro
         admin_listener,
         tls::admin_server_config(&me)?,
         crate::api::server::router(state.clone()),
+        crate::http::Limits::ADMIN,
+        None,
         cancel.clone(),
         tracker.clone(),
     ));
@@ -476,6 +503,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<(), NodeErro
         state.keyring.clone(),
         cancel.clone(),
     ));
+    tracker.spawn(audit_failed_sign_ins(state.clone(), cancel.clone()));
     tracker.spawn(replicate_pending_token(
         state,
         dd.clone(),
@@ -547,7 +575,12 @@ async fn track_membership(raft: Raft, members: Members, have_own: bool, cancel: 
                 seen_own = true;
             }
             if seen_own && !ids.is_empty() {
-                members.set(ids.into_iter().chain([m.id]));
+                let mut allowed = tls::members_of(m.membership_config.membership());
+                allowed.entry(m.id).or_insert(tls::Member {
+                    cert_sha256: None,
+                    voter: false,
+                });
+                members.set(allowed);
             }
         }
         tokio::select! {
@@ -611,7 +644,8 @@ async fn promote_caught_up(raft: Raft, self_info: NodeInfo, cancel: Cancellation
 }
 
 /// Replicates the admin token made at bootstrap or by `certraft-node admin-token`, once a
-/// leader can commit it; then forgets the pending file.
+/// leader can commit it; then forgets the pending file. A follower hands it to the leader
+/// over the cluster port, which accepts it only from a voter and only under a new name.
 async fn replicate_pending_token(
     state: Arc<AppState>,
     dd: DataDir,
@@ -621,33 +655,43 @@ async fn replicate_pending_token(
     let Some((name, hash)) = dd.pending_admin_token() else {
         return;
     };
-    let req = Request {
-        version: REQUEST_VERSION,
-        actor: "certraft-node".into(),
-        at: now(),
-        command: Command::CreateAdminToken {
-            token: AdminToken {
-                name: name.clone(),
-                secret_sha256: hash,
-                created_at: now(),
-                created_by: "certraft-node".into(),
-            },
-        },
+    let proposal = crate::raft::network::AdminTokenProposal {
+        name: name.clone(),
+        secret_sha256: hash,
     };
+    let mut warned = false;
     loop {
         if cancel.is_cancelled() {
             return;
         }
         let m = state.raft.metrics().borrow().clone();
-        let done = match m.current_leader {
-            Some(leader) if leader == m.id => matches!(
-                tokio::time::timeout(
-                    Duration::from_secs(10),
-                    state.raft.client_write(req.clone())
-                )
-                .await,
-                Ok(Ok(_))
-            ),
+        use crate::raft::network::ProposeError;
+        let result: Result<(), ProposeError> = match m.current_leader {
+            Some(leader) if leader == m.id => {
+                let req = Request {
+                    version: REQUEST_VERSION,
+                    actor: "certraft-node".into(),
+                    at: now(),
+                    command: Command::CreateAdminToken {
+                        token: AdminToken {
+                            name: name.clone(),
+                            secret_sha256: hash,
+                            created_at: now(),
+                            created_by: format!("node {} (certraft-node)", m.id),
+                        },
+                    },
+                };
+                match tokio::time::timeout(Duration::from_secs(10), state.raft.client_write(req))
+                    .await
+                {
+                    Ok(Ok(resp)) => match resp.data {
+                        Some(Err(refusal)) => Err(ProposeError::NotAllowed(refusal.to_string())),
+                        _ => Ok(()),
+                    },
+                    Ok(Err(e)) => Err(ProposeError::Failed(e.to_string())),
+                    Err(_) => Err(ProposeError::Failed("no commit within 10 s".into())),
+                }
+            }
             // A follower hands it to the leader over the cluster port (mutual TLS).
             Some(leader) => match m.membership_config.membership().get_node(&leader) {
                 Some(info) => {
@@ -657,26 +701,65 @@ async fn replicate_pending_token(
                         info,
                     )
                     .await;
-                    match client.propose(&req).await {
-                        Ok(()) => true,
-                        Err(e) => {
-                            tracing::debug!(error = %e, "admin token not replicated yet");
-                            false
-                        }
-                    }
+                    client.propose_admin_token(&proposal).await
                 }
-                None => false,
+                None => Err(ProposeError::Failed(format!(
+                    "leader {leader} has no known address yet"
+                ))),
             },
-            None => false,
+            None => Err(ProposeError::Failed("no leader known yet".into())),
         };
-        if done {
-            dd.clear_pending_admin_token();
-            tracing::info!(token = %name, "admin token replicated");
-            return;
+        match result {
+            Ok(()) => {
+                dd.clear_pending_admin_token();
+                tracing::info!(token = %name, "admin token replicated");
+                return;
+            }
+            Err(e @ ProposeError::NotAllowed(_)) => {
+                tracing::error!(token = %name, "the admin token made offline was refused: {e}");
+                dd.clear_pending_admin_token();
+                return;
+            }
+            Err(e) if !warned && m.current_leader.is_some() => {
+                warned = true;
+                tracing::warn!(token = %name, error = %e, "admin token not replicated yet; retrying");
+            }
+            Err(e) => tracing::debug!(token = %name, error = %e, "admin token not replicated yet"),
         }
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    }
+}
+
+/// Once a minute: the failed sign-ins this node saw become one audit record (on the leader,
+/// through Raft) or one log line (elsewhere), never one entry per attempt.
+async fn audit_failed_sign_ins(state: Arc<AppState>, cancel: CancellationToken) {
+    // Tests shorten the interval; operators have no reason to.
+    let every = std::env::var("CERTRAFT_FAILURE_AUDIT_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(every)) => {}
+        }
+        let Some(summary) = state.failures.take_summary() else {
+            continue;
+        };
+        let leading = state.raft.metrics().borrow().current_leader == Some(state.node_id);
+        if leading {
+            let record = Command::Record {
+                what: format!("node {}: {summary}", state.node_id),
+                result: "refused".into(),
+            };
+            if let Err(e) = state.propose("certraft-node", record).await {
+                tracing::warn!(%summary, error = ?e, "failed sign-ins not audited");
+            }
+        } else {
+            tracing::warn!(%summary, "failed sign-ins on this node's admin port in the last minute");
         }
     }
 }

@@ -27,6 +27,10 @@ pub enum PkiError {
     Generate(String),
     #[error("the stored cluster CA key could not be loaded: {0}; restore DATA/ca.key.sealed from a backup")]
     LoadCaKey(String),
+    #[error("this node holds no cluster CA key (a traffic node never does): node certificates are issued by a voter; ask the leader")]
+    NoCaKey,
+    #[error("the node's certificate signing request is not usable: {0}; the joining node must send a signed PKCS#10 request for a P-256 key")]
+    BadCsr(String),
 }
 
 fn gen_err(e: rcgen::Error) -> PkiError {
@@ -49,9 +53,15 @@ impl fmt::Debug for Issued {
     }
 }
 
-/// The cluster CA.
+/// The cluster CA: its certificate, and on the nodes that may lead (voters and witnesses)
+/// its key. A traffic node (learner) holds only the certificate: it verifies, never issues.
 pub struct ClusterCa {
-    issued: Issued,
+    cert_der: Vec<u8>,
+    key: Option<CaKey>,
+}
+
+struct CaKey {
+    pkcs8: Zeroizing<Vec<u8>>,
     issuer: Issuer<'static, KeyPair>,
 }
 
@@ -94,14 +104,21 @@ impl ClusterCa {
         params.not_after = now + time::Duration::days(365 * CA_YEARS);
         params.serial_number = Some(random_serial());
         let cert = params.self_signed(&key).map_err(gen_err)?;
-        let issued = Issued {
-            cert_der: cert.der().to_vec(),
-            key_pkcs8: Zeroizing::new(key.serialize_der()),
-        };
         Ok(ClusterCa {
-            issued,
-            issuer: Issuer::new(params, key),
+            cert_der: cert.der().to_vec(),
+            key: Some(CaKey {
+                pkcs8: Zeroizing::new(key.serialize_der()),
+                issuer: Issuer::new(params, key),
+            }),
         })
+    }
+
+    /// The CA as a verifier only: its certificate, no key.
+    pub fn public(cert_der: Vec<u8>) -> Self {
+        ClusterCa {
+            cert_der,
+            key: None,
+        }
     }
 
     /// Reloads a CA from its certificate and key (as stored in the data dir).
@@ -114,66 +131,115 @@ impl ClusterCa {
         let key = KeyPair::from_pkcs8_der_and_sign_algo(&der, &rcgen::PKCS_ECDSA_P256_SHA256)
             .map_err(|e| PkiError::LoadCaKey(e.to_string()))?;
         Ok(ClusterCa {
-            issuer: Issuer::new(ca_params(cluster_id), key),
-            issued: Issued {
-                cert_der,
-                key_pkcs8,
-            },
+            cert_der,
+            key: Some(CaKey {
+                pkcs8: key_pkcs8,
+                issuer: Issuer::new(ca_params(cluster_id), key),
+            }),
         })
     }
 
     pub fn cert_der(&self) -> &[u8] {
-        &self.issued.cert_der
+        &self.cert_der
     }
 
-    /// The CA key, for sealing into the data dir. Secret.
-    pub fn key_pkcs8(&self) -> &[u8] {
-        &self.issued.key_pkcs8
+    /// The CA key, for sealing into the data dir; `None` on a node that holds no CA key.
+    /// Secret.
+    pub fn key_pkcs8(&self) -> Option<&[u8]> {
+        self.key.as_ref().map(|k| k.pkcs8.as_slice())
+    }
+
+    fn issuer(&self) -> Result<&Issuer<'static, KeyPair>, PkiError> {
+        self.key
+            .as_ref()
+            .map(|k| &k.issuer)
+            .ok_or(PkiError::NoCaKey)
     }
 
     /// SHA-256 of the CA certificate: what join tokens bind so a joiner verifies its cluster.
     pub fn fingerprint(&self) -> [u8; 32] {
-        Sha256::digest(&self.issued.cert_der).into()
+        Sha256::digest(&self.cert_der).into()
     }
 
     pub fn fingerprint_hex(&self) -> String {
         hex::encode(self.fingerprint())
     }
 
-    /// A node certificate for mutual TLS (server and client auth), naming the node id.
+    /// A node certificate for mutual TLS (server and client auth), naming the node id, with
+    /// a key made here. Only the bootstrap (and tests) use this: a joining node makes its own
+    /// key and sends a CSR ([`ClusterCa::sign_node_csr`]), so no node key ever travels.
     pub fn issue_node_cert(&self, node_id: u64, hosts: &[String]) -> Result<Issued, PkiError> {
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(gen_err)?;
-        let mut params = CertificateParams::default();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, format!("certraft node {node_id}"));
-        let uri = format!("{NODE_URI_PREFIX}{node_id}");
-        params
-            .subject_alt_names
-            .push(SanType::URI(uri.try_into().map_err(gen_err)?));
-        for host in hosts {
-            let san = match host.parse::<IpAddr>() {
-                Ok(ip) => SanType::IpAddress(ip),
-                Err(_) => SanType::DnsName(host.clone().try_into().map_err(gen_err)?),
-            };
-            params.subject_alt_names.push(san);
-        }
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        let now = time::OffsetDateTime::now_utc();
-        params.not_before = now - time::Duration::hours(1);
-        params.not_after = now + time::Duration::days(365 * NODE_YEARS);
-        params.serial_number = Some(random_serial());
-        params.use_authority_key_identifier_extension = true;
-        let cert = params.signed_by(&key, &self.issuer).map_err(gen_err)?;
+        let cert = node_params(node_id, hosts)?
+            .signed_by(&key, self.issuer()?)
+            .map_err(gen_err)?;
         Ok(Issued {
             cert_der: cert.der().to_vec(),
             key_pkcs8: Zeroizing::new(key.serialize_der()),
         })
     }
+
+    /// Signs a joining node's CSR: only its public key is taken (after the CSR's signature
+    /// is checked); the names, usages and validity are this CA's choice, never the CSR's.
+    pub fn sign_node_csr(
+        &self,
+        node_id: u64,
+        hosts: &[String],
+        csr_der: &[u8],
+    ) -> Result<Vec<u8>, PkiError> {
+        let csr = rcgen::CertificateSigningRequestParams::from_der(&csr_der.to_vec().into())
+            .map_err(|e| PkiError::BadCsr(e.to_string()))?;
+        let cert = node_params(node_id, hosts)?
+            .signed_by(&csr.public_key, self.issuer()?)
+            .map_err(gen_err)?;
+        Ok(cert.der().to_vec())
+    }
+}
+
+/// A new node key and a PKCS#10 request for it (the joining side of
+/// [`ClusterCa::sign_node_csr`]). The key stays on the joining node.
+pub fn node_key_and_csr() -> Result<(Vec<u8>, Zeroizing<Vec<u8>>), PkiError> {
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(gen_err)?;
+    let mut params = CertificateParams::default();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "certraft joining node");
+    let csr = params.serialize_request(&key).map_err(gen_err)?;
+    Ok((csr.der().to_vec(), Zeroizing::new(key.serialize_der())))
+}
+
+/// SHA-256 of a certificate's DER: how the membership pins the certificate a node was issued.
+pub fn cert_sha256(cert_der: &[u8]) -> [u8; 32] {
+    Sha256::digest(cert_der).into()
+}
+
+fn node_params(node_id: u64, hosts: &[String]) -> Result<CertificateParams, PkiError> {
+    let mut params = CertificateParams::default();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, format!("certraft node {node_id}"));
+    let uri = format!("{NODE_URI_PREFIX}{node_id}");
+    params
+        .subject_alt_names
+        .push(SanType::URI(uri.try_into().map_err(gen_err)?));
+    for host in hosts {
+        let san = match host.parse::<IpAddr>() {
+            Ok(ip) => SanType::IpAddress(ip),
+            Err(_) => SanType::DnsName(host.clone().try_into().map_err(gen_err)?),
+        };
+        params.subject_alt_names.push(san);
+    }
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::hours(1);
+    params.not_after = now + time::Duration::days(365 * NODE_YEARS);
+    params.serial_number = Some(random_serial());
+    params.use_authority_key_identifier_extension = true;
+    Ok(params)
 }
 
 /// The node id a node certificate names, if it names exactly one.
@@ -217,7 +283,7 @@ mod tests {
         let again = ClusterCa::load(
             "c1",
             ca.cert_der().to_vec(),
-            Zeroizing::new(ca.key_pkcs8().to_vec()),
+            Zeroizing::new(ca.key_pkcs8().unwrap().to_vec()),
         )
         .unwrap();
         assert_eq!(again.fingerprint(), ca.fingerprint());
@@ -233,6 +299,40 @@ mod tests {
         let ca = ClusterCa::generate("c").unwrap();
         assert_eq!(node_id_of(ca.cert_der()), None);
         assert_eq!(node_id_of(b"not a certificate"), None);
+    }
+
+    /// A joining node's CSR is signed for the id and hosts the CA chooses: the names in the
+    /// CSR are ignored, the certificate holds the CSR's key, and a CA without its key
+    /// (a traffic node's) issues nothing. A CSR whose signature does not verify is refused.
+    #[test]
+    fn node_csrs_are_signed_with_the_cas_names_and_only_by_a_ca_with_its_key() {
+        let ca = ClusterCa::generate("c").unwrap();
+        let (csr, key) = node_key_and_csr().unwrap();
+        let cert = ca.sign_node_csr(9, &["10.0.0.9".into()], &csr).unwrap();
+        assert_eq!(node_id_of(&cert), Some(9));
+        let leaf = parse_cert(&cert).unwrap();
+        assert!(leaf.is_signed_by(&parse_cert(ca.cert_der()).unwrap()));
+        assert_eq!(leaf.ip_addresses, ["10.0.0.9"]);
+        let key = crate::bundle::PrivateKey::from_pkcs8_der(&key).unwrap();
+        assert_eq!(key.spki(), leaf.spki.as_slice());
+
+        let public = ClusterCa::public(ca.cert_der().to_vec());
+        assert!(public.key_pkcs8().is_none());
+        assert!(matches!(
+            public.sign_node_csr(9, &[], &csr),
+            Err(PkiError::NoCaKey)
+        ));
+        assert!(matches!(
+            public.issue_node_cert(9, &[]),
+            Err(PkiError::NoCaKey)
+        ));
+        let mut forged = csr.clone();
+        let last = forged.len() - 1;
+        forged[last] ^= 1;
+        assert!(matches!(
+            ca.sign_node_csr(9, &[], &forged),
+            Err(PkiError::BadCsr(_))
+        ));
     }
 
     /// Debug output carries no key material.

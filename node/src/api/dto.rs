@@ -220,6 +220,19 @@ pub struct ExportRequest {
     /// 3DES + SHA-1 PKCS#12 for old systems.
     #[serde(default)]
     pub legacy: bool,
+    /// Accept a passphrase shorter than [`MIN_PASSPHRASE_CHARS`] (`--allow-weak-passphrase`).
+    #[serde(default)]
+    pub allow_weak_passphrase: bool,
+}
+
+/// The shortest passphrase export and backup accept unless the caller insists: a PKCS#12
+/// file or a backup leaves the cluster, and its passphrase is all that protects the keys in
+/// it. Counted in characters.
+pub const MIN_PASSPHRASE_CHARS: usize = 12;
+
+/// Whether `passphrase` is long enough for an export or a backup.
+pub fn strong_enough(passphrase: &str) -> bool {
+    passphrase.chars().count() >= MIN_PASSPHRASE_CHARS
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -305,6 +318,9 @@ pub struct JoinTokenResponse {
 #[derive(Clone, Serialize, Deserialize)]
 pub struct BackupRequest {
     pub passphrase: String,
+    /// Accept a passphrase shorter than [`MIN_PASSPHRASE_CHARS`].
+    #[serde(default)]
+    pub allow_weak_passphrase: bool,
 }
 
 #[derive(Clone, Serialize, Deserialize)]

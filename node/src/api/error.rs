@@ -19,6 +19,18 @@ pub enum AppError {
         message: String,
         hint: Option<String>,
     },
+    /// 404: no such route or resource.
+    NotFound {
+        code: &'static str,
+        message: String,
+        hint: Option<String>,
+    },
+    /// 413: a body, a bundle or a Raft entry over its bound.
+    TooLarge(String),
+    /// 408: the body did not arrive within its deadline.
+    BodyTimeout(String),
+    /// 429: this source failed to sign in too often lately.
+    TooManyFailures(String),
     /// 422: the files do not make a valid bundle.
     Invalid { code: &'static str, message: String },
     /// 404 / 409: the inventory's rules refused the change.
@@ -96,12 +108,36 @@ impl IntoResponse for AppError {
                 message,
                 hint,
             } => (StatusCode::BAD_REQUEST, code, message, hint),
+            AppError::NotFound {
+                code,
+                message,
+                hint,
+            } => (StatusCode::NOT_FOUND, code, message, hint),
+            AppError::TooLarge(m) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                m,
+                Some("split the work into smaller requests (fewer files, a smaller backup)".into()),
+            ),
+            AppError::BodyTimeout(m) => (
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                m,
+                Some("send the request again over a faster link".into()),
+            ),
+            AppError::TooManyFailures(m) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                m,
+                None,
+            ),
             AppError::Invalid { code, message } => {
                 (StatusCode::UNPROCESSABLE_ENTITY, code, message, Some("`certraft inspect FILE...` shows what the files contain".into()))
             }
             AppError::Refused(r) => {
                 let status = match r {
                     Refusal::NotFound { .. } => StatusCode::NOT_FOUND,
+                    Refusal::JoinTokenInvalid => StatusCode::UNAUTHORIZED,
                     _ => StatusCode::CONFLICT,
                 };
                 (status, r.code(), r.to_string(), None)

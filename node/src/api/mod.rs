@@ -1,8 +1,12 @@
 //! The admin API: wire types shared with the CLI ([`dto`]) and, with the `server` feature,
 //! the axum router and its one error→HTTP mapping.
 
+#[cfg(feature = "server")]
+pub mod auth;
 pub mod dto;
 #[cfg(feature = "server")]
 pub mod error;
+#[cfg(feature = "server")]
+pub mod join;
 #[cfg(feature = "server")]
 pub mod server;

@@ -7,9 +7,8 @@
 //! first pass `ensure_linearizable`. The token itself is checked on the leader against the
 //! replicated token hashes.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
@@ -21,9 +20,10 @@ use axum::{Extension, Json, Router};
 use openraft::error::{ChangeMembershipError, ClientWriteError, RaftError};
 use openraft::raft::ClientWriteResponse;
 use openraft::ChangeMembers;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use zeroize::Zeroizing;
 
+use super::auth::{bearer, AuthFailures, FailureKind};
 use super::dto::*;
 use super::error::AppError;
 use crate::bundle::assemble::fmt_time;
@@ -31,8 +31,10 @@ use crate::bundle::{
     assemble, export_pem, export_pkcs12, AssembleOptions, Bundle, Keyring, ParsedFile, Passphrase,
     Pkcs12Profile,
 };
+use crate::clock::unix_now as now;
 use crate::config::JoinToken as JoinTokenText;
 use crate::datadir::{random_hex, token_hash};
+use crate::http::ClientAddr;
 use crate::inventory::{
     BundleMeta, BundleStatus, Command, Inventory, JoinToken, NewBundle, NodeRole, Outcome, Request,
     StoredBundle, REQUEST_VERSION,
@@ -57,7 +59,26 @@ pub struct AppState {
     pub timeout: Duration,
     /// This node's serving plane (none on a witness), for `/metrics`.
     pub serving: Option<Arc<crate::tls::Serving>>,
+    /// Failed sign-ins on this node: counted, rate-limited, summarised into the audit log.
+    pub failures: AuthFailures,
+    /// Bundle parsing and password KDFs run on the blocking pool, this many at a time, so
+    /// imports never hold the async workers that serve TLS, `/healthz` and Raft heartbeats.
+    pub parsing: tokio::sync::Semaphore,
+    /// Request bodies held in memory at once, in KiB.
+    pub body_budget: tokio::sync::Semaphore,
 }
+
+/// How many imports parse at once (each may run a password KDF for up to a few seconds).
+pub const PARSE_CONCURRENCY: usize = 2;
+/// The largest request body the admin API reads (a backup to restore, base64 in JSON).
+pub const MAX_BODY_BYTES: usize = 16 << 20;
+/// Request bodies held at once, in KiB: four of the largest.
+pub const BODY_BUDGET_KIB: usize = 4 * (MAX_BODY_BYTES >> 10);
+/// To receive a whole request body once its head has arrived.
+const BODY_DEADLINE: Duration = Duration::from_secs(30);
+/// The largest Raft entry the API proposes. openraft gives each AppendEntries one heartbeat
+/// interval to be sent, fsynced and answered, so an entry stays far below a megabyte.
+pub const MAX_ENTRY_BYTES: usize = 512 << 10;
 
 type S = Arc<AppState>;
 
@@ -67,16 +88,13 @@ type MembershipChange =
 
 /// Who made a request: the admin token's name.
 #[derive(Debug, Clone)]
-struct Actor(String);
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+pub(super) struct Actor(pub(super) String);
 
 pub fn router(state: S) -> Router {
+    // Layers run outermost first: the bearer must be present and its source not limited,
+    // then the token is checked on this node (a follower never reads the body of, or
+    // forwards, a request whose token it does not know), then the body is read within its
+    // deadline and byte budget, then the request runs on the leader.
     let authed = Router::new()
         .route("/certs", get(list_certs).post(import))
         .route("/certs/{name}", get(show_cert).delete(remove_cert))
@@ -89,12 +107,15 @@ pub fn router(state: S) -> Router {
         .route("/cluster/nodes/{id}", axum::routing::delete(remove_node))
         .route("/backup", post(backup))
         .route("/backup/restore", post(restore))
-        .route_layer(middleware::from_fn_with_state(state.clone(), check_token))
         .route_layer(middleware::from_fn_with_state(state.clone(), on_leader))
+        .route_layer(middleware::from_fn_with_state(state.clone(), read_body))
+        .route_layer(middleware::from_fn_with_state(state.clone(), check_token))
         .route_layer(middleware::from_fn(require_bearer));
     let join = Router::new()
-        .route("/cluster/join", post(join))
-        .route_layer(middleware::from_fn_with_state(state.clone(), on_leader));
+        .route("/cluster/join", post(super::join::join))
+        .route_layer(middleware::from_fn_with_state(state.clone(), on_leader))
+        .route_layer(middleware::from_fn_with_state(state.clone(), read_body))
+        .route_layer(middleware::from_fn_with_state(state.clone(), not_limited));
     // Node-local, so not forwarded to the leader; the token is checked here.
     let metrics = Router::new()
         .route("/metrics", get(metrics))
@@ -107,24 +128,86 @@ pub fn router(state: S) -> Router {
         .route("/api/v1/trust", get(trust))
         .nest("/api/v1", authed.merge(join))
         .fallback(|| async {
-            AppError::BadRequest {
+            AppError::NotFound {
                 code: "no_such_route",
                 message: "no such API route".into(),
-                hint: Some("see the route table in ARCHITECTURE.md or `certraft --help`".into()),
+                hint: Some("the routes are listed in api/dto.rs and `certraft --help`".into()),
             }
         })
-        .layer(axum::extract::DefaultBodyLimit::max(16 << 20))
+        .layer(middleware::from_fn(json_errors))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get("authorization")?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
+/// Every error answer is SPEC §5's JSON, including those axum writes itself (a body that is
+/// not JSON, a path that does not parse, a method the route does not take).
+async fn json_errors(req: axum::extract::Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let code = match status.as_u16() {
+        400 => "bad_request",
+        404 => "no_such_route",
+        405 => "method_not_allowed",
+        408 => "body_timeout",
+        413 => "too_large",
+        415 => "unsupported_media_type",
+        422 => "invalid_body",
+        _ if status.is_server_error() => "internal",
+        _ => "refused",
+    };
+    let message = String::from_utf8_lossy(&text).trim().to_string();
+    let message = if message.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_lowercase()
+    } else {
+        message
+    };
+    let mut out = (
+        status,
+        Json(ErrorBody {
+            error: ApiError {
+                code: code.into(),
+                message,
+                hint: None,
+            },
+        }),
+    )
+        .into_response();
+    for (name, value) in parts.headers.iter() {
+        if name != "content-type" && name != "content-length" {
+            out.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    out
+}
+
+fn client_ip(req: &axum::extract::Request) -> std::net::IpAddr {
+    req.extensions()
+        .get::<ClientAddr>()
+        .map(|a| a.0.ip())
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+}
+
+/// 429 for a source that failed to sign in too often lately, before anything is checked.
+async fn not_limited(State(st): State<S>, req: axum::extract::Request, next: Next) -> Response {
+    let ip = client_ip(&req);
+    if st.failures.limited(ip, std::time::Instant::now()) {
+        return AppError::TooManyFailures(format!(
+            "too many failed sign-ins from {ip} in the last {} s; wait, then use a valid token",
+            super::auth::WINDOW.as_secs()
+        ))
+        .into_response();
+    }
+    next.run(req).await
 }
 
 async fn require_bearer(req: axum::extract::Request, next: Next) -> Response {
@@ -137,29 +220,122 @@ async fn require_bearer(req: axum::extract::Request, next: Next) -> Response {
     next.run(req).await
 }
 
-async fn check_token(State(st): State<S>, mut req: axum::extract::Request, next: Next) -> Response {
-    let hash = bearer(req.headers()).map(token_hash);
-    // The inventory is released before the handler runs: a reader holding it across the
-    // request would make the next apply copy the whole inventory (`Arc::make_mut`), which
-    // is 30 ms per write at 10,000 bundles.
-    let actor = {
-        let inv = st.sm.inventory();
-        hash.and_then(|h| inv.admin_token(&h))
-            .map(|t| t.name.clone())
+/// Reads the whole body within [`BODY_DEADLINE`], holding its size from the node's
+/// [`BODY_BUDGET_KIB`], so neither a trickled upload nor many large ones can pin memory.
+async fn read_body(State(st): State<S>, req: axum::extract::Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if let Some(n) = declared.filter(|n| *n > MAX_BODY_BYTES) {
+        return AppError::TooLarge(format!(
+            "the request body is {n} bytes; the admin API reads at most {MAX_BODY_BYTES}"
+        ))
+        .into_response();
+    }
+    let kib = declared.unwrap_or(MAX_BODY_BYTES).div_ceil(1024).max(1);
+    let permits = u32::try_from(kib).unwrap_or(u32::MAX);
+    let Ok(Ok(_held)) = tokio::time::timeout(
+        Duration::from_secs(10),
+        st.body_budget.acquire_many(permits),
+    )
+    .await
+    else {
+        return AppError::NoLeader(
+            "this node is busy receiving other large requests; retry shortly".into(),
+        )
+        .into_response();
     };
-    match actor {
+    let (parts, body) = req.into_parts();
+    let bytes =
+        match tokio::time::timeout(BODY_DEADLINE, axum::body::to_bytes(body, MAX_BODY_BYTES)).await
+        {
+            Err(_) => {
+                return AppError::BodyTimeout(format!(
+                    "the request body did not arrive within {} s",
+                    BODY_DEADLINE.as_secs()
+                ))
+                .into_response()
+            }
+            Ok(Err(e)) => return AppError::TooLarge(e.to_string()).into_response(),
+            Ok(Ok(b)) => b,
+        };
+    next.run(axum::extract::Request::from_parts(parts, Body::from(bytes)))
+        .await
+}
+
+async fn check_token(State(st): State<S>, mut req: axum::extract::Request, next: Next) -> Response {
+    let Some(hash) = bearer(req.headers()).map(token_hash) else {
+        return AppError::Unauthorized(
+            "this route needs `Authorization: Bearer <admin token>`".into(),
+        )
+        .into_response();
+    };
+    match st.token_name(&hash).await {
         Some(name) => {
             req.extensions_mut().insert(Actor(name));
             next.run(req).await
         }
-        None => AppError::Unauthorized("the admin token is not valid for this cluster".into())
-            .into_response(),
+        // A valid token always passes; a source that keeps failing is told to wait (and
+        // costs nothing more: no body is read, nothing is forwarded).
+        None if st
+            .failures
+            .limited(client_ip(&req), std::time::Instant::now()) =>
+        {
+            AppError::TooManyFailures(format!(
+                "too many failed sign-ins from {} in the last {} s; wait, then use a valid token",
+                client_ip(&req),
+                super::auth::WINDOW.as_secs()
+            ))
+            .into_response()
+        }
+        None => {
+            st.failures.record(
+                FailureKind::AdminToken,
+                client_ip(&req),
+                std::time::Instant::now(),
+            );
+            AppError::Unauthorized("the admin token is not valid for this cluster".into())
+                .into_response()
+        }
     }
 }
 
 impl AppState {
+    /// The name of the admin token whose secret hashes to `hash`. A follower whose inventory
+    /// does not know it yet (a token created a moment ago) waits up to a second for its
+    /// applied index to move before saying no.
+    async fn token_name(&self, hash: &[u8; 32]) -> Option<String> {
+        let lookup = |st: &AppState| {
+            // The inventory is released before the handler runs: a reader holding it across
+            // the request would make the next apply copy the whole inventory.
+            st.sm.inventory().admin_token(hash).map(|t| t.name.clone())
+        };
+        if let Some(name) = lookup(self) {
+            return Some(name);
+        }
+        let mut rx = self.raft.metrics();
+        if rx.borrow().current_leader == Some(self.node_id) {
+            return None;
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+        while tokio::time::timeout_at(deadline, rx.changed())
+            .await
+            .is_ok_and(|r| r.is_ok())
+        {
+            if let Some(name) = lookup(self) {
+                return Some(name);
+            }
+        }
+        None
+    }
+
     /// The leader's id and admin address, waiting up to the deadline for one to be known.
-    async fn leader(&self, deadline: Instant) -> Result<(u64, Option<NodeInfo>), AppError> {
+    pub(super) async fn leader(
+        &self,
+        deadline: Instant,
+    ) -> Result<(u64, Option<NodeInfo>), AppError> {
         let mut rx = self.raft.metrics();
         loop {
             {
@@ -186,13 +362,19 @@ impl AppState {
     }
 
     /// Commits one request on the leader and returns what `apply` answered.
-    async fn propose(&self, actor: &str, command: Command) -> Result<(Outcome, u64), AppError> {
+    pub async fn propose(&self, actor: &str, command: Command) -> Result<(Outcome, u64), AppError> {
         let req = Request {
             version: REQUEST_VERSION,
             actor: actor.to_string(),
             at: now(),
             command,
         };
+        let size = crate::inventory::codec::encoded_len(&req);
+        if size > MAX_ENTRY_BYTES {
+            return Err(AppError::TooLarge(format!(
+                "this change encodes to {size} bytes; one Raft entry holds at most {MAX_ENTRY_BYTES}"
+            )));
+        }
         let write = tokio::time::timeout(self.timeout, self.raft.client_write(req)).await;
         let resp = match write {
             Err(_) => {
@@ -222,7 +404,7 @@ impl AppState {
     /// Commits a membership change, waiting while another one (a join, the promotion of a
     /// caught-up voter) is still in flight: openraft refuses concurrent changes with
     /// `InProgress`, and failing then would burn a join token already consumed.
-    async fn change_membership<F, Fut>(
+    pub(super) async fn change_membership<F, Fut>(
         &self,
         what: &str,
         mut change: F,
@@ -248,7 +430,7 @@ impl AppState {
     }
 
     /// Linearizable read: confirms leadership with a quorum and waits until applied.
-    async fn read_barrier(&self) -> Result<Arc<Inventory>, AppError> {
+    pub(super) async fn read_barrier(&self) -> Result<Arc<Inventory>, AppError> {
         match tokio::time::timeout(self.timeout, self.raft.ensure_linearizable()).await {
             Err(_) => Err(AppError::Timeout(format!(
                 "a majority did not confirm the leader within {:?}",
@@ -285,10 +467,11 @@ async fn on_leader(State(st): State<S>, req: axum::extract::Request, next: Next)
         .get::<axum::extract::OriginalUri>()
         .map(|u| u.0.clone())
         .unwrap_or_else(|| req.uri().clone());
+    // `read_body` has already read the body (within its deadline and budget).
     let (parts, body) = req.into_parts();
-    let body = match axum::body::to_bytes(body, 16 << 20).await {
+    let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
         Ok(b) => b,
-        Err(e) => return AppError::bad_request("body_too_large", e.to_string()).into_response(),
+        Err(e) => return AppError::TooLarge(e.to_string()).into_response(),
     };
     let path = original
         .path_and_query()
@@ -499,6 +682,33 @@ async fn metrics(State(st): State<S>) -> Response {
         out,
         "certraft_raft_is_leader{{node=\"{node}\"}} {}",
         u8::from(m.current_leader == Some(node))
+    );
+    let _ = writeln!(
+        out,
+        "# HELP certraft_auth_failures_total Failed sign-ins on this node's admin port, by what was tried.\n# TYPE certraft_auth_failures_total counter"
+    );
+    for kind in [FailureKind::AdminToken, FailureKind::JoinToken] {
+        let v = match kind {
+            FailureKind::AdminToken => &st.failures.admin_token,
+            FailureKind::JoinToken => &st.failures.join_token,
+        };
+        let _ = writeln!(
+            out,
+            "certraft_auth_failures_total{{node=\"{node}\",kind=\"{}\"}} {}",
+            kind.label(),
+            v.load(std::sync::atomic::Ordering::Relaxed)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP certraft_auth_rate_limited_total Requests answered 429 because their source failed to sign in too often.\n# TYPE certraft_auth_rate_limited_total counter"
+    );
+    let _ = writeln!(
+        out,
+        "certraft_auth_rate_limited_total{{node=\"{node}\"}} {}",
+        st.failures
+            .rate_limited
+            .load(std::sync::atomic::Ordering::Relaxed)
     );
     if let Some(serving) = &st.serving {
         let c = &serving.counters;
@@ -720,7 +930,24 @@ async fn show_cert(
     }))
 }
 
-/// Parses and assembles uploaded files exactly as `certraft inspect` does.
+/// Parses and assembles uploaded files exactly as `certraft inspect` does, on the blocking
+/// pool and at most [`PARSE_CONCURRENCY`] at a time: parsing runs password KDFs (capped, but
+/// seconds at the cap), which must never hold the async workers that answer `/healthz`,
+/// serve TLS and send Raft heartbeats. Waiting for a turn is bounded by the node's timeout.
+async fn assemble_uploaded(st: &AppState, src: BundleSource) -> Result<Bundle, AppError> {
+    let _turn = tokio::time::timeout(st.timeout, st.parsing.acquire())
+        .await
+        .map_err(|_| {
+            AppError::NoLeader(format!(
+                "this node is busy parsing other uploads ({PARSE_CONCURRENCY} at a time); retry shortly"
+            ))
+        })?
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    tokio::task::spawn_blocking(move || assemble_source(&src))
+        .await
+        .map_err(|e| AppError::Internal(format!("parsing the upload failed: {e}")))?
+}
+
 fn assemble_source(src: &BundleSource) -> Result<Bundle, AppError> {
     if src.files.is_empty() {
         return Err(AppError::bad_request(
@@ -765,7 +992,7 @@ async fn import(
     Extension(actor): Extension<Actor>,
     Json(body): Json<ImportRequest>,
 ) -> Result<Json<ImportResponse>, AppError> {
-    let bundle = assemble_source(&body.source)?;
+    let bundle = assemble_uploaded(&st, body.source.clone()).await?;
     let name = body.name.clone().unwrap_or_else(|| default_name(&bundle));
     let warnings: Vec<String> = bundle
         .warnings()
@@ -833,7 +1060,7 @@ async fn rotate(
     Path(old): Path<String>,
     Json(body): Json<RotateRequest>,
 ) -> Result<Json<RotateResponse>, AppError> {
-    let bundle = assemble_source(&body.source)?;
+    let bundle = assemble_uploaded(&st, body.source.clone()).await?;
     let name = body.name.clone().unwrap_or_else(|| old.clone());
     let warnings = bundle
         .warnings()
@@ -911,11 +1138,50 @@ async fn remove_cert(
     }))
 }
 
+/// Refuses a passphrase too short to protect keys that leave the cluster, unless asked.
+fn check_strength(passphrase: &str, allow_weak: bool, what: &str) -> Result<(), AppError> {
+    if allow_weak || strong_enough(passphrase) {
+        return Ok(());
+    }
+    Err(AppError::BadRequest {
+        code: "weak_passphrase",
+        message: format!(
+            "the {what} passphrase has {} characters; at least {MIN_PASSPHRASE_CHARS} are required, because it alone protects the private keys once the file leaves the cluster",
+            passphrase.chars().count()
+        ),
+        hint: Some("use a longer passphrase (a few random words), or pass --allow-weak-passphrase if the receiving system cannot take one".into()),
+    })
+}
+
+impl AppState {
+    /// Commits an audit-only record of something that changed no inventory state. The
+    /// operation it records has already happened, so a record that cannot be committed is
+    /// logged, not turned into a failure of that operation.
+    pub(super) async fn record(&self, actor: &str, what: String) {
+        if let Err(e) = self
+            .propose(
+                actor,
+                Command::Record {
+                    what: what.clone(),
+                    result: "ok".into(),
+                },
+            )
+            .await
+        {
+            tracing::warn!(%what, error = ?e, "could not add the audit record");
+        }
+    }
+}
+
 async fn export(
     State(st): State<S>,
+    Extension(actor): Extension<Actor>,
     Path(name): Path<String>,
     Json(body): Json<ExportRequest>,
 ) -> Result<Json<ExportResponse>, AppError> {
+    if let (ExportFormat::P12, Some(p)) = (body.format, body.passphrase.as_ref()) {
+        check_strength(p, body.allow_weak_passphrase, "export")?;
+    }
     let inv = st.read_barrier().await?;
     let b = find(&inv, &name)?;
     let material = b.sealed.open(&st.keyring)?;
@@ -953,6 +1219,12 @@ async fn export(
             .map_err(|e| AppError::Internal(e.to_string()))??
         }
     };
+    let what = match body.format {
+        ExportFormat::Pem => format!("export {name} (certificates only, PEM)"),
+        ExportFormat::P12 if body.legacy => format!("export {name} with its key (legacy PKCS#12)"),
+        ExportFormat::P12 => format!("export {name} with its key (PKCS#12)"),
+    };
+    st.record(&actor.0, what).await;
     Ok(Json(ExportResponse {
         format: body.format,
         data,
@@ -1006,7 +1278,7 @@ async fn audit(
 
 // ---- cluster ---------------------------------------------------------------------------
 
-fn role_text(role: Option<NodeRole>) -> String {
+pub(super) fn role_text(role: Option<NodeRole>) -> String {
     match role {
         Some(NodeRole::Voter) | None => "voter",
         Some(NodeRole::Learner) => "learner",
@@ -1129,123 +1401,14 @@ async fn remove_node(
         })
         .await?;
     tracing::info!(node = id, by = %actor.0, "removed node from the cluster");
+    st.record(
+        &actor.0,
+        format!("remove node {id}; its certificate is refused from now on"),
+    )
+    .await;
     Ok(Json(Done {
         message: format!("removed node {id}; its node certificate is no longer accepted"),
         index: Some(resp.log_id.index),
-    }))
-}
-
-/// What a joining node sends, authenticated by the join token's secret.
-#[derive(Serialize, Deserialize)]
-pub struct JoinRequest {
-    pub secret: String,
-    pub node_id: Option<u64>,
-    pub role: Option<NodeRole>,
-    pub cluster_addr: String,
-    pub admin_addr: String,
-}
-
-/// What a joining node receives: its identity and the cluster's secrets. Only ever sent over
-/// TLS to a node that proved a join token, and sealed under its unseal key on arrival.
-#[derive(Serialize, Deserialize)]
-pub struct JoinGrant {
-    pub cluster_id: String,
-    pub node_id: u64,
-    pub role: NodeRole,
-    #[serde(with = "b64")]
-    pub ca_cert: Vec<u8>,
-    #[serde(with = "b64")]
-    pub ca_key: Vec<u8>,
-    #[serde(with = "b64")]
-    pub keyring: Vec<u8>,
-    #[serde(with = "b64")]
-    pub node_cert: Vec<u8>,
-    #[serde(with = "b64")]
-    pub node_key: Vec<u8>,
-    pub members: BTreeMap<u64, NodeInfo>,
-}
-
-fn host_of(addr: &str) -> String {
-    match addr.rsplit_once(':') {
-        Some((h, _)) => h.trim_start_matches('[').trim_end_matches(']').to_string(),
-        None => addr.to_string(),
-    }
-}
-
-async fn join(
-    State(st): State<S>,
-    Json(body): Json<JoinRequest>,
-) -> Result<Json<JoinGrant>, AppError> {
-    let m = st.raft.metrics().borrow().clone();
-    let membership = m.membership_config.membership().clone();
-    if let Some(id) = body.node_id {
-        if membership.get_node(&id).is_some() {
-            return Err(AppError::bad_request(
-                "node_id_taken",
-                format!("node id {id} is already a member; pick another --node-id or leave it out"),
-            ));
-        }
-    }
-    let floor = membership.nodes().map(|(id, _)| *id).max().unwrap_or(0);
-    let (outcome, _) = st
-        .propose(
-            "join",
-            Command::ConsumeJoinToken {
-                secret_sha256: token_hash(&body.secret),
-                requested: body.node_id,
-                floor,
-            },
-        )
-        .await?;
-    let Outcome::JoinTokenConsumed {
-        role: granted,
-        node_id,
-    } = outcome
-    else {
-        return Err(AppError::Internal(format!("join answered {outcome:?}")));
-    };
-    let role = match (granted, body.role) {
-        (r, None) => r,
-        (NodeRole::Voter, Some(asked)) => asked,
-        (r, Some(asked)) if r == asked => r,
-        (r, Some(asked)) => {
-            return Err(AppError::bad_request(
-                "role_not_allowed",
-                format!("the join token allows {} but --role {} was asked; create a token with `certraft cluster join-token --role {}`", role_text(Some(r)), role_text(Some(asked)), role_text(Some(asked))),
-            ))
-        }
-    };
-    let mut hosts = vec![host_of(&body.cluster_addr), host_of(&body.admin_addr)];
-    hosts.extend(["localhost".to_string(), "127.0.0.1".to_string()]);
-    hosts.sort();
-    hosts.dedup();
-    let issued = st
-        .ca
-        .issue_node_cert(node_id, &hosts)
-        .map_err(|e| AppError::Internal(e.to_string()))?;
-    let info = NodeInfo {
-        cluster_addr: body.cluster_addr.clone(),
-        admin_addr: body.admin_addr.clone(),
-        role: Some(role),
-    };
-    st.change_membership(&format!("adding node {node_id}"), || {
-        st.raft.add_learner(node_id, info.clone(), false)
-    })
-    .await?;
-    tracing::info!(node = node_id, role = %role_text(Some(role)), addr = %body.cluster_addr, "node joined as learner");
-    let mut members: BTreeMap<u64, NodeInfo> =
-        membership.nodes().map(|(id, n)| (*id, n.clone())).collect();
-    members.insert(node_id, info);
-    Ok(Json(JoinGrant {
-        cluster_id: st.cluster_id.clone(),
-        node_id,
-        role,
-        ca_cert: st.ca.cert_der().to_vec(),
-        ca_key: st.ca.key_pkcs8().to_vec(),
-        keyring: st.keyring.export_secret().to_vec(),
-        node_cert: issued.cert_der.clone(),
-        node_key: issued.key_pkcs8.to_vec(),
-        members,
     }))
 }
 
@@ -1256,6 +1419,7 @@ async fn backup(
     Extension(actor): Extension<Actor>,
     Json(body): Json<BackupRequest>,
 ) -> Result<Json<BackupResponse>, AppError> {
+    check_strength(&body.passphrase, body.allow_weak_passphrase, "backup")?;
     let inv = st.read_barrier().await?;
     let passphrase = Passphrase::new(body.passphrase.as_str());
     let keyring = st.keyring.clone();
@@ -1266,6 +1430,11 @@ async fn backup(
             .map_err(|e| AppError::Internal(e.to_string()))?
             .map_err(|e| AppError::bad_request(e.code(), e.to_string()))?;
     tracing::info!(by = %actor.0, bundles = count, "backup created");
+    st.record(
+        &actor.0,
+        format!("backup of {count} bundles with their keys"),
+    )
+    .await;
     Ok(Json(BackupResponse {
         data,
         bundles: count,
@@ -1275,6 +1444,26 @@ async fn backup(
 /// Bundles per Raft entry when restoring a backup (about 40 KiB per entry for P-256).
 const RESTORE_ENTRY_BUNDLES: usize = 32;
 
+/// A restore's bundles cut into entries of at most [`RESTORE_ENTRY_BUNDLES`] bundles and
+/// half of [`MAX_ENTRY_BYTES`] of sealed records each (large RSA chains fill an entry sooner).
+fn restore_entries(bundles: &[NewBundle]) -> Vec<&[NewBundle]> {
+    let budget = MAX_ENTRY_BYTES / 2;
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, b) in bundles.iter().enumerate() {
+        let size = b.sealed.blob.len() + 512;
+        if i > start && (i - start >= RESTORE_ENTRY_BUNDLES || bytes + size > budget) {
+            out.push(&bundles[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < bundles.len() {
+        out.push(&bundles[start..]);
+    }
+    out
+}
+
 async fn restore(
     State(st): State<S>,
     Extension(actor): Extension<Actor>,
@@ -1282,12 +1471,19 @@ async fn restore(
 ) -> Result<Json<RestoreResponse>, AppError> {
     let passphrase = Passphrase::new(body.passphrase.as_str());
     let keyring = st.keyring.clone();
+    let _turn = tokio::time::timeout(st.timeout, st.parsing.acquire())
+        .await
+        .map_err(|_| {
+            AppError::NoLeader("this node is busy parsing other uploads; retry shortly".into())
+        })?
+        .map_err(|e| AppError::Internal(e.to_string()))?;
     let (bundles, default) = tokio::task::spawn_blocking(move || {
         crate::backup::open(&body.data, &passphrase, &keyring, now())
     })
     .await
     .map_err(|e| AppError::Internal(e.to_string()))?
     .map_err(|e| AppError::bad_request(e.code(), e.to_string()))?;
+    drop(_turn);
     // Refuse a name clash before anything commits (apply checks again, per entry).
     {
         let inv = st.sm.inventory();
@@ -1308,7 +1504,7 @@ async fn restore(
     // entry misses that on every retry, stalling replication. Each entry is idempotent by
     // bundle id, so a restore cut short by a failover is finished by running it again.
     let (mut restored, mut already_present) = (Vec::new(), Vec::new());
-    for chunk in bundles.chunks(RESTORE_ENTRY_BUNDLES) {
+    for chunk in restore_entries(&bundles) {
         let (outcome, _) = st
             .propose(
                 &actor.0,

@@ -14,16 +14,19 @@ pub fn apply(inv: &mut Inventory, req: &Request) -> Response {
     };
     inv.audit.push(AuditRecord {
         at: req.at,
-        actor: req.actor.clone(),
-        what: req.command.describe(),
-        result: match &result {
-            Ok(_) => "ok".into(),
-            Err(r) => r.code().into(),
+        actor: escape_controls(&req.actor),
+        what: escape_controls(&req.command.describe()),
+        result: match (&result, &req.command) {
+            (Ok(_), Command::Record { result, .. }) => escape_controls(result),
+            (Ok(_), _) => "ok".into(),
+            (Err(r), _) => r.code().into(),
         },
+        refused: result.is_err(),
     });
-    if inv.audit.len() > AUDIT_CAPACITY {
-        let excess = inv.audit.len() - AUDIT_CAPACITY;
-        inv.audit.drain(..excess);
+    while inv.audit.len() > AUDIT_CAPACITY {
+        // Refused records go first: they cannot push out the record of a change.
+        let oldest_refused = inv.audit.iter().position(|a| a.refused);
+        inv.audit.remove(oldest_refused.unwrap_or(0));
     }
     result
 }
@@ -180,7 +183,22 @@ fn apply_command(inv: &mut Inventory, req: &Request) -> Response {
             requested,
             floor,
         } => {
-            let node_id = requested.unwrap_or(inv.highest_node_id.max(*floor) + 1);
+            // Node ids are never reused: a removed node's id (and with it any certificate
+            // issued for it) can never be admitted again.
+            let highest = inv.highest_node_id.max(*floor);
+            let node_id = match requested {
+                Some(id) if *id <= highest => {
+                    return Err(Refusal::NodeIdUsed {
+                        requested: *id,
+                        highest,
+                    })
+                }
+                Some(id) => *id,
+                None => highest.checked_add(1).ok_or(Refusal::NodeIdUsed {
+                    requested: highest,
+                    highest,
+                })?,
+            };
             let token = inv
                 .join_tokens
                 .iter_mut()
@@ -201,12 +219,17 @@ fn apply_command(inv: &mut Inventory, req: &Request) -> Response {
                     name: token.name.clone(),
                 });
             }
-            inv.admin_tokens.retain(|t| t.name != token.name);
+            if inv.admin_tokens.iter().any(|t| t.name == token.name) {
+                return Err(Refusal::TokenNameTaken {
+                    name: token.name.clone(),
+                });
+            }
             inv.admin_tokens.push(token.clone());
             Ok(Outcome::AdminTokenCreated {
                 name: token.name.clone(),
             })
         }
+        Command::Record { .. } => Ok(Outcome::Recorded),
         Command::AddTicketKey { key } => {
             inv.ticket_keys.retain(|k| k.id != key.id);
             inv.ticket_keys.push(key.clone());
@@ -218,6 +241,11 @@ fn apply_command(inv: &mut Inventory, req: &Request) -> Response {
         Command::Restore { bundles, default } => {
             let mut restored = Vec::new();
             let mut already_present = Vec::new();
+            // The same bundle twice in one entry (a backup of a source that held it under
+            // two names) is restored once, under its first name; the later ones count as
+            // already present. Decided here, so every replica decides the same.
+            let mut first_name: std::collections::HashMap<[u8; 32], &str> =
+                std::collections::HashMap::new();
             for b in bundles {
                 if !valid_name(&b.name) {
                     return Err(Refusal::InvalidName {
@@ -226,17 +254,25 @@ fn apply_command(inv: &mut Inventory, req: &Request) -> Response {
                 }
                 if let Some(existing) = inv.by_id(&b.sealed.id) {
                     already_present.push(existing.name.clone());
+                } else if let Some(first) = first_name.get(&b.sealed.id) {
+                    already_present.push((*first).to_string());
+                } else if restored.contains(&b.name) {
+                    return Err(Refusal::NameTaken {
+                        name: b.name.clone(),
+                        existing: short(&b.sealed.id),
+                    });
                 } else if let Some(existing) = inv.bundles.get(&b.name) {
                     return Err(Refusal::NameTaken {
                         name: b.name.clone(),
                         existing: short(&existing.id()),
                     });
                 } else {
+                    first_name.insert(b.sealed.id, &b.name);
                     restored.push(b.name.clone());
                 }
             }
             for b in bundles {
-                if restored.contains(&b.name) {
+                if first_name.get(&b.sealed.id) == Some(&b.name.as_str()) {
                     inv.bundles.insert(b.name.clone(), stored(b, req));
                 }
             }

@@ -28,6 +28,11 @@ pub fn encode_request(req: &Request) -> Vec<u8> {
     encode(ENTRY_FORMAT_V1, req)
 }
 
+/// The size of `req` as a log entry, in bytes: what the proposer checks against its bound.
+pub fn encoded_len(req: &Request) -> usize {
+    encode_request(req).len()
+}
+
 pub fn decode_request(bytes: &[u8]) -> Result<Request, CodecError> {
     decode("log entry", ENTRY_FORMAT_V1, bytes)
 }

@@ -177,8 +177,17 @@ pub enum Command {
         requested: Option<u64>,
         floor: u64,
     },
+    /// Adds an admin token. A name already in use is refused: no proposer (least of all a
+    /// member node relaying an offline-made token) can replace an operator's token.
     CreateAdminToken {
         token: AdminToken,
+    },
+    /// An audit record only: something security-relevant that changed no inventory state
+    /// (an export, a backup, a membership change, a count of failed sign-ins).
+    Record {
+        what: String,
+        /// `ok`, or what went wrong.
+        result: String,
     },
     /// Adds the newest session-ticket key (the leader rotates them); the oldest beyond
     /// [`TICKET_KEYS_KEPT`] is dropped.
@@ -234,6 +243,7 @@ impl Command {
                 None => "join token used by a new node".into(),
             },
             Command::CreateAdminToken { token } => format!("create admin token {}", token.name),
+            Command::Record { what, .. } => what.clone(),
             Command::AddTicketKey { key } => format!("rotate session-ticket key to {}", key.id),
             Command::Restore { bundles, .. } => {
                 format!("restore backup of {} bundles", bundles.len())
@@ -275,6 +285,10 @@ pub enum Refusal {
     InvalidName { name: String },
     #[error("the join token is unknown, already used, or expired; create a new one with `certraft cluster join-token`")]
     JoinTokenInvalid,
+    #[error("node id {requested} was already handed out (ids up to {highest} are used, and node ids are never reused); leave --node-id out, or pick one above {highest}")]
+    NodeIdUsed { requested: u64, highest: u64 },
+    #[error("an admin token named {name} already exists; pick another name (`certraft-node admin-token --name NEW`)")]
+    TokenNameTaken { name: String },
     #[error(
         "this entry has version {version}, which this node does not know; upgrade certraft-node"
     )]
@@ -292,6 +306,8 @@ impl Refusal {
             Refusal::RotationLosesHostnames { .. } => "rotation_loses_hostnames",
             Refusal::InvalidName { .. } => "invalid_name",
             Refusal::JoinTokenInvalid => "join_token_invalid",
+            Refusal::NodeIdUsed { .. } => "node_id_used",
+            Refusal::TokenNameTaken { .. } => "token_name_taken",
             Refusal::UnknownVersion { .. } => "unknown_version",
         }
     }
@@ -332,6 +348,7 @@ pub enum Outcome {
     TicketKeyAdded {
         id: u32,
     },
+    Recorded,
     Restored {
         restored: Vec<String>,
         already_present: Vec<String>,
@@ -349,10 +366,32 @@ pub struct AuditRecord {
     pub what: String,
     /// `ok` or the refusal code.
     pub result: String,
+    /// `apply` refused the request: such records are the first to go when the log is full.
+    #[serde(default)]
+    pub refused: bool,
 }
 
-/// How many audit records the inventory keeps (oldest dropped first).
+/// How many audit records the inventory keeps. When full, the oldest *refused* record goes
+/// first, and an accepted one only when no refused record is left: no volume of refused
+/// attempts can push out the record of a change that happened.
 pub const AUDIT_CAPACITY: usize = 10_000;
+
+/// Text for the audit log: control characters (a name sent with ESC or a newline, to forge
+/// lines or drive a terminal) are written as `\u{..}` escapes, never stored raw.
+pub fn escape_controls(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
 
 /// The bundles by name, with an index by id kept beside them (not serialised; rebuilt on
 /// decode), so import, rotate and restore find "the same bundle already present" in O(1)
@@ -531,9 +570,13 @@ pub fn touched(command: &Command, response: &Response) -> Vec<String> {
     }
 }
 
-/// Names: 1–64 of letters, digits, '.', '-', '_'; usually a hostname.
+/// Names: 1–64 of letters, digits, '.', '-', '_', starting with a letter or a digit (so
+/// `.`, `..` and `-x`, which no shell or URL handles cleanly, are refused); a wildcard
+/// hostname `*.parent` is a name too. Usually a hostname.
 pub fn valid_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
+        && (name.starts_with(|c: char| c.is_ascii_alphanumeric())
+            || (name.starts_with("*.") && is_dns_name(name)))
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'*'))

@@ -430,10 +430,11 @@ fn join_tokens_allocate_distinct_node_ids() {
     assert_eq!(inv.highest_node_id, 5);
 }
 
-/// Admin tokens are found by the hash of their secret; a new token with the same name
-/// replaces the old one; an invalid name is refused.
+/// Admin tokens are found by the hash of their secret; a token under a name already taken
+/// is refused (regression, security review item 2: a member relaying an offline-made token
+/// could overwrite the token named `admin`); an invalid name is refused.
 #[test]
-fn admin_tokens_are_kept_by_hash_and_replaced_by_name() {
+fn admin_tokens_are_kept_by_hash_and_never_replaced() {
     let mut inv = Inventory::default();
     let tok = |name: &str, secret: u8| {
         req(Command::CreateAdminToken {
@@ -447,11 +448,168 @@ fn admin_tokens_are_kept_by_hash_and_replaced_by_name() {
     };
     apply(&mut inv, &tok("admin", 1)).unwrap();
     assert_eq!(inv.admin_token(&[1; 32]).unwrap().name, "admin");
-    apply(&mut inv, &tok("admin", 2)).unwrap();
-    assert!(inv.admin_token(&[1; 32]).is_none(), "replaced");
-    assert!(inv.admin_token(&[2; 32]).is_some());
+    assert_eq!(code(apply(&mut inv, &tok("admin", 2))), "token_name_taken");
+    assert!(inv.admin_token(&[1; 32]).is_some(), "kept");
+    assert!(inv.admin_token(&[2; 32]).is_none());
     assert_eq!(code(apply(&mut inv, &tok("bad name", 3))), "invalid_name");
-    assert_eq!(inv.admin_tokens.len(), 1);
+    apply(&mut inv, &tok("rescue", 4)).unwrap();
+    assert_eq!(inv.admin_tokens.len(), 2);
+}
+
+/// Regression (security review item 5): node ids are never reused. A requested id at or
+/// below the highest handed out (or the highest member) is refused and uses no token; the
+/// allocation never wraps.
+#[test]
+fn node_ids_are_never_reused_and_never_wrap() {
+    let mut inv = Inventory::default();
+    for secret in [1u8, 2, 3, 4] {
+        apply(
+            &mut inv,
+            &req(Command::CreateJoinToken {
+                token: JoinToken {
+                    secret_sha256: [secret; 32],
+                    role: NodeRole::Voter,
+                    expires_at: 1_700_000_100,
+                    created_by: "admin".into(),
+                    used_by: None,
+                },
+            }),
+        )
+        .unwrap();
+    }
+    let consume = |secret, requested: Option<u64>, floor| {
+        req(Command::ConsumeJoinToken {
+            secret_sha256: [secret; 32],
+            requested,
+            floor,
+        })
+    };
+    assert!(apply(&mut inv, &consume(1, Some(7), 3)).is_ok());
+    for (requested, floor) in [(7, 3), (5, 3), (3, 3), (1, 1)] {
+        assert_eq!(
+            code(apply(&mut inv, &consume(2, Some(requested), floor))),
+            "node_id_used",
+            "{requested}"
+        );
+    }
+    // The refusals used nothing: token 2 still admits node 8.
+    assert_eq!(
+        apply(&mut inv, &consume(2, None, 3)),
+        Ok(Outcome::JoinTokenConsumed {
+            role: NodeRole::Voter,
+            node_id: 8
+        })
+    );
+    assert_eq!(
+        code(apply(&mut inv, &consume(3, None, u64::MAX))),
+        "node_id_used",
+        "no id above u64::MAX"
+    );
+    assert!(inv
+        .join_tokens
+        .iter()
+        .any(|t| t.secret_sha256 == [3; 32] && t.used_by.is_none()));
+}
+
+/// Regression (security review item 1): no volume of refused requests pushes an accepted
+/// change out of the audit log; refused records go first when it is full.
+#[test]
+fn refused_requests_never_evict_the_record_of_a_change() {
+    let mut inv = Inventory::default();
+    import(&mut inv, "a", 1, &["a.test"]).unwrap();
+    apply(
+        &mut inv,
+        &req(Command::Record {
+            what: "backup of 1 bundles".into(),
+            result: "ok".into(),
+        }),
+    )
+    .unwrap();
+    for i in 0..AUDIT_CAPACITY + 50 {
+        let _ = apply(
+            &mut inv,
+            &Request {
+                at: i as i64,
+                ..req(Command::Remove {
+                    name: "missing".into(),
+                    force: Force::No,
+                })
+            },
+        );
+    }
+    assert_eq!(inv.audit.len(), AUDIT_CAPACITY);
+    assert!(
+        inv.audit[0].what.starts_with("import a ("),
+        "{:?}",
+        inv.audit[0]
+    );
+    assert_eq!(inv.audit[1].what, "backup of 1 bundles");
+    assert!(inv.audit[2..].iter().all(|a| a.refused));
+}
+
+/// Regression (security review item 11): control characters in a refused name (a forged
+/// line, a terminal escape) are stored escaped, never raw.
+#[test]
+fn control_characters_are_escaped_in_the_audit_log() {
+    let mut inv = Inventory::default();
+    let name = "x\n2026-01-01 admin ok remove everything\u{1b}[2J";
+    let _ = apply(
+        &mut inv,
+        &req(Command::Remove {
+            name: name.into(),
+            force: Force::No,
+        }),
+    );
+    let what = &inv.audit[0].what;
+    assert!(!what.chars().any(char::is_control), "{what:?}");
+    assert!(
+        what.contains("\\u{a}") && what.contains("\\u{1b}"),
+        "{what:?}"
+    );
+}
+
+/// Names start with a letter or a digit (a wildcard hostname aside): `.`, `..` and `-x`
+/// could not be managed from a shell or a URL.
+#[test]
+fn names_start_with_a_letter_or_a_digit() {
+    for (name, ok) in [
+        ("www.example.com", true),
+        ("1st", true),
+        ("*.example.com", true),
+        (".", false),
+        ("..", false),
+        ("-x", false),
+        ("_x", false),
+        ("*x", false),
+        ("*.", false),
+    ] {
+        assert_eq!(valid_name(name), ok, "{name:?}");
+    }
+}
+
+/// Regression (issue 22's first reproduction, the restore half): one restore entry holding
+/// the same bundle under two names restores it once, under its first name, on every replica.
+#[test]
+fn a_restore_with_one_bundle_under_two_names_keeps_the_first() {
+    let mut inv = Inventory::default();
+    let b = |name: &str| nb(name, 9, &["dup.test"]);
+    let out = apply(
+        &mut inv,
+        &req(Command::Restore {
+            bundles: vec![b("alpha"), b("zeta")],
+            default: Some("zeta".into()),
+        }),
+    )
+    .unwrap();
+    assert_eq!(
+        out,
+        Outcome::Restored {
+            restored: vec!["alpha".into()],
+            already_present: vec!["alpha".into()],
+        }
+    );
+    assert_eq!(inv.bundles.keys().cloned().collect::<Vec<_>>(), ["alpha"]);
+    assert_eq!(inv.by_id(&[9; 32]).map(|b| b.name.as_str()), Some("alpha"));
 }
 
 /// Regression: on a not-after tie, `serving` (the API's "serving" list) named the last bundle

@@ -21,6 +21,12 @@ pub struct NodeInfo {
     pub admin_addr: String,
     /// What the node joined as; witnesses vote but serve no TLS.
     pub role: Option<NodeRole>,
+    /// SHA-256 (hex) of the node certificate the cluster issued to this member: the cluster
+    /// port admits exactly that certificate, so a certificate issued earlier for the same id
+    /// (or forged with a CA key) is refused. Absent only in memberships written before it
+    /// existed, where the id alone is checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_sha256: Option<String>,
 }
 
 impl fmt::Display for NodeInfo {

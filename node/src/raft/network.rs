@@ -6,15 +6,16 @@
 //! Only the server's Raft handler is behind these routes; the peer's node id was checked
 //! against the membership during the handshake (see [`super::tls`]).
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::Router;
+use axum::{Extension, Router};
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -24,8 +25,9 @@ use openraft::raft::{
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::tls::{cluster_client_config, NodeIdentity};
+use super::tls::{cluster_client_config, Members, NodeIdentity};
 use super::{NodeId, NodeInfo, Raft, TypeConfig};
+use crate::http::PeerNode;
 
 const CBOR: &str = "application/cbor";
 
@@ -148,29 +150,54 @@ impl PeerClient {
 pub enum ProposeError {
     #[error("node {0} is not the leader")]
     NotLeader(u64),
-    #[error("only admin tokens may be proposed over the cluster port")]
-    NotAllowed,
+    #[error("{0}")]
+    NotAllowed(String),
     #[error("{0}")]
     Failed(String),
 }
 
+/// The one thing a member may ask the leader to commit over the cluster port: an admin token
+/// made offline by `certraft-node admin-token` on a voter (break-glass when every token is
+/// lost). Only the name and the SHA-256 of the secret travel; the leader builds the entry,
+/// with itself as the clock and the authenticated peer as the actor.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct AdminTokenProposal {
+    pub name: String,
+    pub secret_sha256: [u8; 32],
+}
+
 impl PeerClient {
-    /// Asks the leader to commit `req` (only `CreateAdminToken` is accepted: the offline
-    /// `admin-token` of a follower).
-    pub async fn propose(&self, req: &crate::inventory::Request) -> Result<(), String> {
-        let client = self.client.as_ref().map_err(Clone::clone)?;
+    /// Asks the leader to commit an offline-made admin token. `NotAllowed` is final; the
+    /// other errors may clear on a retry.
+    pub async fn propose_admin_token(
+        &self,
+        proposal: &AdminTokenProposal,
+    ) -> Result<(), ProposeError> {
+        let failed = |e: String| ProposeError::Failed(e);
+        let client = self.client.as_ref().map_err(|e| failed(e.clone()))?;
         let resp = client
             .post(format!("{}/propose", self.base))
             .header("content-type", CBOR)
             .timeout(std::time::Duration::from_secs(10))
-            .body(to_cbor(req))
+            .body(to_cbor(proposal))
             .send()
             .await
-            .map_err(|e| e.to_string())?;
-        let body = resp.bytes().await.map_err(|e| e.to_string())?;
-        let result: Result<(), ProposeError> =
-            ciborium::from_reader(&body[..]).map_err(|e| e.to_string())?;
-        result.map_err(|e| e.to_string())
+            .map_err(|e| failed(e.to_string()))?;
+        let status = resp.status();
+        let body = resp.bytes().await.map_err(|e| failed(e.to_string()))?;
+        let text = || String::from_utf8_lossy(&body).into_owned();
+        if status == StatusCode::FORBIDDEN {
+            return Err(ProposeError::NotAllowed(text()));
+        }
+        if !status.is_success() {
+            return Err(failed(format!(
+                "node {} answered {status}: {}",
+                self.target,
+                text()
+            )));
+        }
+        ciborium::from_reader::<Result<(), ProposeError>, _>(&body[..])
+            .map_err(|e| failed(e.to_string()))?
     }
 }
 
@@ -203,14 +230,82 @@ impl RaftNetwork<TypeConfig> for PeerClient {
     }
 }
 
-/// The cluster port's router: Raft's three RPCs, handed to the local Raft.
-pub fn router(raft: Raft) -> Router {
+/// What the cluster port's handlers share.
+#[derive(Clone)]
+struct Port {
+    raft: Raft,
+    members: Members,
+    /// Bytes received so far per snapshot being installed (its id): a chunk must continue
+    /// what arrived, so a peer cannot make this node allocate up to an offset it names.
+    snapshots: Arc<Mutex<HashMap<String, u64>>>,
+}
+
+/// The largest snapshot this node receives (100,000 bundles are about 150 MB).
+const MAX_SNAPSHOT_BYTES: u64 = 2 << 30;
+
+/// The cluster port's router: Raft's three RPCs, handed to the local Raft, and the leader's
+/// `propose` for offline-made admin tokens. Every request is authorised on its own, not
+/// only at the handshake: the peer must be a current member presenting the certificate the
+/// membership pins ([`authorize`]); Raft RPCs must come from a voter speaking for itself.
+pub fn router(raft: Raft, members: Members) -> Router {
+    let port = Port {
+        raft,
+        members,
+        snapshots: Arc::default(),
+    };
     Router::new()
         .route("/raft/append", post(append))
         .route("/raft/vote", post(vote))
         .route("/raft/snapshot", post(snapshot))
         .route("/raft/propose", post(propose))
-        .with_state(raft)
+        .route_layer(axum::middleware::from_fn_with_state(
+            port.clone(),
+            authorize,
+        ))
+        .with_state(port)
+}
+
+fn forbidden(text: String) -> Response {
+    (StatusCode::FORBIDDEN, text).into_response()
+}
+
+/// Every request: the connection's certificate must still belong to a current member.
+async fn authorize(
+    State(port): State<Port>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match req.extensions().get::<PeerNode>().copied() {
+        Some(p) if port.members.admits_sha256(p.id, &p.cert_sha256) => next.run(req).await,
+        Some(p) => forbidden(format!(
+            "node {} is not a current member of this cluster (or this is not the certificate it was issued)",
+            p.id
+        )),
+        None => forbidden("the client certificate names no certraft node".into()),
+    }
+}
+
+/// A Raft RPC must come from a voter, on its own behalf: a learner (a traffic node, often in
+/// a less trusted site) never sends one, and no member speaks for another.
+fn check_sender(
+    port: &Port,
+    peer: PeerNode,
+    claimed: Option<NodeId>,
+    what: &str,
+) -> Option<Response> {
+    if !port.members.is_voter(peer.id) {
+        return Some(forbidden(format!(
+            "node {} is not a voter; only voters send {what}",
+            peer.id
+        )));
+    }
+    if claimed != Some(peer.id) {
+        return Some(forbidden(format!(
+            "node {} sent {what} on behalf of node {claimed:?}",
+            peer.id
+        )));
+    }
+    None
 }
 
 /// The request body as a Raft message, or the 400 answer naming why it is not one.
@@ -238,32 +333,108 @@ fn cbor_reply<T: Serialize>(value: &T) -> Response {
 }
 
 async fn append(
-    State(raft): State<Raft>,
+    State(port): State<Port>,
+    Extension(peer): Extension<PeerNode>,
     Cbor(req): Cbor<AppendEntriesRequest<TypeConfig>>,
 ) -> Response {
-    cbor_reply(&raft.append_entries(req).await)
+    if let Some(refused) = check_sender(&port, peer, req.vote.leader_id().voted_for(), "entries") {
+        return refused;
+    }
+    cbor_reply(&port.raft.append_entries(req).await)
 }
 
-async fn vote(State(raft): State<Raft>, Cbor(req): Cbor<VoteRequest<NodeId>>) -> Response {
-    cbor_reply(&raft.vote(req).await)
+async fn vote(
+    State(port): State<Port>,
+    Extension(peer): Extension<PeerNode>,
+    Cbor(req): Cbor<VoteRequest<NodeId>>,
+) -> Response {
+    if let Some(refused) = check_sender(
+        &port,
+        peer,
+        req.vote.leader_id().voted_for(),
+        "vote requests",
+    ) {
+        return refused;
+    }
+    cbor_reply(&port.raft.vote(req).await)
 }
 
 async fn snapshot(
-    State(raft): State<Raft>,
+    State(port): State<Port>,
+    Extension(peer): Extension<PeerNode>,
     Cbor(req): Cbor<InstallSnapshotRequest<TypeConfig>>,
 ) -> Response {
-    cbor_reply(&raft.install_snapshot(req).await)
+    if let Some(refused) = check_sender(&port, peer, req.vote.leader_id().voted_for(), "snapshots")
+    {
+        return refused;
+    }
+    let id = req.meta.snapshot_id.clone();
+    let end = req.offset.saturating_add(req.data.len() as u64);
+    {
+        // Held for a map update only.
+        let mut received = port.snapshots.lock().unwrap_or_else(|e| e.into_inner());
+        let have = if req.offset == 0 {
+            0
+        } else {
+            received.get(&id).copied().unwrap_or(0)
+        };
+        if req.offset > have || end > MAX_SNAPSHOT_BYTES {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "snapshot {id}: a chunk at offset {} (+{} bytes) does not continue the {have} bytes received (at most {MAX_SNAPSHOT_BYTES})",
+                    req.offset,
+                    req.data.len()
+                ),
+            )
+                .into_response();
+        }
+        if req.offset == 0 {
+            // One install at a time: a new snapshot replaces what was being received.
+            received.clear();
+        }
+        if req.done {
+            received.remove(&id);
+        } else {
+            received.insert(id, have.max(end));
+        }
+    }
+    cbor_reply(&port.raft.install_snapshot(req).await)
 }
 
-async fn propose(State(raft): State<Raft>, Cbor(req): Cbor<crate::inventory::Request>) -> Response {
-    if !matches!(
-        req.command,
-        crate::inventory::Command::CreateAdminToken { .. }
-    ) {
-        return cbor_reply(&Err::<(), _>(ProposeError::NotAllowed));
+/// On the leader: commits an admin token a voter made offline. A learner may not (a traffic
+/// node must never mint credentials); a name already in use is refused, so no member can
+/// replace an operator's token; the actor and time are the leader's, never the peer's.
+async fn propose(
+    State(port): State<Port>,
+    Extension(peer): Extension<PeerNode>,
+    Cbor(p): Cbor<AdminTokenProposal>,
+) -> Response {
+    if !port.members.is_voter(peer.id) {
+        return cbor_reply(&Err::<(), _>(ProposeError::NotAllowed(format!(
+            "node {} is not a voter: run `certraft-node admin-token` on a voter's data dir",
+            peer.id
+        ))));
     }
-    let result = match raft.client_write(req).await {
-        Ok(_) => Ok(()),
+    let req = crate::inventory::Request {
+        version: crate::inventory::REQUEST_VERSION,
+        actor: format!("node {} (certraft-node admin-token)", peer.id),
+        at: crate::clock::unix_now(),
+        command: crate::inventory::Command::CreateAdminToken {
+            token: crate::inventory::AdminToken {
+                name: p.name,
+                secret_sha256: p.secret_sha256,
+                created_at: crate::clock::unix_now(),
+                created_by: format!("node {}", peer.id),
+            },
+        },
+    };
+    let result = match port.raft.client_write(req).await {
+        Ok(resp) => match resp.data {
+            Some(Ok(_)) => Ok(()),
+            Some(Err(refusal)) => Err(ProposeError::NotAllowed(refusal.to_string())),
+            None => Err(ProposeError::Failed("the entry answered nothing".into())),
+        },
         Err(RaftError::APIError(openraft::error::ClientWriteError::ForwardToLeader(f))) => {
             Err(ProposeError::NotLeader(f.leader_id.unwrap_or(0)))
         }

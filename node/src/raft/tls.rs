@@ -6,7 +6,7 @@
 //! refused during the handshake (the class of Consul CVE-2021-37219). Hostnames are not
 //! checked on the cluster port: a node's identity is its id, not its address.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::{Arc, RwLock};
 
@@ -22,42 +22,125 @@ use rustls::{
 
 use crate::pki::node_id_of;
 
-/// The ids whose node certificates the cluster port accepts now. Updated from the Raft
-/// membership as it changes; read during every handshake.
-#[derive(Clone, Default)]
-pub struct Members(Arc<RwLock<BTreeSet<u64>>>);
+/// Who the cluster port admits now: each member's id, the SHA-256 of the node certificate the
+/// cluster issued to it (when the membership records one), and whether it votes. Updated
+/// from the Raft membership as it changes; read during every handshake and every request.
+/// Every change is announced on a watch channel, so open connections of a member that has
+/// been removed are closed at once ([`crate::http`]).
+#[derive(Clone)]
+pub struct Members {
+    inner: Arc<RwLock<BTreeMap<u64, Member>>>,
+    changed: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+/// One entry of [`Members`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Member {
+    /// The issued certificate's SHA-256; `None` admits any CA-issued certificate naming the id
+    /// (memberships written before certificates were pinned).
+    pub cert_sha256: Option<[u8; 32]>,
+    /// A voter (or witness): may send Raft RPCs. Learners only receive them.
+    pub voter: bool,
+}
+
+impl Default for Members {
+    fn default() -> Self {
+        Members::new([])
+    }
+}
 
 impl Members {
-    pub fn new(ids: impl IntoIterator<Item = u64>) -> Self {
-        Members(Arc::new(RwLock::new(ids.into_iter().collect())))
+    pub fn new(members: impl IntoIterator<Item = (u64, Member)>) -> Self {
+        Members {
+            inner: Arc::new(RwLock::new(members.into_iter().collect())),
+            changed: Arc::new(tokio::sync::watch::channel(0).0),
+        }
     }
 
-    pub fn set(&self, ids: impl IntoIterator<Item = u64>) {
-        let ids: BTreeSet<u64> = ids.into_iter().collect();
-        // The lock is only held for a copy; a poisoned lock still holds a consistent set.
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = ids;
+    pub fn set(&self, members: impl IntoIterator<Item = (u64, Member)>) {
+        let members: BTreeMap<u64, Member> = members.into_iter().collect();
+        {
+            // Held only for a swap; a poisoned lock still holds a consistent map.
+            let mut held = self.inner.write().unwrap_or_else(|e| e.into_inner());
+            if *held == members {
+                return;
+            }
+            *held = members;
+        }
+        self.changed.send_modify(|generation| *generation += 1);
+    }
+
+    fn get(&self, id: u64) -> Option<Member> {
+        self.inner
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .copied()
     }
 
     pub fn contains(&self, id: u64) -> bool {
-        self.0
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(&id)
+        self.get(id).is_some()
+    }
+
+    /// Whether the peer presenting `cert_der` (which names node `id`) is a current member:
+    /// the id is in the membership and, where the membership pins a certificate, it is
+    /// exactly that one.
+    pub fn admits(&self, id: u64, cert_der: &[u8]) -> bool {
+        self.admits_sha256(id, &crate::pki::cert_sha256(cert_der))
+    }
+
+    pub fn admits_sha256(&self, id: u64, sha256: &[u8; 32]) -> bool {
+        self.get(id)
+            .is_some_and(|m| m.cert_sha256.is_none_or(|pinned| &pinned == sha256))
+    }
+
+    /// Whether `id` is a current voting member (a witness votes).
+    pub fn is_voter(&self, id: u64) -> bool {
+        self.get(id).is_some_and(|m| m.voter)
     }
 
     pub fn ids(&self) -> Vec<u64> {
-        self.0
+        self.inner
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .iter()
+            .keys()
             .copied()
             .collect()
+    }
+
+    /// Fires on every change of the membership.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
     }
 }
 
 impl fmt::Debug for Members {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Members({:?})", self.ids())
+    }
+}
+
+/// The cluster port's allow-list for a Raft membership: every node in it, its pinned
+/// certificate, and whether it votes.
+pub fn members_of(
+    membership: &openraft::Membership<u64, super::NodeInfo>,
+) -> BTreeMap<u64, Member> {
+    let voters: BTreeSet<u64> = membership.voter_ids().collect();
+    membership
+        .nodes()
+        .map(|(id, info)| (*id, member_of(info, voters.contains(id))))
+        .collect()
+}
+
+/// One member's entry: the certificate its membership record pins.
+pub fn member_of(info: &super::NodeInfo, voter: bool) -> Member {
+    Member {
+        cert_sha256: info
+            .cert_sha256
+            .as_deref()
+            .and_then(|h| hex::decode(h).ok())
+            .and_then(|b| <[u8; 32]>::try_from(b).ok()),
+        voter,
     }
 }
 
@@ -198,7 +281,7 @@ impl ClientCertVerifier for MemberClientVerifier {
         self.inner
             .verify_client_cert(end_entity, intermediates, now)?;
         match node_id_of(end_entity) {
-            Some(id) if self.members.contains(id) => Ok(ClientCertVerified::assertion()),
+            Some(id) if self.members.admits(id, end_entity) => Ok(ClientCertVerified::assertion()),
             other => Err(not_member(other)),
         }
     }

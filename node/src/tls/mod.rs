@@ -20,7 +20,7 @@ pub mod tickets;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use rustls::server::{ClientHello, ResolvesServerCert};
@@ -34,12 +34,7 @@ use crate::bundle::Keyring;
 use crate::store::ServingDelta;
 use index::{CertIndex, Matched, Served};
 
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+use crate::clock::unix_now as now;
 
 /// Handshake outcomes, for `/metrics`.
 #[derive(Debug, Default)]
@@ -300,14 +295,17 @@ pub async fn serve(
 ) {
     let config = server_config(serving.clone());
     let slots = Arc::new(tokio::sync::Semaphore::new(serving.max_connections));
+    let accept_errors = crate::log_limit::RateLimitedLog::new(Duration::from_secs(10));
     loop {
         let tcp = tokio::select! {
             _ = cancel.cancelled() => return,
             accepted = listener.accept() => match accepted {
                 Ok((tcp, _)) => tcp,
                 Err(e) => {
-                    tracing::warn!(error = %e, "serve port: accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    if let Some(suppressed) = accept_errors.admit(std::time::Instant::now()) {
+                        tracing::warn!(error = %e, suppressed, "serve port: accept failed; raise the open-files limit (ulimit -n) if this repeats");
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             },
@@ -403,17 +401,24 @@ pub async fn serve(
 }
 
 /// Reads until rustls has the whole ClientHello; `None` if the peer sent no valid one (the
-/// alert rustls wants to send is sent).
+/// alert rustls wants to send is sent) or did not finish within [`HANDSHAKE_TIMEOUT`] in all:
+/// the deadline is for the whole ClientHello, so a client trickling one byte at a time does
+/// not hold a connection slot for longer than that.
 async fn read_client_hello(
+    tcp: tokio::net::TcpStream,
+) -> Option<(rustls::server::Accepted, tokio::net::TcpStream)> {
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, read_client_hello_inner(tcp))
+        .await
+        .ok()?
+}
+
+async fn read_client_hello_inner(
     mut tcp: tokio::net::TcpStream,
 ) -> Option<(rustls::server::Accepted, tokio::net::TcpStream)> {
     let mut acceptor = rustls::server::Acceptor::default();
     let mut buf = vec![0u8; 16 * 1024];
     loop {
-        let n = tokio::time::timeout(HANDSHAKE_TIMEOUT, tcp.read(&mut buf))
-            .await
-            .ok()?
-            .ok()?;
+        let n = tcp.read(&mut buf).await.ok()?;
         if n == 0 {
             return None;
         }

@@ -9,3 +9,4 @@ mod proxy;
 mod security;
 mod serving;
 mod support;
+mod trust;

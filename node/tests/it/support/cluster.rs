@@ -322,7 +322,8 @@ impl Node {
         child.as_mut().and_then(|c| c.try_wait().ok().flatten())
     }
 
-    fn pid(&self) -> Option<u32> {
+    /// The process id of the running process, if any.
+    pub fn pid(&self) -> Option<u32> {
         let child = self.child.lock().unwrap_or_else(|e| e.into_inner());
         child.as_ref().map(Child::id)
     }
