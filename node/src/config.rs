@@ -32,22 +32,24 @@ pub struct RunArgs {
     /// Host name or IP other nodes and clients use to reach this node [default: the listen IP].
     #[arg(long, env = "CERTRAFT_ADVERTISE", value_name = "HOST")]
     pub advertise: Option<String>,
-    /// Admin URL of any member, to join its cluster (needs --join-token).
-    #[arg(
-        long,
-        env = "CERTRAFT_JOIN",
-        value_name = "URL",
-        requires = "join_token"
-    )]
+    /// Admin URL of any member, to join its cluster (needs --join-token-file or
+    /// --join-token).
+    #[arg(long, env = "CERTRAFT_JOIN", value_name = "URL")]
     pub join: Option<String>,
-    /// The token from `certraft cluster join-token` (single use; binds the cluster CA).
+    /// The token from `certraft cluster join-token` (single use; binds the cluster CA). On
+    /// the command line it is visible to other users in /proc: prefer --join-token-file or
+    /// CERTRAFT_JOIN_TOKEN.
     #[arg(
         long,
         env = "CERTRAFT_JOIN_TOKEN",
         value_name = "TOKEN",
-        hide_env_values = true
+        hide_env_values = true,
+        conflicts_with = "join_token_file"
     )]
     pub join_token: Option<String>,
+    /// File whose first line is the join token.
+    #[arg(long, env = "CERTRAFT_JOIN_TOKEN_FILE", value_name = "FILE")]
+    pub join_token_file: Option<PathBuf>,
     /// What to join as; the token's role decides when this is absent.
     #[arg(long, env = "CERTRAFT_ROLE", value_name = "ROLE", value_parser = parse_role)]
     pub role: Option<NodeRole>,
@@ -203,7 +205,11 @@ pub enum ConfigError {
     Parse { path: String, detail: String },
     #[error("the join token is not a certraft join token (crj1.<secret>.<ca-sha256>); copy it whole from `certraft cluster join-token`")]
     BadJoinToken,
-    #[error("--join needs --join-token, and --join-token needs --join")]
+    #[error(
+        "cannot read the join token file {path}: {detail}; check the path and its permissions"
+    )]
+    JoinTokenFile { path: String, detail: String },
+    #[error("--join needs --join-token-file (or --join-token), and a join token needs --join")]
     JoinPair,
     #[error("{flag} {addr} listens on every interface, so other nodes cannot be told where it is; pass --advertise HOST")]
     NeedAdvertise {
@@ -253,7 +259,23 @@ impl RunArgs {
                 cluster.ip().to_string()
             }
         };
-        let join = match (self.join.or(file.join), self.join_token.or(file.join_token)) {
+        let token_from_file = match self.join_token_file.as_ref() {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError::JoinTokenFile {
+                        path: path.display().to_string(),
+                        detail: e.to_string(),
+                    })?
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string(),
+            ),
+            None => None,
+        };
+        let token = token_from_file.or(self.join_token).or(file.join_token);
+        let join = match (self.join.or(file.join), token) {
             (Some(url), Some(token)) => Some(Join {
                 url: url.trim_end_matches('/').to_string(),
                 token: JoinToken::parse(&token)?,
@@ -340,6 +362,35 @@ mod tests {
         .resolve()
         .unwrap_err();
         assert!(err.to_string().contains("colour"), "{err}");
+    }
+
+    /// `--join-token-file` reads the token's first line (a token on argv is visible in
+    /// /proc); a missing file is named in the error.
+    #[test]
+    fn the_join_token_comes_from_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        let t = JoinToken::format(&"cd".repeat(16), &[9; 32]);
+        std::fs::write(&path, format!("{t}\n")).unwrap();
+        let args = RunArgs {
+            join: Some("https://127.0.0.1:9443/".into()),
+            join_token_file: Some(path),
+            ..Default::default()
+        };
+        let c = args.resolve().unwrap();
+        let j = c.join.unwrap();
+        assert_eq!(
+            (j.url.as_str(), j.token.ca_sha256),
+            ("https://127.0.0.1:9443", [9; 32])
+        );
+        let err = RunArgs {
+            join: Some("https://127.0.0.1:9443".into()),
+            join_token_file: Some(dir.path().join("absent")),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(err.to_string().contains("absent"), "{err}");
     }
 
     /// A join token round-trips; anything else is refused with the expected shape named.

@@ -18,10 +18,10 @@ use certraft::raft::NodeInfo;
 ///   certraft cert list            # on the same machine: uses ./certraft-data
 ///
 /// Add a node to a cluster:
-///   certraft cluster join-token --role voter           # on a member; prints crj1....
+///   certraft cluster join-token --role voter > token   # on a member; writes crj1....
 ///   certraft-node run --data-dir /var/lib/certraft2 --admin 127.0.0.1:9453 \
 ///     --cluster 127.0.0.1:9454 --serve 127.0.0.1:8453 \
-///     --join https://127.0.0.1:9443 --join-token crj1....
+///     --join https://127.0.0.1:9443 --join-token-file token
 #[derive(Parser, Debug)]
 #[command(
     name = "certraft-node",
@@ -92,9 +92,10 @@ enum Cmd {
     AdminToken {
         #[arg(long, value_name = "DIR", default_value = "certraft-data")]
         data_dir: PathBuf,
-        /// Name recorded as the actor of everything done with this token.
-        #[arg(long, default_value = "recovered-admin")]
-        name: String,
+        /// Name recorded as the actor of everything done with this token; a name already in
+        /// use is refused [default: recovered-<unix time>].
+        #[arg(long)]
+        name: Option<String>,
     },
 }
 
@@ -194,6 +195,11 @@ fn main() -> ExitCode {
             }
         },
         Cmd::AdminToken { data_dir, name } => {
+            let name = name.unwrap_or_else(|| format!("recovered-{}", certraft::clock::unix_now()));
+            if !certraft::inventory::valid_name(&name) {
+                eprintln!("error: --name {name:?} is not a valid token name: use 1-64 letters, digits, '.', '-' or '_', starting with a letter or a digit");
+                return ExitCode::from(2);
+            }
             let dd = DataDir::new(&data_dir);
             if !dd.is_initialized() {
                 eprintln!(

@@ -686,6 +686,10 @@ async fn recover_makes_a_lone_survivor_a_working_cluster() {
     assert_eq!(refused.status.code(), Some(2), "{refused:?}");
     let done = offline(&["recover", "--force-single-node"], &data);
     assert!(done.status.success(), "{done:?}");
+    // Regression (review item 11): a bad name used to exit 0 with a token that never worked.
+    let bad = offline(&["admin-token", "--name", "bad name"], &data);
+    assert_eq!(bad.status.code(), Some(2), "{bad:?}");
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a valid token name"));
     let minted = offline(&["admin-token", "--name", "rescue"], &data);
     assert!(minted.status.success(), "{minted:?}");
     let token = String::from_utf8(minted.stdout).expect("token is text");

@@ -10,3 +10,4 @@ mod security;
 mod serving;
 mod support;
 mod trust;
+mod wire_fuzz;

@@ -95,6 +95,16 @@ async fn audit_text(c: &Cluster, i: usize) -> String {
 async fn an_anonymous_join_flood_never_reaches_raft_or_the_audit_log() {
     let mut c = Cluster::new(Options::default().env("CERTRAFT_FAILURE_AUDIT_SECS", "1"));
     c.bootstrap().await;
+    // The leader's own first entries (the first session-ticket key) land before the flood.
+    c.wait_for("the first session-ticket key", PATIENCE, || async {
+        let audit = audit_text(&c, 0).await;
+        if audit.contains("session-ticket key") {
+            Ok(())
+        } else {
+            Err(audit)
+        }
+    })
+    .await;
     let before = c.readyz(0).await.unwrap();
     let audit_before = c.api(0).get("/api/v1/audit").await.ok("audit")["records"]
         .as_array()
