@@ -187,7 +187,7 @@ fn join_token(args: &JoinTokenArgs, connect: &ConnectArgs) -> Result<Output, Fai
         _ => format!(" --role {role}"),
     };
     let note = format!(
-        "single-use {role} token, expires {}; on the new node: certraft-node run --join https://MEMBER:9443 --join-token TOKEN{role_flag}",
+        "single-use {role} token, expires {}; save it to a file (mode 0600) on the new node and run: certraft-node run --join https://MEMBER:9443 --join-token-file FILE{role_flag}",
         r.expires_at,
     );
     Ok(Output::raw(reply.raw.clone())

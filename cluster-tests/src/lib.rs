@@ -8,6 +8,7 @@
 //! - [`client`]: the admin API client and the TLS prober.
 //! - [`fixtures`]: the OpenSSL-made certificates the registers hold.
 //! - [`history`]: the recorder and the seeded generator.
+//! - [`hostile`]: a traffic node turned hostile, attacking every member during a run.
 //! - [`workload`]: register clients, handshake loops, the write probe.
 //! - [`checker`]: the Wing–Gong linearizability check.
 //! - [`verify`]: convergence of what every node serves after healing.
@@ -21,6 +22,7 @@ pub mod cluster;
 pub mod docker;
 pub mod fixtures;
 pub mod history;
+pub mod hostile;
 pub mod logs;
 pub mod ports;
 pub mod run;

@@ -8,10 +8,13 @@
 //!
 //! Env: `CYCLES` (fault cycles per test), `SEED`.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use certraft_cluster_tests::cluster::{Cluster, Role};
 use certraft_cluster_tests::history::Rng;
+use certraft_cluster_tests::hostile::{Hostile, FORGED_TERM};
 use certraft_cluster_tests::run::{cycles, kill_each_appliance, p99, Run};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -38,6 +41,10 @@ async fn failover_pair_with_witness_keeps_serving_and_writing_when_either_applia
 async fn three_voters_and_a_traffic_node_stay_linearizable_through_kills_and_pauses() {
     let name = "core3+traffic1";
     let mut c = Cluster::start(&[Role::Voter, Role::Voter, Role::Voter, Role::Learner]).await;
+    // A second traffic node joins and turns hostile for the whole run (issue 19).
+    let hostile = Hostile::join(&c).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let attacks = tokio::spawn(hostile.attack(stop.clone()));
     let run = Run::start(&c, name, 4).await;
     let mut rng = Rng::new(run.seed ^ 0xFA17);
     for cycle in 0..cycles(4) {
@@ -65,6 +72,29 @@ async fn three_voters_and_a_traffic_node_stay_linearizable_through_kills_and_pau
         );
         c.wait_ready(victim).await;
         run.expect_up(victim, true);
+    }
+    stop.store(true, Ordering::Relaxed);
+    let report = attacks.await.expect("the hostile traffic node's task");
+    println!(
+        "  hostile traffic node: {} attempts, {} admitted",
+        report.attempts,
+        report.admitted.len()
+    );
+    assert!(report.attempts > 0);
+    assert!(
+        report.admitted.is_empty(),
+        "the hostile traffic node got through: {:?}",
+        report.admitted
+    );
+    for i in 0..c.nodes.len() {
+        if let Ok(r) = c.readyz(i).await {
+            let term = r["term"].as_u64().unwrap_or(0);
+            assert!(
+                term < FORGED_TERM,
+                "{} took a forged term {term}",
+                c.nodes[i].label
+            );
+        }
     }
     run.finish(&c, name).await;
 }

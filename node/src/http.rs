@@ -5,11 +5,15 @@
 //! Every connection is bounded ([`Limits`]): a whole-handshake deadline, a header-read
 //! deadline that is also the idle limit between requests (hyper starts it whenever it waits
 //! for a request head), a lifetime after which the connection is closed between requests,
-//! and caps on connections per listener and per source address. On the cluster port, a
+//! and caps on connections per source address and per listener. A full listener makes room
+//! for a newcomer by closing its oldest connection that is not serving a request (one still
+//! in its handshake first), so an idle flood from many addresses cannot lock real clients
+//! out. On the cluster port, a
 //! connection whose peer stops being a member is closed the moment the membership changes.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -74,6 +78,95 @@ impl Limits {
     };
 }
 
+/// A listener's connection slots. When they are all taken, a new connection takes the slot
+/// of the oldest one that is *not serving a request* (still in its TLS handshake, or idle
+/// between requests), which is closed: connections that only hold a slot (slowloris, an
+/// idle flood from many addresses) are the ones that lose it, and a real client, whose
+/// connection is busy from its handshake on, gets in.
+struct Room {
+    max: usize,
+    state: Mutex<RoomState>,
+}
+
+#[derive(Default)]
+struct RoomState {
+    open: usize,
+    next: u64,
+    /// Every open connection by arrival: its close signal, its requests in flight, and
+    /// whether its TLS handshake is done.
+    conns: std::collections::BTreeMap<u64, (CancellationToken, Arc<AtomicUsize>, Arc<AtomicBool>)>,
+}
+
+/// One connection's slot; given back on drop.
+struct Ticket {
+    room: Arc<Room>,
+    seq: u64,
+    /// Fires when a newer connection took this one's slot.
+    evicted: CancellationToken,
+    /// Requests in flight on this connection (it is not evicted while one is).
+    busy: Arc<AtomicUsize>,
+    /// Set once the TLS handshake is done: connections still in theirs go first.
+    handshaken: Arc<AtomicBool>,
+}
+
+impl Room {
+    fn new(max: usize) -> Arc<Room> {
+        Arc::new(Room {
+            max,
+            state: Mutex::new(RoomState::default()),
+        })
+    }
+
+    /// A slot for a new connection, evicting the oldest idle one when full; `None` when
+    /// every connection is busy with a request.
+    fn admit(self: &Arc<Room>) -> Option<Ticket> {
+        // Held for bookkeeping only.
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.open >= self.max {
+            // The oldest still in its handshake (anonymous so far), else the oldest idle.
+            let idle = |(_, (_, busy, _)): &(
+                &u64,
+                &(CancellationToken, Arc<AtomicUsize>, Arc<AtomicBool>),
+            )| { busy.load(Ordering::Acquire) == 0 };
+            let victim = st
+                .conns
+                .iter()
+                .find(|c| idle(c) && !c.1 .2.load(Ordering::Acquire))
+                .or_else(|| st.conns.iter().find(idle))
+                .map(|(seq, _)| *seq)?;
+            if let Some((token, _, _)) = st.conns.remove(&victim) {
+                token.cancel();
+                // Its slot passes to the newcomer now: the evicted ticket gives back none.
+                st.open -= 1;
+            }
+        }
+        st.open += 1;
+        let seq = st.next;
+        st.next += 1;
+        let (evicted, busy) = (CancellationToken::new(), Arc::new(AtomicUsize::new(0)));
+        let handshaken = Arc::new(AtomicBool::new(false));
+        st.conns
+            .insert(seq, (evicted.clone(), busy.clone(), handshaken.clone()));
+        Some(Ticket {
+            room: self.clone(),
+            seq,
+            evicted,
+            busy,
+            handshaken,
+        })
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let mut st = self.room.state.lock().unwrap_or_else(|e| e.into_inner());
+        // An evicted ticket was already taken out, and its slot given to another.
+        if st.conns.remove(&self.seq).is_some() {
+            st.open -= 1;
+        }
+    }
+}
+
 /// Open connections per source address; a slot is given back when its guard drops.
 #[derive(Clone, Default)]
 struct PerSource(Arc<Mutex<HashMap<IpAddr, usize>>>);
@@ -125,7 +218,7 @@ pub async fn serve_tls(
     tracker: TaskTracker,
 ) {
     let acceptor = TlsAcceptor::from(tls);
-    let open = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let room = Room::new(limits.max_connections);
     let per_source = PerSource::default();
     let accept_errors = RateLimitedLog::new(Duration::from_secs(10));
     let over_cap = RateLimitedLog::new(Duration::from_secs(10));
@@ -145,15 +238,15 @@ pub async fn serve_tls(
                 }
             },
         };
-        let Ok(permit) = open.clone().try_acquire_owned() else {
-            if let Some(suppressed) = over_cap.admit(Instant::now()) {
-                tracing::warn!(port = what, %remote, limit = limits.max_connections, suppressed, "connection refused: the port is at its connection limit");
-            }
-            continue;
-        };
         let Some(slot) = per_source.take(remote.ip(), limits.max_per_source) else {
             if let Some(suppressed) = over_cap.admit(Instant::now()) {
                 tracing::warn!(port = what, %remote, limit = limits.max_per_source, suppressed, "connection refused: this source is at its connection limit");
+            }
+            continue;
+        };
+        let Some(ticket) = room.admit() else {
+            if let Some(suppressed) = over_cap.admit(Instant::now()) {
+                tracing::warn!(port = what, %remote, limit = limits.max_connections, suppressed, "connection refused: every connection slot is serving a request");
             }
             continue;
         };
@@ -163,15 +256,20 @@ pub async fn serve_tls(
         let cancel = cancel.clone();
         let members = members.clone();
         tracker.spawn(async move {
-            let _held = (permit, slot);
-            let tls = match tokio::time::timeout(limits.handshake, acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => {
-                    tracing::debug!(port = what, %remote, error = %e, "TLS handshake refused");
-                    return;
-                }
-                Err(_) => return,
+            let _slot = slot;
+            let handshake = tokio::time::timeout(limits.handshake, acceptor.accept(tcp));
+            let tls = tokio::select! {
+                r = handshake => match r {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(e)) => {
+                        tracing::debug!(port = what, %remote, error = %e, "TLS handshake refused");
+                        return;
+                    }
+                    Err(_) => return,
+                },
+                _ = ticket.evicted.cancelled() => return,
             };
+            ticket.handshaken.store(true, Ordering::Release);
             let peer = tls
                 .get_ref()
                 .1
@@ -183,7 +281,19 @@ pub async fn serve_tls(
                         cert_sha256: cert_sha256(c),
                     })
                 });
-            let mut router = router.layer(axum::Extension(ClientAddr(remote)));
+            // Requests in flight keep the connection from being evicted.
+            let busy = ticket.busy.clone();
+            let mut router = router
+                .layer(axum::middleware::from_fn(move |req: axum::extract::Request, next: axum::middleware::Next| {
+                    let busy = busy.clone();
+                    async move {
+                        busy.fetch_add(1, Ordering::AcqRel);
+                        let resp = next.run(req).await;
+                        busy.fetch_sub(1, Ordering::AcqRel);
+                        resp
+                    }
+                }))
+                .layer(axum::Extension(ClientAddr(remote)));
             if let Some(p) = peer {
                 router = router.layer(axum::Extension(p));
             }
@@ -209,6 +319,10 @@ pub async fn serve_tls(
                     _ = cancel.cancelled(), if !draining => {
                         conn.as_mut().graceful_shutdown();
                         let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
+                        return;
+                    }
+                    _ = ticket.evicted.cancelled(), if !draining => {
+                        // A newer connection needed the slot; this one is idle.
                         return;
                     }
                     _ = &mut lifetime, if !draining => {
@@ -249,6 +363,35 @@ async fn changed(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A full room evicts its oldest idle connection for a newcomer, never a busy one, and
+    /// refuses only when every connection is serving a request; slots are never lost.
+    #[test]
+    fn a_full_room_evicts_the_oldest_idle_connection_never_a_busy_one() {
+        let room = Room::new(3);
+        let a = room.admit().unwrap();
+        let b = room.admit().unwrap();
+        let c = room.admit().unwrap();
+        a.busy.fetch_add(1, Ordering::AcqRel);
+        b.handshaken.store(true, Ordering::Release);
+        let d = room.admit().unwrap();
+        assert!(!a.evicted.is_cancelled(), "a busy connection was evicted");
+        assert!(
+            c.evicted.is_cancelled(),
+            "one still in its handshake goes first"
+        );
+        assert!(!b.evicted.is_cancelled());
+        drop(c);
+        d.busy.fetch_add(1, Ordering::AcqRel);
+        let e = room.admit().unwrap();
+        assert!(b.evicted.is_cancelled(), "then the oldest idle one");
+        drop(b);
+        e.busy.fetch_add(1, Ordering::AcqRel);
+        assert!(room.admit().is_none(), "every slot is busy");
+        drop((a, d, e));
+        let st = room.state.lock().unwrap();
+        assert_eq!((st.open, st.conns.len()), (0, 0));
+    }
 
     /// Per-source slots are capped and given back when a connection ends.
     #[test]

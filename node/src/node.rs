@@ -454,7 +454,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<(), NodeErro
         timeout: Duration::from_secs(10),
         serving: serving_plane,
         failures: Default::default(),
-        parsing: tokio::sync::Semaphore::new(crate::api::server::PARSE_CONCURRENCY),
+        parsing: tokio::sync::Semaphore::new(crate::api::server::parse_concurrency()),
         body_budget: tokio::sync::Semaphore::new(crate::api::server::BODY_BUDGET_KIB),
     });
 

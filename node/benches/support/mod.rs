@@ -38,6 +38,8 @@ pub struct Node {
     pub child: Option<Child>,
     /// `taskset -c` list, e.g. "0".
     pub cpus: Option<String>,
+    /// The `certraft-node` binary ([`BIN`] unless a bench measures another build).
+    pub bin: String,
 }
 
 impl Node {
@@ -50,6 +52,7 @@ impl Node {
             serve: free_port(),
             child: None,
             cpus: None,
+            bin: BIN.to_string(),
         }
     }
 
@@ -57,10 +60,10 @@ impl Node {
         let mut cmd = match &self.cpus {
             Some(cpus) => {
                 let mut c = Command::new("taskset");
-                c.arg("-c").arg(cpus).arg(BIN);
+                c.arg("-c").arg(cpus).arg(&self.bin);
                 c
             }
-            None => Command::new(BIN),
+            None => Command::new(&self.bin),
         };
         cmd.arg("run")
             .arg("--data-dir")
@@ -163,15 +166,23 @@ pub struct Cluster {
     pub nodes: Vec<Node>,
     pub client: reqwest::Client,
     pub auth: String,
+    /// The cluster CA, PEM.
+    pub ca_pem: Vec<u8>,
     _tmp: tempfile::TempDir,
 }
 
 impl Cluster {
     /// `size` nodes (the first bootstraps, the rest join as voters); `cpus` pins them all.
     pub async fn start(size: usize, cpus: Option<&str>) -> Cluster {
+        Cluster::start_with(size, cpus, BIN).await
+    }
+
+    /// Like [`Cluster::start`], running the `certraft-node` at `bin`.
+    pub async fn start_with(size: usize, cpus: Option<&str>, bin: &str) -> Cluster {
         let tmp = tempfile::tempdir().expect("temp dir");
         let mut first = Node::new(tmp.path(), 1);
         first.cpus = cpus.map(str::to_string);
+        first.bin = bin.to_string();
         first.start(None);
         let token_path = first.dir.join("admin.token");
         wait_for("bootstrap", Duration::from_secs(20), || {
@@ -181,7 +192,8 @@ impl Cluster {
         .await;
         let token = std::fs::read_to_string(&token_path).expect("token");
         let auth = format!("Bearer {}", token.trim());
-        let client = client(&std::fs::read(first.dir.join("ca.pem")).expect("ca"));
+        let ca_pem = std::fs::read(first.dir.join("ca.pem")).expect("ca");
+        let client = client(&ca_pem);
         wait_for("node 1 ready", Duration::from_secs(20), || async {
             readyz(&client, &first)
                 .await
@@ -192,6 +204,7 @@ impl Cluster {
             nodes: vec![first],
             client,
             auth,
+            ca_pem,
             _tmp: tmp,
         };
         cluster.grow(size, cpus, Duration::from_secs(30)).await;
@@ -204,6 +217,7 @@ impl Cluster {
         while self.nodes.len() < size {
             let mut node = Node::new(self._tmp.path(), self.nodes.len() as u64 + 1);
             node.cpus = cpus.map(str::to_string);
+            node.bin = self.nodes[0].bin.clone();
             let t: Value = self
                 .client
                 .post(format!(

@@ -68,8 +68,15 @@ pub struct AppState {
     pub body_budget: tokio::sync::Semaphore,
 }
 
-/// How many imports parse at once (each may run a password KDF for up to a few seconds).
-pub const PARSE_CONCURRENCY: usize = 2;
+/// How many imports parse at once (each may run a password KDF for up to a few seconds):
+/// half the CPUs this process may use, at least one, so parsing never takes every core from
+/// the serve port and the Raft heartbeats.
+pub fn parse_concurrency() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get() / 2)
+        .unwrap_or(1)
+        .max(1)
+}
 /// The largest request body the admin API reads (a backup to restore, base64 in JSON).
 pub const MAX_BODY_BYTES: usize = 16 << 20;
 /// Request bodies held at once, in KiB: four of the largest.
@@ -931,7 +938,7 @@ async fn show_cert(
 }
 
 /// Parses and assembles uploaded files exactly as `certraft inspect` does, on the blocking
-/// pool and at most [`PARSE_CONCURRENCY`] at a time: parsing runs password KDFs (capped, but
+/// pool and at most [`parse_concurrency`] at a time: parsing runs password KDFs (capped, but
 /// seconds at the cap), which must never hold the async workers that answer `/healthz`,
 /// serve TLS and send Raft heartbeats. Waiting for a turn is bounded by the node's timeout.
 async fn assemble_uploaded(st: &AppState, src: BundleSource) -> Result<Bundle, AppError> {
@@ -939,7 +946,8 @@ async fn assemble_uploaded(st: &AppState, src: BundleSource) -> Result<Bundle, A
         .await
         .map_err(|_| {
             AppError::NoLeader(format!(
-                "this node is busy parsing other uploads ({PARSE_CONCURRENCY} at a time); retry shortly"
+                "this node is busy parsing other uploads ({} at a time); retry shortly",
+                parse_concurrency()
             ))
         })?
         .map_err(|e| AppError::Internal(e.to_string()))?;

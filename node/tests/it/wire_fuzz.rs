@@ -113,6 +113,23 @@ proptest! {
     }
 }
 
+/// The hostile traffic node of the cluster suite (`certraft_cluster_tests::hostile`) builds
+/// its Raft messages by hand: they must decode as the node's own types, or its attacks
+/// would be refused as garbage (400) instead of by the role checks (403) they exercise.
+#[test]
+fn the_cluster_suites_forged_messages_decode_as_raft_messages() {
+    use certraft_cluster_tests::hostile;
+    let vote: VoteRequest<u64> =
+        ciborium::from_reader(&hostile::vote_request(9, 4)[..]).expect("vote decodes");
+    assert_eq!(vote.vote, openraft::Vote::new(9, 4));
+    let append: AppendEntriesRequest<TypeConfig> =
+        ciborium::from_reader(&hostile::append_request(9, 4)[..]).expect("append decodes");
+    assert_eq!(append.vote, openraft::Vote::new_committed(9, 4));
+    let p: AdminTokenProposal =
+        ciborium::from_reader(&hostile::token_proposal("x")[..]).expect("proposal decodes");
+    assert_eq!(p.name, "x");
+}
+
 /// A CBOR header that declares a 2^60-byte string, or a 2^60-element array, is refused
 /// without the decoder reserving that much: it grows buffers as bytes arrive.
 #[test]
