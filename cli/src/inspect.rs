@@ -1,9 +1,11 @@
 //! `certraft inspect`: the offline pre-flight, with exactly import's checks.
 
-use std::path::PathBuf;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use certraft::api::dto::UploadFile;
+use certraft::bundle::limits::MAX_FILE_BYTES;
 use certraft::bundle::report::{FileSummary, InspectReport};
 use certraft::bundle::{
     assemble, parse_file, AssembleOptions, FileFormat, FormatError, ParsedFile, Passphrase,
@@ -58,12 +60,7 @@ pub fn check(args: &InspectArgs) -> Result<Checked, Failure> {
     let mut encrypted = false;
     for path in &args.files {
         let name = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|e| {
-            Failure::refused(
-                "file_unreadable",
-                format!("cannot read {name}: {e}; check the path and its permissions"),
-            )
-        })?;
+        let bytes = read_input(path, &name)?;
         let file = parse_with_prompt(path, &name, &bytes, &mut passphrase)?;
         encrypted |= is_encrypted(&file, &bytes);
         parsed.push(file);
@@ -86,6 +83,34 @@ pub fn check(args: &InspectArgs) -> Result<Checked, Failure> {
     })
 }
 
+/// Reads one input file, but never more than `parse_file` would accept: a file whose size is
+/// over [`MAX_FILE_BYTES`] is refused from its metadata, unread, with `parse_file`'s own
+/// `too_large` error; and at most one byte over the cap is read in any case (a file that grew
+/// since, or one without a size, such as a pipe), so `parse_file` refuses it the same way.
+fn read_input(path: &Path, name: &str) -> Result<Vec<u8>, Failure> {
+    let unreadable = |e: std::io::Error| {
+        Failure::refused(
+            "file_unreadable",
+            format!("cannot read {name}: {e}; check the path and its permissions"),
+        )
+    };
+    let file = std::fs::File::open(path).map_err(unreadable)?;
+    let size = file.metadata().map_err(unreadable)?.len();
+    if size > MAX_FILE_BYTES as u64 {
+        return Err(FormatError::TooLarge {
+            file: name.into(),
+            size: usize::try_from(size).unwrap_or(usize::MAX),
+            max: MAX_FILE_BYTES,
+        }
+        .into());
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    file.take(MAX_FILE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
+    Ok(bytes)
+}
+
 /// Whether opening `file` took a passphrase: PKCS#12, or an encrypted PKCS#8 key (DER, or
 /// PEM `ENCRYPTED PRIVATE KEY`; legacy PEM encryption is refused by `parse_file`).
 fn is_encrypted(file: &ParsedFile, bytes: &[u8]) -> bool {
@@ -102,7 +127,7 @@ fn is_encrypted(file: &ParsedFile, bytes: &[u8]) -> bool {
 /// Parses one file; when it needs a passphrase none was given for, asks on the terminal once
 /// and keeps the answer for the other files.
 fn parse_with_prompt(
-    path: &std::path::Path,
+    path: &Path,
     name: &str,
     bytes: &[u8],
     passphrase: &mut Option<Passphrase>,

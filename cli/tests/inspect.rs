@@ -384,6 +384,32 @@ fn cases() -> Vec<Case> {
             Refuse("passphrase_required"),
         ),
         case(&["ed25519.p12"], Wrong, d, Refuse("wrong_passphrase")),
+        // Over the caps: key derivation bombs and too many names.
+        case(&["bomb-scrypt.p8"], Right, d, Refuse("kdf_limit")),
+        case(&["bomb-scrypt.p8"], NoPass, d, Refuse("kdf_limit")),
+        case(
+            &["leaf-ec256.pem", "bomb-scrypt.pem"],
+            Right,
+            d,
+            Refuse("kdf_limit"),
+        ),
+        case(&["bomb-pbkdf2.p8"], Right, d, Refuse("kdf_limit")),
+        case(&["bomb-mac.p12"], Right, d, Refuse("kdf_limit")),
+        case(&["bomb-mac.p12"], NoPass, d, Refuse("kdf_limit")),
+        case(&["bomb-keybag.p12"], Right, d, Refuse("kdf_limit")),
+        case(&["bomb-nested.p12"], Right, d, Refuse("kdf_limit")),
+        case(
+            &["bomb-nested.p12"],
+            NoPass,
+            d,
+            Refuse("passphrase_required"),
+        ),
+        case(
+            &["leaf-manynames.pem", "manynames.key"],
+            NoPass,
+            d,
+            Refuse("too_many_names"),
+        ),
         // Assembly refusals.
         case(
             &["fullchain-ec256.pem", "ec384.key"],
@@ -1092,6 +1118,113 @@ fn both_help_pages_mention_passphrase_file_and_exit_codes() {
         run.exits(0);
         for needle in ["passphrase-file", "Exit codes", "2 usage"] {
             assert!(run.stdout.contains(needle), "{needle:?} missing: {run}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 9. Caps (node/src/bundle/limits.rs).
+// ---------------------------------------------------------------------------------------
+
+/// Regression test for the security review: `certraft inspect` on a 144-byte encrypted
+/// PKCS#8 whose scrypt asks for N=2^30 (1 TiB) aborted the process, and PKCS#12 iteration
+/// counts of 2^31-1 froze it for many minutes. Now each bomb, given the right passphrase,
+/// exits 1 within seconds: the cap is named on stderr (human) and the code is `kdf_limit`
+/// (`--json`).
+#[test]
+fn key_derivation_bombs_exit_1_at_once_naming_the_cap() {
+    for (bomb, cap) in [
+        ("bomb-scrypt.p8", "at most 256 MiB (128·N·r)"),
+        ("bomb-pbkdf2.p8", "at most 10000000"),
+        ("bomb-mac.p12", "at most 10000000"),
+        ("bomb-nested.p12", "at most 256 MiB (128·N·r)"),
+    ] {
+        let started = std::time::Instant::now();
+        let human = inspect_fixtures(&[bomb])
+            .passphrase_fixture("pass.txt")
+            .run();
+        let elapsed = started.elapsed();
+        human.exits(1);
+        assert!(
+            elapsed < std::time::Duration::from_secs(5),
+            "took {elapsed:?}: {human}"
+        );
+        assert!(human.stderr.starts_with("error: "), "{human}");
+        assert!(human.stderr.contains(cap), "{cap:?} not named: {human}");
+        assert!(human.stderr.contains(&fixture_str(bomb)), "{human}");
+
+        let json = inspect_fixtures(&[bomb])
+            .arg("--json")
+            .passphrase_fixture("pass.txt")
+            .run();
+        let (code, message) = json.exits(1).json_error();
+        assert_eq!(code, "kdf_limit", "{json}");
+        assert!(message.contains(cap), "{json}");
+    }
+}
+
+/// A certificate with 1,001 DNS names is refused with `too_many_names`, naming the cap.
+#[test]
+fn certificate_with_too_many_names_is_refused() {
+    let run = inspect_fixtures(&["leaf-manynames.pem", "manynames.key"])
+        .arg("--json")
+        .run();
+    let (code, message) = run.exits(1).json_error();
+    assert_eq!(code, "too_many_names", "{run}");
+    assert!(
+        message.contains("1001") && message.contains("at most 1000"),
+        "{run}"
+    );
+}
+
+/// Regression test: `inspect` (and so `cert import` and `cert rotate`, which run its check)
+/// read every file whole before its size was checked, so a 10 GB file took 10 GB of memory
+/// only to be refused. Now the size comes first: a sparse 16 GiB file (nothing allocated on
+/// disk; reading it whole would take 16 GiB of memory) is refused at once with `too_large`,
+/// naming its real size, exit 1; a file of exactly the cap is still read, and one byte more
+/// is refused naming that size.
+#[test]
+fn oversized_file_is_refused_before_it_is_read() {
+    use certraft::bundle::limits::MAX_FILE_BYTES;
+
+    let dir = tempfile::tempdir().unwrap();
+    let huge = dir.path().join("huge.pem");
+    let file = std::fs::File::create(&huge).unwrap();
+    file.set_len(16 << 30).unwrap();
+    drop(file);
+    let started = std::time::Instant::now();
+    let run = certraft(["inspect", "--json"]).arg(&huge).run();
+    let elapsed = started.elapsed();
+    let (code, message) = run.exits(1).json_error();
+    assert_eq!(code, "too_large", "{run}");
+    assert!(
+        message.starts_with(&format!(
+            "{}: the file is 17179869184 bytes; certraft reads at most {MAX_FILE_BYTES} bytes",
+            huge.display()
+        )),
+        "{run}"
+    );
+    assert!(
+        elapsed < std::time::Duration::from_secs(5),
+        "took {elapsed:?}: {run}"
+    );
+
+    let fullchain = std::fs::read(fixture("fullchain-ec256.pem")).unwrap();
+    for (size, accepted) in [(MAX_FILE_BYTES, true), (MAX_FILE_BYTES + 1, false)] {
+        let padded = dir.path().join(format!("padded-{size}.pem"));
+        let mut bytes = fullchain.clone();
+        bytes.resize(size, b'\n');
+        std::fs::write(&padded, bytes).unwrap();
+        let run = certraft(["inspect", "--json"])
+            .arg(&padded)
+            .fixtures(&["ec256.key"])
+            .run();
+        if accepted {
+            assert_eq!(run.exits(0).json()["completeness"], "complete", "{run}");
+        } else {
+            let (code, message) = run.exits(1).json_error();
+            assert_eq!(code, "too_large", "{run}");
+            assert!(message.contains(&format!("is {size} bytes")), "{run}");
         }
     }
 }

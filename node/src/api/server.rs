@@ -77,6 +77,8 @@ pub fn parse_concurrency() -> usize {
         .unwrap_or(1)
         .max(1)
 }
+/// Files one import or rotation may upload.
+pub const MAX_UPLOAD_FILES: usize = 16;
 /// The largest request body the admin API reads (a backup to restore, base64 in JSON).
 pub const MAX_BODY_BYTES: usize = 16 << 20;
 /// Request bodies held at once, in KiB: four of the largest.
@@ -962,6 +964,13 @@ fn assemble_source(src: &BundleSource) -> Result<Bundle, AppError> {
             "no_files",
             "no files were uploaded; pass the certificate and key files",
         ));
+    }
+    // The per-file caps (size, KDF work) would multiply with the file count.
+    if src.files.len() > MAX_UPLOAD_FILES {
+        return Err(AppError::TooLarge(format!(
+            "{} files were uploaded; a bundle is made from at most {MAX_UPLOAD_FILES} (a certificate, a key and a chain usually take one to three)",
+            src.files.len()
+        )));
     }
     let passphrase = src.passphrase.as_ref().map(|p| Passphrase::new(p.as_str()));
     let mut parsed: Vec<ParsedFile> = Vec::with_capacity(src.files.len());

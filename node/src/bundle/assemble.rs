@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use super::cert::CertInfo;
 use super::formats::ParsedFile;
 use super::key::{KeyKind, PrivateKey};
+use super::limits::{MAX_BUNDLE_DER_BYTES, MAX_CERTS_PER_BUNDLE, MAX_SAN_NAMES_PER_CERT};
 
 /// Seconds before expiry at which a leaf gets an "expiring soon" warning.
 pub const EXPIRY_WARNING_SECS: i64 = 30 * 24 * 3600;
@@ -127,6 +128,21 @@ pub enum AssembleError {
         file: String,
         not_before: String,
     },
+    #[error("{found} certificates were given; a bundle takes at most {max} (a leaf and its chain are usually 2–4); give only the leaf and its chain, not a CA bundle")]
+    TooManyCertificates { found: usize, max: usize },
+    #[error("the certificate {cert} in {file} has {found} subject alternative names; certraft serves at most {max} per certificate; split the names over several certificates")]
+    TooManyNames {
+        cert: String,
+        file: String,
+        found: usize,
+        max: usize,
+    },
+    #[error("{what} is {size} bytes of DER; certraft serves at most {max} bytes of leaf and chain together (every handshake sends them); leave out the root and any certificate clients do not need")]
+    TooLarge {
+        what: String,
+        size: usize,
+        max: usize,
+    },
 }
 
 impl AssembleError {
@@ -140,6 +156,9 @@ impl AssembleError {
             AssembleError::BrokenChain { .. } => "broken_chain",
             AssembleError::Expired { .. } => "expired",
             AssembleError::NotYetValid { .. } => "not_yet_valid",
+            AssembleError::TooManyCertificates { .. } => "too_many_certificates",
+            AssembleError::TooManyNames { .. } => "too_many_names",
+            AssembleError::TooLarge { .. } => "too_large",
         }
     }
 }
@@ -231,6 +250,8 @@ pub fn assemble(
             });
         }
     }
+
+    check_sizes(&certs)?;
 
     let key = match keys.len() {
         0 => {
@@ -488,6 +509,22 @@ pub fn assemble(
         ));
     }
 
+    let size: usize = std::iter::once(&leaf)
+        .chain(chain.iter())
+        .map(|c| c.der.len())
+        .sum();
+    if size > MAX_BUNDLE_DER_BYTES {
+        return Err(AssembleError::TooLarge {
+            what: format!(
+                "the leaf {} and its chain of {} certificate(s) together",
+                leaf.display_name(),
+                chain.len()
+            ),
+            size,
+            max: MAX_BUNDLE_DER_BYTES,
+        });
+    }
+
     let id = BundleId::of_certs(
         std::iter::once(leaf.der.as_slice()).chain(chain.iter().map(|c| c.der.as_slice())),
     );
@@ -499,6 +536,37 @@ pub fn assemble(
         completeness,
         warnings,
     })
+}
+
+/// The caps of [`limits`](super::limits) on what was given, checked before the chain is
+/// ordered (which verifies signatures pairwise, so its cost grows with the square of the count
+/// and with each certificate's size).
+fn check_sizes(certs: &[Sourced<CertInfo>]) -> Result<(), AssembleError> {
+    if certs.len() > MAX_CERTS_PER_BUNDLE {
+        return Err(AssembleError::TooManyCertificates {
+            found: certs.len(),
+            max: MAX_CERTS_PER_BUNDLE,
+        });
+    }
+    for c in certs {
+        let names = c.item.dns_names.len() + c.item.ip_addresses.len();
+        if names > MAX_SAN_NAMES_PER_CERT {
+            return Err(AssembleError::TooManyNames {
+                cert: c.item.display_name(),
+                file: c.file.clone(),
+                found: names,
+                max: MAX_SAN_NAMES_PER_CERT,
+            });
+        }
+        if c.item.der.len() > MAX_BUNDLE_DER_BYTES {
+            return Err(AssembleError::TooLarge {
+                what: format!("the certificate {} in {}", c.item.display_name(), c.file),
+                size: c.item.der.len(),
+                max: MAX_BUNDLE_DER_BYTES,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// RFC 3339 in UTC, for messages and reports.
@@ -556,6 +624,124 @@ mod tests {
         };
         assert!(codes(not_after() - 10 * 86_400).contains(&"expiring_soon"));
         assert!(!codes(not_after() - 40 * 86_400).contains(&"expiring_soon"));
+    }
+
+    /// A self-signed leaf for `big.example.test` with `sans` DNS names and an opaque extension
+    /// of `padding` bytes, and its key, as parsed files.
+    fn generated(sans: usize, padding: usize) -> Vec<ParsedFile> {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let (_, cert) = generated_cert(sans, padding, "big.example.test", None, &key);
+        vec![
+            parse_file("leaf.der", &cert, None).unwrap(),
+            parse_file("leaf.key", &key.serialize_der(), None).unwrap(),
+        ]
+    }
+
+    fn generated_cert(
+        sans: usize,
+        padding: usize,
+        cn: &str,
+        issuer: Option<&rcgen::Issuer<'_, &rcgen::KeyPair>>,
+        key: &rcgen::KeyPair,
+    ) -> (rcgen::CertificateParams, Vec<u8>) {
+        let names: Vec<String> = (0..sans).map(|i| format!("h{i}.{cn}")).collect();
+        let mut params = rcgen::CertificateParams::new(names).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        if padding > 0 {
+            params
+                .custom_extensions
+                .push(rcgen::CustomExtension::from_oid_content(
+                    &[1, 3, 6, 1, 4, 1, 55555, 1],
+                    vec![0x5a; padding],
+                ));
+        }
+        let cert = match issuer {
+            Some(issuer) => params.signed_by(key, issuer).unwrap(),
+            None => params.self_signed(key).unwrap(),
+        };
+        (params, cert.der().to_vec())
+    }
+
+    /// The bundle caps at their boundaries: 1,000 names are served, 1,001 refused; 64
+    /// certificates are taken (duplicates included), 65 refused; a certificate bigger than a
+    /// whole bundle may be is refused before the chain is ordered. Regression test for the
+    /// security review's 9.4 MB certificate with 520,000 SANs, which was accepted.
+    #[test]
+    fn bundle_caps() {
+        let with_copies = |extra: usize| {
+            let mut f = files();
+            let leaf = f[0].certs[0].clone();
+            f[0].certs.extend(std::iter::repeat_n(leaf, extra));
+            f
+        };
+        let in_range = files()[0].certs[0].not_before + 1;
+        let cases: Vec<(&str, Vec<ParsedFile>, Option<&str>)> = vec![
+            ("1,000 names", generated(1000, 0), None),
+            ("1,001 names", generated(1001, 0), Some("too_many_names")),
+            ("64 certificates", with_copies(64 - 3), None),
+            (
+                "65 certificates",
+                with_copies(65 - 3),
+                Some("too_many_certificates"),
+            ),
+            ("a 200 KiB certificate", generated(1, 200 << 10), None),
+            (
+                "a 300 KiB certificate",
+                generated(1, 300 << 10),
+                Some("too_large"),
+            ),
+        ];
+        for (name, files, want) in cases {
+            let got = assemble(files, AssembleOptions::default(), in_range);
+            assert_eq!(
+                got.as_ref().err().map(|e| e.code()),
+                want,
+                "{name}: {got:?}"
+            );
+        }
+    }
+
+    /// Leaf and chain together over 256 KiB are refused after ordering, though each
+    /// certificate alone is under the cap; the message names the sizes and the cap.
+    #[test]
+    fn bundle_der_cap_counts_leaf_and_chain_together() {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let (ca_params, ca) = generated_cert(0, 150 << 10, "big ca", None, &ca_key);
+        let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let (_, leaf) = generated_cert(1, 150 << 10, "big.example.test", Some(&issuer), &key);
+        let files = vec![
+            parse_file("leaf.der", &leaf, None).unwrap(),
+            parse_file("ca.der", &ca, None).unwrap(),
+            parse_file("leaf.key", &key.serialize_der(), None).unwrap(),
+        ];
+        let now = files[0].certs[0].not_before + 1;
+        let err = assemble(files, AssembleOptions::default(), now).unwrap_err();
+        assert_eq!(err.code(), "too_large");
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with(
+                "the leaf CN=big.example.test and its chain of 1 certificate(s) together is "
+            ) && msg.contains("at most 262144 bytes"),
+            "{msg}"
+        );
+    }
+
+    /// The too-many-names refusal names the certificate, its file, the count and the cap.
+    #[test]
+    fn too_many_names_names_the_certificate() {
+        let files = generated(1001, 0);
+        let now = files[0].certs[0].not_before + 1;
+        let err = assemble(files, AssembleOptions::default(), now).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the certificate CN=big.example.test in leaf.der has 1001 subject alternative \
+             names; certraft serves at most 1000 per certificate; split the names over several \
+             certificates"
+        );
     }
 
     /// `--allow-expired` turns the refusal into a warning.

@@ -1,5 +1,7 @@
 //! Reading one input file: detect its format from its content (never its name) and pull out
-//! every certificate and private key in it.
+//! every certificate and private key in it. PEM, DER and PKCS#8 are read here; PKCS#12 files
+//! go to the private `pkcs12` module, which checks their key derivations before p12-keystore
+//! reads them.
 
 use std::fmt;
 
@@ -7,7 +9,11 @@ use pkcs8::der::Decode;
 use serde::Serialize;
 
 use super::cert::{parse_cert, CertInfo};
-use super::key::{EncryptedKeyError, KeyError, Passphrase, PrivateKey};
+use super::key::{encrypted_pkcs8_kdf, EncryptedKeyError, KeyError, Passphrase, PrivateKey};
+use super::limits::{
+    KdfBudget, KdfLimit, MAX_CERTS_PER_FILE, MAX_FILE_BYTES, MAX_KDF_ITERATIONS, MAX_KEYS_PER_FILE,
+};
+use super::pkcs12;
 
 /// The container format a file was recognised as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -79,6 +85,84 @@ pub enum FormatError {
     Key { file: String, source: KeyError },
     #[error("{file}: PKCS#12 could not be read: {detail}")]
     Pkcs12 { file: String, detail: String },
+    #[error("{file}: the file is {size} bytes; certraft reads at most {max} bytes from one file (certificates, keys and PKCS#12 files are a few KiB); check that this is the right file")]
+    TooLarge {
+        file: String,
+        size: usize,
+        max: usize,
+    },
+    #[error("{file}: the file holds {found} certificates; certraft reads at most {max} from one file; give only the leaf and its chain (a CA bundle is not needed)")]
+    TooManyCertificates {
+        file: String,
+        found: usize,
+        max: usize,
+    },
+    #[error("{file}: the file holds {found} private keys; certraft reads at most {max} from one file and a bundle takes exactly one; give only the key of this certificate")]
+    TooManyKeys {
+        file: String,
+        found: usize,
+        max: usize,
+    },
+    #[error("{file}: {site} asks for {limit}; {}", next_step(*.site, .limit, .file))]
+    KdfLimit {
+        file: String,
+        site: KdfSite,
+        limit: KdfLimit,
+    },
+    #[error("{file}: the PKCS#12 file's certificates name each other as issuers in a loop ({}); no chain can be built from it; convert it with `openssl pkcs12 -in {file} -nodes -out bundle.pem` (keep bundle.pem private), remove the certificates that are not in the chain and import that", .names.join(" → "))]
+    Pkcs12IssuerLoop { file: String, names: Vec<String> },
+}
+
+/// Where in a file a password-based key derivation was asked for, for messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KdfSite {
+    /// An encrypted PKCS#8 key (`ENCRYPTED PRIVATE KEY`, PEM or DER).
+    EncryptedKey { der: bool },
+    /// The MAC over a whole PKCS#12 file.
+    Pkcs12Mac,
+    /// An encrypted container (`EncryptedData`) of a PKCS#12 file.
+    Pkcs12Container,
+    /// A bag (usually a shrouded key bag) in the plain part of a PKCS#12 file.
+    Pkcs12Bag,
+    /// A bag that only decrypting one of the PKCS#12 file's containers revealed.
+    Pkcs12NestedBag,
+}
+
+impl fmt::Display for KdfSite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            KdfSite::EncryptedKey { .. } => "the encrypted private key",
+            KdfSite::Pkcs12Mac => "the PKCS#12 MAC",
+            KdfSite::Pkcs12Container => "an encrypted PKCS#12 container",
+            KdfSite::Pkcs12Bag => "a PKCS#12 bag",
+            KdfSite::Pkcs12NestedBag => "a PKCS#12 bag inside an encrypted container",
+        })
+    }
+}
+
+/// What the operator can do about a refused key derivation.
+fn next_step(site: KdfSite, limit: &KdfLimit, file: &str) -> String {
+    match (site, limit) {
+        (KdfSite::EncryptedKey { .. }, KdfLimit::TooManyRuns { .. }) => {
+            "give one key per file".into()
+        }
+        (KdfSite::EncryptedKey { der }, _) => format!(
+            "re-encrypt it with PBKDF2: `openssl pkcs8 -topk8 -v2 aes-256-cbc -iter 600000{} -in {file} -out key-pbkdf2.pem`",
+            if der { " -inform DER" } else { "" }
+        ),
+        (_, limit) => {
+            let export = match limit {
+                KdfLimit::TooManyRuns { .. } => "export only this bundle's key and chain".into(),
+                KdfLimit::Iterations { .. } => format!(
+                    "export it again with at most {MAX_KDF_ITERATIONS} iterations (OpenSSL's default is 2048)"
+                ),
+                _ => "export it again with OpenSSL's defaults (PBKDF2, 2048 iterations)".into(),
+            };
+            format!(
+                "{export}, or convert it with `openssl pkcs12 -in {file} -nodes -out bundle.pem` (keep bundle.pem private) and import that"
+            )
+        }
+    }
 }
 
 impl FormatError {
@@ -97,7 +181,11 @@ impl FormatError {
                 ..
             } => "unsupported_key",
             FormatError::Key { .. } => "invalid_key",
-            FormatError::Pkcs12 { .. } => "invalid_pkcs12",
+            FormatError::Pkcs12 { .. } | FormatError::Pkcs12IssuerLoop { .. } => "invalid_pkcs12",
+            FormatError::TooLarge { .. } => "too_large",
+            FormatError::TooManyCertificates { .. } => "too_many_certificates",
+            FormatError::TooManyKeys { .. } => "too_many_keys",
+            FormatError::KdfLimit { .. } => "kdf_limit",
         }
     }
 }
@@ -105,11 +193,23 @@ impl FormatError {
 /// Reads one file's bytes. `name` is used in messages only; the format comes from the content.
 /// An encrypted part without a `passphrase` gives [`FormatError::PassphraseRequired`] (a
 /// PKCS#12 with an empty passphrase opens without one).
+///
+/// The caps of [`limits`](super::limits) are checked before the work they bound: the size
+/// before parsing, the number of certificates and keys before any is loaded, and every key
+/// derivation's parameters before it runs (also when no passphrase was given, so a file that
+/// would be refused anyway is not worth a passphrase prompt).
 pub fn parse_file(
     name: &str,
     bytes: &[u8],
     passphrase: Option<&Passphrase>,
 ) -> Result<ParsedFile, FormatError> {
+    if bytes.len() > MAX_FILE_BYTES {
+        return Err(FormatError::TooLarge {
+            file: name.into(),
+            size: bytes.len(),
+            max: MAX_FILE_BYTES,
+        });
+    }
     let mut parsed = ParsedFile {
         name: name.to_string(),
         format: FileFormat::Pem,
@@ -159,6 +259,29 @@ fn parse_pem(
             ),
         });
     }
+    let labelled = |labels: &[&str]| blocks.iter().filter(|b| labels.contains(&b.tag())).count();
+    let certs = labelled(&["CERTIFICATE", "X509 CERTIFICATE"]);
+    if certs > MAX_CERTS_PER_FILE {
+        return Err(FormatError::TooManyCertificates {
+            file,
+            found: certs,
+            max: MAX_CERTS_PER_FILE,
+        });
+    }
+    let keys = labelled(&[
+        "PRIVATE KEY",
+        "RSA PRIVATE KEY",
+        "EC PRIVATE KEY",
+        "ENCRYPTED PRIVATE KEY",
+    ]);
+    if keys > MAX_KEYS_PER_FILE {
+        return Err(FormatError::TooManyKeys {
+            file,
+            found: keys,
+            max: MAX_KEYS_PER_FILE,
+        });
+    }
+    let mut budget = KdfBudget::default();
     for (i, block) in blocks.iter().enumerate() {
         let index = i + 1;
         let label = block.tag().to_string();
@@ -192,31 +315,46 @@ fn parse_pem(
             "EC PRIVATE KEY" => out
                 .keys
                 .push(PrivateKey::from_sec1_der(block.contents()).map_err(key_err)?),
-            "ENCRYPTED PRIVATE KEY" => {
-                out.keys
-                    .push(decrypt_pkcs8(&file, block.contents(), passphrase)?)
-            }
+            "ENCRYPTED PRIVATE KEY" => out.keys.push(decrypt_pkcs8(
+                &file,
+                block.contents(),
+                passphrase,
+                &mut budget,
+                KdfSite::EncryptedKey { der: false },
+            )?),
             _ => out.ignored.push(format!("PEM block {index} ({label})")),
         }
     }
     Ok(())
 }
 
+/// Decrypts one encrypted PKCS#8 key after charging its key derivation to the file's budget.
 fn decrypt_pkcs8(
     file: &str,
     der: &[u8],
     passphrase: Option<&Passphrase>,
+    budget: &mut KdfBudget,
+    site: KdfSite,
 ) -> Result<PrivateKey, FormatError> {
     const WHAT: &str = "the private key";
+    // Fail early on garbage rather than asking for a passphrase for it, and on a derivation
+    // over the caps before anything derives a key.
+    let info = pkcs8::EncryptedPrivateKeyInfo::from_der(der).map_err(|e| FormatError::Key {
+        file: file.into(),
+        source: KeyError::Invalid {
+            encoding: "encrypted PKCS#8",
+            detail: e.to_string(),
+        },
+    })?;
+    let kdf_limit = |limit| FormatError::KdfLimit {
+        file: file.into(),
+        site,
+        limit,
+    };
+    if let Some(kdf) = encrypted_pkcs8_kdf(&info) {
+        budget.charge(kdf).map_err(kdf_limit)?;
+    }
     let Some(passphrase) = passphrase else {
-        // Fail early on garbage rather than asking for a passphrase for it.
-        pkcs8::EncryptedPrivateKeyInfo::from_der(der).map_err(|e| FormatError::Key {
-            file: file.into(),
-            source: KeyError::Invalid {
-                encoding: "encrypted PKCS#8",
-                detail: e.to_string(),
-            },
-        })?;
         return Err(FormatError::PassphraseRequired {
             file: file.into(),
             what: WHAT,
@@ -231,6 +369,7 @@ fn decrypt_pkcs8(
             file: file.into(),
             source,
         },
+        EncryptedKeyError::KdfLimit(limit) => kdf_limit(limit),
     })
 }
 
@@ -287,7 +426,7 @@ fn parse_der(
     // PKCS#12: SEQUENCE { INTEGER 3, ... }
     if body.starts_with(&[0x02, 0x01, 0x03]) {
         out.format = FileFormat::Pkcs12;
-        return parse_pkcs12(out, der, passphrase);
+        return pkcs12::parse(out, der, passphrase);
     }
     if let Ok(cert) = parse_cert(der) {
         out.format = FileFormat::DerCertificate;
@@ -296,7 +435,13 @@ fn parse_der(
     }
     if pkcs8::EncryptedPrivateKeyInfo::from_der(der).is_ok() {
         out.format = FileFormat::DerEncryptedPkcs8;
-        out.keys.push(decrypt_pkcs8(&file, der, passphrase)?);
+        out.keys.push(decrypt_pkcs8(
+            &file,
+            der,
+            passphrase,
+            &mut KdfBudget::default(),
+            KdfSite::EncryptedKey { der: true },
+        )?);
         return Ok(());
     }
     // Plain keys: a structural probe, then the loader for that encoding.
@@ -333,88 +478,317 @@ fn parse_der(
     })
 }
 
-fn parse_pkcs12(
-    out: &mut ParsedFile,
-    der: &[u8],
-    passphrase: Option<&Passphrase>,
-) -> Result<(), FormatError> {
-    const WHAT: &str = "the PKCS#12 file";
-    let file = out.name.clone();
-    // Try the given passphrase, then the empty one (a common export default).
-    let mut candidates: Vec<&str> = Vec::new();
-    if let Some(p) = passphrase {
-        candidates.push(p.expose());
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::bundle::crafted::{
+        cert_bag, encrypted_pkcs8, named_cert, passphrase, pbes2_alg, pbkdf2_params, pem_of, pfx,
+        pfx_with_container, pfx_with_encrypted_bags, pfx_with_mac, pkcs12_pbe_alg, real_key_bag,
+        scrypt_params, secret_bag, shrouded_key_bag, BOMB_ITERATIONS, PBE_SHA1_3DES,
+        PBE_SHA1_RC2_40,
+    };
+    use crate::bundle::limits::{
+        KdfLimit, MAX_CERTS_PER_FILE, MAX_KDF_RUNS_PER_FILE, MAX_KEYS_PER_FILE, MAX_SCRYPT_MEMORY,
+    };
+
+    enum Want {
+        Kdf(KdfSite, KdfLimit),
+        Code(&'static str),
     }
-    if passphrase.is_none_or(|p| !p.is_empty()) {
-        candidates.push("");
+
+    fn iterations(kdf: &'static str, iterations: u64) -> KdfLimit {
+        KdfLimit::Iterations {
+            kdf,
+            iterations,
+            max: MAX_KDF_ITERATIONS,
+        }
     }
-    let mut wrong = false;
-    for candidate in candidates {
-        // The PKCS#12 parser is third-party code fed untrusted input: a panic in it must not
-        // take the process down, so it is contained and reported as a corrupt file.
-        let attempt =
-            std::panic::catch_unwind(|| p12_keystore::KeyStore::from_pkcs12(der, candidate));
-        let store = match attempt {
-            Err(_) => {
-                return Err(FormatError::Pkcs12 {
-                    file,
-                    detail: "the file is malformed".into(),
-                })
-            }
-            Ok(Err(e)) if is_password_error(&e) => {
-                wrong = true;
-                continue;
-            }
-            Ok(Err(e)) => {
-                return Err(FormatError::Pkcs12 {
-                    file,
-                    detail: e.to_string(),
-                })
-            }
-            Ok(Ok(store)) => store,
-        };
-        for (_, entry) in store.entries() {
-            match entry {
-                p12_keystore::KeyStoreEntry::PrivateKeyChain(chain) => {
-                    let key = PrivateKey::from_pkcs8_der(chain.key()).map_err(|source| {
-                        FormatError::Key {
-                            file: file.clone(),
-                            source,
-                        }
-                    })?;
-                    out.keys.push(key);
-                    for cert in chain.chain() {
-                        out.certs.push(parse_p12_cert(&file, cert.as_der())?);
-                    }
-                }
-                p12_keystore::KeyStoreEntry::Certificate(cert) => {
-                    out.certs.push(parse_p12_cert(&file, cert.as_der())?)
-                }
-                p12_keystore::KeyStoreEntry::Secret(_) => {
-                    out.ignored.push("a PKCS#12 secret bag".into())
-                }
+
+    fn tebibyte_scrypt() -> KdfLimit {
+        KdfLimit::ScryptMemory {
+            n: 1 << 30,
+            r: 8,
+            memory: 1 << 40,
+            max: MAX_SCRYPT_MEMORY,
+        }
+    }
+
+    /// The key derivation bombs, each refused with the site and the values found, in well
+    /// under a second. Regression test for the security review's findings: a 300-byte scrypt
+    /// PKCS#8 (N=2^30) made the importer allocate 1 TiB and abort; PBKDF2 and PKCS#12
+    /// iteration counts of 2^31-1 froze it. Without the pre-flight each of these aborts the
+    /// test process or runs for many minutes.
+    #[test]
+    fn kdf_bombs_are_refused_before_any_derivation() {
+        let loop_leaf = named_cert("loop a", "loop b");
+        let loop_other = named_cert("loop b", "loop a");
+        let many_runs: Vec<Vec<u8>> = (0..=MAX_KDF_RUNS_PER_FILE)
+            .map(|_| shrouded_key_bag(&pbes2_alg(pbkdf2_params(1)), &[0; 48]))
+            .collect();
+        let many_certs: Vec<Vec<u8>> = (0..=MAX_CERTS_PER_FILE)
+            .map(|_| cert_bag(&loop_leaf.0, false))
+            .collect();
+        let pkcs8_der = KdfSite::EncryptedKey { der: true };
+        let cases: Vec<(&str, Vec<u8>, Option<Passphrase>, Want)> = vec![
+            (
+                "PKCS#8 DER, scrypt N=2^30",
+                encrypted_pkcs8(scrypt_params(1 << 30, 8, 1)),
+                Some(passphrase()),
+                Want::Kdf(pkcs8_der, tebibyte_scrypt()),
+            ),
+            (
+                "PKCS#8 DER, scrypt N=2^30, no passphrase",
+                encrypted_pkcs8(scrypt_params(1 << 30, 8, 1)),
+                None,
+                Want::Kdf(pkcs8_der, tebibyte_scrypt()),
+            ),
+            (
+                "PKCS#8 PEM, scrypt N=2^30",
+                pem_of(
+                    "ENCRYPTED PRIVATE KEY",
+                    &encrypted_pkcs8(scrypt_params(1 << 30, 8, 1)),
+                ),
+                Some(passphrase()),
+                Want::Kdf(KdfSite::EncryptedKey { der: false }, tebibyte_scrypt()),
+            ),
+            (
+                "PKCS#8 DER, scrypt p=17",
+                encrypted_pkcs8(scrypt_params(1 << 14, 8, 17)),
+                Some(passphrase()),
+                Want::Kdf(pkcs8_der, KdfLimit::ScryptParallelism { p: 17, max: 16 }),
+            ),
+            (
+                "PKCS#8 DER, PBKDF2 2^31-1",
+                encrypted_pkcs8(pbkdf2_params(BOMB_ITERATIONS as u32)),
+                Some(passphrase()),
+                Want::Kdf(pkcs8_der, iterations("PBKDF2", BOMB_ITERATIONS)),
+            ),
+            (
+                "PKCS#12 MAC 2^31-1",
+                pfx_with_mac(BOMB_ITERATIONS),
+                Some(passphrase()),
+                Want::Kdf(
+                    KdfSite::Pkcs12Mac,
+                    iterations("the PKCS#12 KDF", BOMB_ITERATIONS),
+                ),
+            ),
+            (
+                "PKCS#12 MAC 2^64-1, no passphrase",
+                pfx_with_mac(u64::MAX),
+                None,
+                Want::Kdf(KdfSite::Pkcs12Mac, iterations("the PKCS#12 KDF", u64::MAX)),
+            ),
+            (
+                "PKCS#12 shrouded key bag, PBES2 PBKDF2 2^31-1",
+                pfx(&[&shrouded_key_bag(
+                    &pbes2_alg(pbkdf2_params(BOMB_ITERATIONS as u32)),
+                    &[0; 48],
+                )]),
+                Some(passphrase()),
+                Want::Kdf(KdfSite::Pkcs12Bag, iterations("PBKDF2", BOMB_ITERATIONS)),
+            ),
+            (
+                "PKCS#12 shrouded key bag, PBES2 scrypt N=2^30",
+                pfx(&[&shrouded_key_bag(
+                    &pbes2_alg(scrypt_params(1 << 30, 8, 1)),
+                    &[0; 48],
+                )]),
+                None,
+                Want::Kdf(KdfSite::Pkcs12Bag, tebibyte_scrypt()),
+            ),
+            (
+                "PKCS#12 shrouded key bag, 3DES 2^31-1",
+                pfx(&[&shrouded_key_bag(
+                    &pkcs12_pbe_alg(PBE_SHA1_3DES, BOMB_ITERATIONS),
+                    &[0; 48],
+                )]),
+                Some(passphrase()),
+                Want::Kdf(
+                    KdfSite::Pkcs12Bag,
+                    iterations("the PKCS#12 KDF", BOMB_ITERATIONS),
+                ),
+            ),
+            (
+                "PKCS#12 secret bag wrapping a key, PBKDF2 2^31-1",
+                pfx(&[&secret_bag(&pbes2_alg(pbkdf2_params(
+                    BOMB_ITERATIONS as u32,
+                )))]),
+                Some(passphrase()),
+                Want::Kdf(KdfSite::Pkcs12Bag, iterations("PBKDF2", BOMB_ITERATIONS)),
+            ),
+            (
+                "PKCS#12 encrypted container, RC2-40 2^31-1",
+                pfx_with_container(&pkcs12_pbe_alg(PBE_SHA1_RC2_40, BOMB_ITERATIONS), &[0; 48]),
+                Some(passphrase()),
+                Want::Kdf(
+                    KdfSite::Pkcs12Container,
+                    iterations("the PKCS#12 KDF", BOMB_ITERATIONS),
+                ),
+            ),
+            (
+                "PKCS#12 scrypt bag inside an encrypted container",
+                pfx_with_encrypted_bags(&[&shrouded_key_bag(
+                    &pbes2_alg(scrypt_params(1 << 30, 8, 1)),
+                    &[0; 48],
+                )]),
+                Some(passphrase()),
+                Want::Kdf(KdfSite::Pkcs12NestedBag, tebibyte_scrypt()),
+            ),
+            (
+                "PKCS#12 3DES bag inside an encrypted container",
+                pfx_with_encrypted_bags(&[&shrouded_key_bag(
+                    &pkcs12_pbe_alg(PBE_SHA1_3DES, BOMB_ITERATIONS),
+                    &[0; 48],
+                )]),
+                Some(passphrase()),
+                Want::Kdf(
+                    KdfSite::Pkcs12NestedBag,
+                    iterations("the PKCS#12 KDF", BOMB_ITERATIONS),
+                ),
+            ),
+            (
+                // The nested bomb cannot be seen without the passphrase, and is never run.
+                "PKCS#12 scrypt bag inside an encrypted container, no passphrase",
+                pfx_with_encrypted_bags(&[&shrouded_key_bag(
+                    &pbes2_alg(scrypt_params(1 << 30, 8, 1)),
+                    &[0; 48],
+                )]),
+                None,
+                Want::Code("passphrase_required"),
+            ),
+            (
+                "PKCS#12 with one key bag too many",
+                pfx(&many_runs.iter().map(Vec::as_slice).collect::<Vec<_>>()),
+                Some(passphrase()),
+                Want::Kdf(
+                    KdfSite::Pkcs12Bag,
+                    KdfLimit::TooManyRuns {
+                        runs: MAX_KDF_RUNS_PER_FILE + 1,
+                        max: MAX_KDF_RUNS_PER_FILE,
+                    },
+                ),
+            ),
+            (
+                "PKCS#12 with one certificate too many",
+                pfx(&many_certs.iter().map(Vec::as_slice).collect::<Vec<_>>()),
+                Some(passphrase()),
+                Want::Code("too_many_certificates"),
+            ),
+            (
+                // p12-keystore follows issuer names for ever and grows a vector until the
+                // process runs out of memory.
+                "PKCS#12 whose certificates are each other's issuer",
+                pfx_with_encrypted_bags(&[
+                    &real_key_bag(&loop_leaf.1),
+                    &cert_bag(&loop_leaf.0, true),
+                    &cert_bag(&loop_other.0, false),
+                ]),
+                Some(passphrase()),
+                Want::Code("invalid_pkcs12"),
+            ),
+        ];
+        let mut failures = Vec::new();
+        for (name, bytes, pass, want) in &cases {
+            let started = Instant::now();
+            let got = parse_file("bomb", bytes, pass.as_ref());
+            let elapsed = started.elapsed();
+            let ok = match (want, &got) {
+                (
+                    Want::Kdf(site, limit),
+                    Err(FormatError::KdfLimit {
+                        site: s, limit: l, ..
+                    }),
+                ) => s == site && l == limit,
+                (Want::Code(code), Err(e)) => e.code() == *code,
+                _ => false,
+            };
+            if !ok {
+                failures.push(format!("{name}: got {got:?}"));
+            } else if elapsed > Duration::from_secs(2) {
+                failures.push(format!("{name}: took {elapsed:?}"));
             }
         }
-        return Ok(());
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
     }
-    debug_assert!(wrong);
-    if passphrase.is_none() {
-        Err(FormatError::PassphraseRequired { file, what: WHAT })
-    } else {
-        Err(FormatError::WrongPassphrase { file, what: WHAT })
+
+    /// A file over 1 MiB is refused unread; one of exactly 1 MiB is read.
+    #[test]
+    fn file_size_cap() {
+        let cert = include_bytes!("../../tests/fixtures/leaf-ec256.pem");
+        let padded = |len: usize| {
+            let mut v = cert.to_vec();
+            v.resize(len, b'\n');
+            v
+        };
+        assert!(parse_file("f.pem", &padded(MAX_FILE_BYTES), None).is_ok());
+        let err = parse_file("f.pem", &padded(MAX_FILE_BYTES + 1), None).unwrap_err();
+        assert_eq!(err.code(), "too_large");
+        assert_eq!(
+            err.to_string(),
+            "f.pem: the file is 1048577 bytes; certraft reads at most 1048576 bytes from one \
+             file (certificates, keys and PKCS#12 files are a few KiB); check that this is the \
+             right file"
+        );
     }
-}
 
-fn parse_p12_cert(file: &str, der: &[u8]) -> Result<CertInfo, FormatError> {
-    parse_cert(der).map_err(|detail| FormatError::Pkcs12 {
-        file: file.into(),
-        detail: format!("it holds an unreadable certificate: {detail}"),
-    })
-}
+    /// PEM files: 64 certificates and 8 keys are read; one more of either is refused before
+    /// any is parsed.
+    #[test]
+    fn pem_certificate_and_key_counts() {
+        let cert = include_bytes!("../../tests/fixtures/leaf-ec256.pem");
+        let key = include_bytes!("../../tests/fixtures/ec256.key");
+        let repeat = |block: &[u8], n: usize| block.repeat(n);
+        let cases = [
+            (repeat(cert, MAX_CERTS_PER_FILE), None),
+            (
+                repeat(cert, MAX_CERTS_PER_FILE + 1),
+                Some("too_many_certificates"),
+            ),
+            (repeat(key, MAX_KEYS_PER_FILE), None),
+            (repeat(key, MAX_KEYS_PER_FILE + 1), Some("too_many_keys")),
+        ];
+        for (bytes, want) in cases {
+            let got = parse_file("many.pem", &bytes, None);
+            assert_eq!(got.as_ref().err().map(|e| e.code()), want, "{got:?}");
+        }
+    }
 
-fn is_password_error(e: &p12_keystore::error::Error) -> bool {
-    use p12_keystore::error::Error as E;
-    // A wrong passphrase fails the MAC; without a MAC it shows up as bad padding or as
-    // garbage where the decrypted DER should be.
-    matches!(e, E::MacError(_) | E::UnpadError | E::Pkcs5Error(_))
+    /// The scrypt refusal says what was asked, what is allowed and what to run instead.
+    #[test]
+    fn kdf_refusal_names_the_values_and_the_next_step() {
+        let der = encrypted_pkcs8(scrypt_params(1 << 30, 8, 1));
+        let err = parse_file("key.p8", &der, Some(&passphrase())).unwrap_err();
+        assert_eq!(err.code(), "kdf_limit");
+        assert_eq!(
+            err.to_string(),
+            "key.p8: the encrypted private key asks for scrypt N=1073741824, r=8, which needs \
+             1 TiB of memory; certraft accepts at most 256 MiB (128·N·r); re-encrypt it with \
+             PBKDF2: `openssl pkcs8 -topk8 -v2 aes-256-cbc -iter 600000 -inform DER -in key.p8 \
+             -out key-pbkdf2.pem`"
+        );
+        let err = parse_file("site.p12", &pfx_with_mac(BOMB_ITERATIONS), None).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with("site.p12: the PKCS#12 MAC asks for the PKCS#12 KDF with 2147483647")
+                && msg.contains("at most 10000000")
+                && msg.contains("openssl pkcs12 -in site.p12 -nodes -out bundle.pem"),
+            "{msg}"
+        );
+        let nested = pfx_with_encrypted_bags(&[&shrouded_key_bag(
+            &pbes2_alg(scrypt_params(1 << 30, 8, 1)),
+            &[0; 48],
+        )]);
+        let msg = parse_file("site.p12", &nested, Some(&passphrase()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.starts_with(
+                "site.p12: a PKCS#12 bag inside an encrypted container asks for scrypt \
+                 N=1073741824, r=8, which needs 1 TiB of memory"
+            ) && msg.contains("export it again with OpenSSL's defaults (PBKDF2, 2048 iterations)"),
+            "{msg}"
+        );
+    }
 }

@@ -14,6 +14,8 @@ use rustls::sign::SigningKey;
 use serde::Serialize;
 use zeroize::Zeroizing;
 
+use super::limits::{check_kdf, Kdf, KdfLimit};
+
 const OID_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
 const OID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
 const OID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
@@ -190,6 +192,10 @@ impl PrivateKey {
     }
 
     /// Decrypts an `ENCRYPTED PRIVATE KEY` (PKCS#8 PBES2 with PBKDF2 or scrypt).
+    ///
+    /// The key derivation's parameters come from the file, so they are checked against
+    /// [`limits`](super::limits) first: a derivation over the caps is refused
+    /// ([`EncryptedKeyError::KdfLimit`]) before it runs or allocates anything.
     pub fn from_encrypted_pkcs8_der(
         der: &[u8],
         passphrase: &Passphrase,
@@ -200,6 +206,9 @@ impl PrivateKey {
                 detail: e.to_string(),
             })
         })?;
+        if let Some(kdf) = encrypted_pkcs8_kdf(&info) {
+            check_kdf(kdf).map_err(EncryptedKeyError::KdfLimit)?;
+        }
         let doc = info
             .decrypt(passphrase.expose().as_bytes())
             .map_err(|e| match e {
@@ -241,11 +250,21 @@ impl PrivateKey {
     }
 }
 
-/// Decrypting an encrypted key can fail for the passphrase or for the key itself.
+/// Decrypting an encrypted key can fail for the passphrase, for the key itself, or because
+/// its key derivation asks for more than certraft allows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EncryptedKeyError {
     WrongPassphrase,
     Key(KeyError),
+    KdfLimit(KdfLimit),
+}
+
+/// The key derivation an encrypted PKCS#8 key asks for, read without running it. `None` for
+/// PBES1, which certraft (pkcs5 0.7) cannot decrypt, so no derivation ever runs for it.
+pub fn encrypted_pkcs8_kdf(info: &pkcs8::EncryptedPrivateKeyInfo<'_>) -> Option<Kdf> {
+    info.encryption_algorithm
+        .pbes2()
+        .map(|params| Kdf::of_pbes2(&params.kdf))
 }
 
 fn relabel(e: KeyError, encoding: &'static str) -> KeyError {

@@ -5,30 +5,40 @@
 //!
 //! - [`formats`]: detect a file's format from its content; PEM, DER, PKCS#8 (plain and
 //!   encrypted), PKCS#1, SEC1 and PKCS#12 → certificates and keys.
+//! - `pkcs12` (private, for `formats`): PKCS#12 files, read by p12-keystore only after a
+//!   pre-flight walk of the DER has checked every key derivation it would run.
 //! - [`key`]: private keys normalised to PKCS#8, passphrases; neither ever printed.
 //! - [`cert`]: the facts about one X.509 certificate.
-//! - [`assemble`]: exactly one key, its leaf, the chain ordered by signature, completeness,
+//! - [`assemble`](mod@assemble): exactly one key, its leaf, the chain ordered by signature, completeness,
 //!   validity, warnings, the content-derived [`BundleId`].
 //! - [`seal`]: AES-256-GCM records under a versioned [`Keyring`].
 //! - [`record`]: the sealed bundle record and opening it into a rustls `CertifiedKey`.
 //! - [`export`]: PKCS#12 (modern and legacy) and certificates-only PEM.
 //! - [`report`]: the stable JSON/human report `certraft inspect` prints.
+//! - [`limits`]: the caps on input size, certificates, names and password-based key
+//!   derivation (scrypt memory, PBKDF2/PKCS#12 iterations), checked before the work they bound.
 
 pub mod assemble;
 pub mod cert;
 pub mod export;
 pub mod formats;
 pub mod key;
+pub mod limits;
+mod pkcs12;
 pub mod record;
 pub mod report;
 pub mod seal;
+
+/// Crafted encrypted keys and PKCS#12 files (KDF bombs among them) for the unit tests.
+#[cfg(test)]
+mod crafted;
 
 pub use assemble::{
     assemble, AssembleError, AssembleOptions, Bundle, BundleId, Completeness, Warning,
 };
 pub use cert::CertInfo;
 pub use export::{export_pem, export_pkcs12, ExportError, ExportParts, Pkcs12Profile};
-pub use formats::{parse_file, FileFormat, FormatError, ParsedFile};
+pub use formats::{parse_file, FileFormat, FormatError, KdfSite, ParsedFile};
 pub use key::{KeyKind, Passphrase, PrivateKey};
 pub use record::{BundleMaterial, OpenError, SealedBundle};
 pub use seal::{DataKey, Keyring, SealError};

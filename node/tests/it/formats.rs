@@ -368,6 +368,34 @@ fn cases() -> Vec<(&'static [&'static str], Pass, AssembleOptions, Expect)> {
             d,
             Refuse("wrong_passphrase"),
         ),
+        // Over the caps (tests/fixtures/generate-limits.sh): refused before any key
+        // derivation runs, with or without a passphrase, except where only decrypting shows
+        // the bomb.
+        (&["bomb-scrypt.p8"], Pass::Right, d, Refuse("kdf_limit")),
+        (&["bomb-scrypt.p8"], Pass::None, d, Refuse("kdf_limit")),
+        (
+            &["leaf-ec256.pem", "bomb-scrypt.pem"],
+            Pass::Right,
+            d,
+            Refuse("kdf_limit"),
+        ),
+        (&["bomb-pbkdf2.p8"], Pass::Right, d, Refuse("kdf_limit")),
+        (&["bomb-mac.p12"], Pass::Right, d, Refuse("kdf_limit")),
+        (&["bomb-mac.p12"], Pass::None, d, Refuse("kdf_limit")),
+        (&["bomb-keybag.p12"], Pass::Right, d, Refuse("kdf_limit")),
+        (&["bomb-nested.p12"], Pass::Right, d, Refuse("kdf_limit")),
+        (
+            &["bomb-nested.p12"],
+            Pass::None,
+            d,
+            Refuse("passphrase_required"),
+        ),
+        (
+            &["leaf-manynames.pem", "manynames.key"],
+            Pass::None,
+            d,
+            Refuse("too_many_names"),
+        ),
         // Assembly refusals.
         (
             &["fullchain-ec256.pem", "ec384.key"],
@@ -738,6 +766,72 @@ fn refusals_name_the_files_involved() {
         msg.contains("leaf-expired.pem")
             && msg.contains("2021-01-01")
             && msg.contains("--allow-expired"),
+        "{msg}"
+    );
+}
+
+/// Regression test for the security review: a 144-byte scrypt PKCS#8 (N=2^30, 1 TiB) made the
+/// importer abort, and PBKDF2/PKCS#12 iteration counts of 2^31-1 froze it. Each bomb fixture
+/// is refused in well under a second, and the message names the value found and the cap.
+#[test]
+fn key_derivation_bombs_are_refused_at_once_naming_the_cap() {
+    let pass = passphrase();
+    for (name, needles) in [
+        (
+            "bomb-scrypt.p8",
+            &["N=1073741824, r=8", "1 TiB", "at most 256 MiB"][..],
+        ),
+        (
+            "bomb-scrypt.pem",
+            &["N=1073741824, r=8", "1 TiB", "at most 256 MiB"],
+        ),
+        (
+            "bomb-pbkdf2.p8",
+            &["PBKDF2 with 2147483647 iterations", "at most 10000000"],
+        ),
+        (
+            "bomb-mac.p12",
+            &[
+                "the PKCS#12 MAC",
+                "2147483647 iterations",
+                "at most 10000000",
+            ],
+        ),
+        (
+            "bomb-keybag.p12",
+            &["a PKCS#12 bag", "2147483647 iterations", "at most 10000000"],
+        ),
+        (
+            "bomb-nested.p12",
+            &["inside an encrypted container", "1 TiB", "at most 256 MiB"],
+        ),
+    ] {
+        let started = std::time::Instant::now();
+        let err = parse_file(name, &fixture(name), Some(&pass)).unwrap_err();
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed < std::time::Duration::from_secs(2),
+            "{name}: took {elapsed:?}"
+        );
+        assert_eq!(err.code(), "kdf_limit", "{name}: {err}");
+        let msg = err.to_string();
+        for needle in needles {
+            assert!(msg.contains(needle), "{name}: {needle:?} not in {msg}");
+        }
+        assert!(msg.starts_with(&format!("{name}: ")), "{msg}");
+    }
+}
+
+/// A certificate with 1,001 names (cap 1,000) is refused by assembly, naming the count, the
+/// cap and the file.
+#[test]
+fn certificate_with_too_many_names_is_refused() {
+    let files = parse_all(&["leaf-manynames.pem", "manynames.key"], None).unwrap();
+    let err = certraft::bundle::assemble(files, AssembleOptions::default(), now()).unwrap_err();
+    assert_eq!(err.code(), "too_many_names");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("leaf-manynames.pem") && msg.contains("1001") && msg.contains("at most 1000"),
         "{msg}"
     );
 }

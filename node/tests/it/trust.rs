@@ -712,3 +712,85 @@ async fn api_errors_are_json_and_weak_passphrases_are_refused() {
         "{audit}"
     );
 }
+
+/// An encrypted PKCS#8 PEM of `key` under PBKDF2-HMAC-SHA256 with `iterations`.
+fn pbkdf2_key(key_pkcs8: &[u8], passphrase: &str, iterations: u32) -> String {
+    use pkcs8::der::pem::LineEnding;
+    let info = pkcs8::PrivateKeyInfo::try_from(key_pkcs8).unwrap();
+    let params =
+        pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(iterations, &[7; 16], &[9; 16]).unwrap();
+    info.encrypt_with_params(params, passphrase)
+        .unwrap()
+        .to_pem("ENCRYPTED PRIVATE KEY", LineEnding::LF)
+        .unwrap()
+        .to_string()
+}
+
+/// Regression (review item 6): key files whose KDF asks for a TiB of memory or 2^31
+/// iterations are refused at once with `kdf_limit` (the node used to abort or freeze), and
+/// while eight costly but allowed keys (2,000,000 PBKDF2 iterations each) are parsed, on
+/// the blocking pool a few at a time, `/healthz` keeps answering within a second.
+#[tokio::test(flavor = "multi_thread")]
+async fn key_file_bombs_are_refused_and_costly_keys_do_not_stall_the_node() {
+    let mut c = Cluster::new(Options::default());
+    c.bootstrap().await;
+    let pass = crate::support::uploads::fixture_passphrase();
+    for bomb in [
+        "bomb-scrypt.p8",
+        "bomb-pbkdf2.p8",
+        "bomb-mac.p12",
+        "bomb-keybag.p12",
+        "bomb-nested.p12",
+    ] {
+        let mut body = fixture_import(&[bomb, "leaf-ec256.pem"], Some(&pass));
+        body["dry_run"] = json!(true);
+        let started = Instant::now();
+        let r = c.api(0).post("/api/v1/certs", &body).await;
+        assert_eq!(
+            (r.status, r.error_code().as_str()),
+            (422, "kdf_limit"),
+            "{bomb}: {r}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{bomb}: {:?}",
+            started.elapsed()
+        );
+    }
+    assert_eq!(c.api(0).get("/healthz").await.status, 200);
+
+    let test_cert = crate::support::uploads::TestCert::new("costly.example.test");
+    let costly = pbkdf2_key(&test_cert.key_der, "a costly passphrase", 2_000_000);
+    let mut body = test_cert.import(None);
+    let encoded = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(&costly)
+    };
+    body["files"][1]["data"] = json!(encoded);
+    body["passphrase"] = json!("a costly passphrase");
+    body["dry_run"] = json!(true);
+    let mut uploads = Vec::new();
+    for _ in 0..8 {
+        let (api, body) = (c.api(0), body.clone());
+        uploads.push(tokio::spawn(async move {
+            api.post("/api/v1/certs", &body).await
+        }));
+    }
+    let mut worst = Duration::ZERO;
+    while uploads.iter().any(|u| !u.is_finished()) {
+        let t = Instant::now();
+        assert_eq!(c.api(0).with_token(None).get("/healthz").await.status, 200);
+        worst = worst.max(t.elapsed());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for u in uploads {
+        let r = u.await.unwrap();
+        // Parsed, or told to retry when the queue was longer than the node's timeout.
+        assert!(
+            r.json()["outcome"] == "dry_run" || r.error_code() == "no_leader",
+            "{r}"
+        );
+    }
+    assert!(worst < Duration::from_secs(1), "/healthz took {worst:?}");
+    eprintln!("/healthz worst {worst:?} while 8 costly keys were parsed");
+}
