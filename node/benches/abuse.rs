@@ -7,8 +7,9 @@
 //!
 //! Run: `cargo bench -p certraft-node --bench abuse`. `CERTRAFT_NODE_BIN=/path/to/old/
 //! certraft-node` measures another build the same way (the numbers "before" in
-//! BENCHMARKS.md come from the commit before the fix). `PHASE_SECS` (default 8). The node is
-//! pinned to CPU 0; the load runs on the other core.
+//! BENCHMARKS.md come from the commit before the fix). `PHASE_SECS` (default 8);
+//! `NODE_NOFILE=1024` runs the node under that open-files limit (a common default). The node
+//! is pinned to CPU 0; the load runs on the other core.
 
 mod support;
 
@@ -44,7 +45,10 @@ struct Phase {
 async fn run() {
     let secs: u64 = env_or("PHASE_SECS", 8);
     let bin = std::env::var("CERTRAFT_NODE_BIN").unwrap_or_else(|_| BIN.to_string());
-    println!("abuse bench: {bin}, {secs} s per phase, node pinned to CPU 0");
+    println!(
+        "abuse bench: {bin}, {secs} s per phase, node pinned to CPU 0, open-files limit {}",
+        std::env::var("NODE_NOFILE").unwrap_or_else(|_| "inherited".into())
+    );
     let pki = Pki::generate(1, "abuse.test");
     let leaf = &pki.leaves[0];
     let c = Cluster::start_with(1, Some("0"), &bin).await;

@@ -65,6 +65,14 @@ impl Node {
             }
             None => Command::new(&self.bin),
         };
+        // NODE_NOFILE=N runs the node under an open-files limit of N (`prlimit`).
+        if let Some(n) = std::env::var("NODE_NOFILE").ok().filter(|n| !n.is_empty()) {
+            let inner = cmd;
+            cmd = Command::new("prlimit");
+            cmd.arg(format!("--nofile={n}:{n}"))
+                .arg(inner.get_program())
+                .args(inner.get_args());
+        }
         cmd.arg("run")
             .arg("--data-dir")
             .arg(&self.dir)
