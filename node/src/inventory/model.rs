@@ -397,6 +397,12 @@ pub fn escape_controls(text: &str) -> String {
 /// decode), so import, rotate and restore find "the same bundle already present" in O(1)
 /// rather than scanning 100,000 bundles per entry. Reads go through `Deref` to the map.
 ///
+/// The index is a pure function of the map: each id lists every name that holds it, and
+/// [`Bundles::by_id`] answers the least of them. So a replica that applied the log and one
+/// that decoded a snapshot answer alike whatever order the names arrived in (issue 22: the
+/// index once kept the last name inserted, and the decoded one the greatest), and
+/// comparing the maps compares everything `apply` reads.
+///
 /// Both are persistent maps (`imbl`): a clone shares everything and an update copies only
 /// the path it touches. The state machine applies copy-on-write while readers (a snapshot
 /// being encoded for seconds, a request) hold the previous inventory; with std maps each
@@ -404,35 +410,50 @@ pub fn escape_controls(text: &str) -> String {
 #[derive(Debug, Clone, Default)]
 pub struct Bundles {
     by_name: imbl::OrdMap<String, StoredBundle>,
-    by_id: imbl::HashMap<[u8; 32], String>,
+    /// Every name holding each id, in name order (almost always exactly one).
+    by_id: imbl::HashMap<[u8; 32], Vec<String>>,
 }
 
 impl Bundles {
+    fn index(&mut self, id: [u8; 32], name: &str) {
+        let names = self.by_id.entry(id).or_default();
+        if let Err(at) = names.binary_search_by(|n| n.as_str().cmp(name)) {
+            names.insert(at, name.to_string());
+        }
+    }
+
+    fn unindex(&mut self, id: &[u8; 32], name: &str) {
+        if let Some(names) = self.by_id.get_mut(id) {
+            names.retain(|n| n != name);
+            if names.is_empty() {
+                self.by_id.remove(id);
+            }
+        }
+    }
+
     /// Files `bundle` under `name`, replacing (and returning) what was there.
     pub fn insert(&mut self, name: String, bundle: StoredBundle) -> Option<StoredBundle> {
-        self.by_id.insert(bundle.sealed.id, name.clone());
-        let old = self.by_name.insert(name, bundle)?;
-        if self.by_id.get(&old.sealed.id).is_some_and(|n| {
-            self.by_name
-                .get(n)
-                .is_none_or(|b| b.sealed.id != old.sealed.id)
-        }) {
-            self.by_id.remove(&old.sealed.id);
+        self.index(bundle.sealed.id, &name);
+        let old = self.by_name.insert(name.clone(), bundle)?;
+        if self
+            .by_name
+            .get(&name)
+            .is_some_and(|b| b.sealed.id != old.sealed.id)
+        {
+            self.unindex(&old.sealed.id, &name);
         }
         Some(old)
     }
 
     pub fn remove(&mut self, name: &str) -> Option<StoredBundle> {
         let old = self.by_name.remove(name)?;
-        if self.by_id.get(&old.sealed.id).is_some_and(|n| n == name) {
-            self.by_id.remove(&old.sealed.id);
-        }
+        self.unindex(&old.sealed.id, name);
         Some(old)
     }
 
-    /// The bundle with this id, if any, whatever its name.
+    /// The bundle with this id, if any, whatever its name: the least name holding it.
     pub fn by_id(&self, id: &[u8; 32]) -> Option<&StoredBundle> {
-        self.by_name.get(self.by_id.get(id)?)
+        self.by_name.get(self.by_id.get(id)?.first()?)
     }
 }
 
@@ -471,14 +492,7 @@ impl Serialize for Bundles {
 impl<'de> Deserialize<'de> for Bundles {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let by_name = BTreeMap::<String, StoredBundle>::deserialize(d)?;
-        let by_id = by_name
-            .iter()
-            .map(|(name, b)| (b.sealed.id, name.clone()))
-            .collect();
-        Ok(Bundles {
-            by_name: by_name.into_iter().collect(),
-            by_id,
-        })
+        Ok(by_name.into_iter().collect())
     }
 }
 

@@ -685,3 +685,84 @@ fn bundle_id_index_follows_every_change_and_decode() {
     }
     assert!(back.by_id(&[2; 32]).is_none());
 }
+
+fn stored(name: &str, id: u8) -> StoredBundle {
+    let b = nb(name, id, &["dup.test"]);
+    StoredBundle {
+        name: b.name,
+        sealed: b.sealed,
+        meta: b.meta,
+        status: BundleStatus::Active,
+        imported_at: 0,
+        imported_by: "admin".into(),
+    }
+}
+
+/// Regression (issue 22, first reproduction): one bundle id under two names. The id index
+/// answered the name inserted last on a replica that applied the log and the greatest name
+/// on one that decoded a snapshot, so the same later `Import { make_default }` set the
+/// default to `alpha` on one and `zeta` on the other. Now the index is a function of the
+/// map: the least name, however the names arrived, and removing one name keeps the other.
+#[test]
+fn the_id_index_answers_alike_however_the_names_arrived() {
+    let mut applied = Inventory::default();
+    applied.bundles.insert("zeta".into(), stored("zeta", 9));
+    applied.bundles.insert("alpha".into(), stored("alpha", 9));
+    let mut other_order = Inventory::default();
+    other_order
+        .bundles
+        .insert("alpha".into(), stored("alpha", 9));
+    other_order.bundles.insert("zeta".into(), stored("zeta", 9));
+    let decoded = codec::decode_snapshot(&codec::encode_snapshot(&applied)).unwrap();
+    for inv in [&applied, &other_order, &decoded] {
+        assert_eq!(inv.by_id(&[9; 32]).map(|b| b.name.as_str()), Some("alpha"));
+    }
+    let again = |inv: &Inventory| {
+        let mut inv = inv.clone();
+        apply(
+            &mut inv,
+            &req(Command::Import {
+                bundle: nb("new-name", 9, &["dup.test"]),
+                make_default: true,
+            }),
+        )
+        .unwrap();
+        inv.default.clone()
+    };
+    assert_eq!(again(&applied), Some("alpha".into()));
+    assert_eq!(again(&decoded), again(&applied));
+    // Removing the name the index answered keeps the id findable under the other.
+    applied.bundles.remove("alpha");
+    assert_eq!(
+        applied.by_id(&[9; 32]).map(|b| b.name.as_str()),
+        Some("zeta")
+    );
+    applied.bundles.remove("zeta");
+    assert!(applied.by_id(&[9; 32]).is_none());
+}
+
+proptest::proptest! {
+    /// Any sequence of inserts (names and ids from small pools, so they collide) and removes
+    /// leaves an id index equal to the one rebuilt from the map alone, as a snapshot decode
+    /// builds it.
+    #[test]
+    fn the_id_index_is_a_function_of_the_map(ops in proptest::collection::vec((0u8..6, 0u8..3, proptest::bool::ANY), 0..60)) {
+        let names = ["a", "b", "c", "d", "e", "f"];
+        let mut bundles = Bundles::default();
+        for (name, id, remove) in ops {
+            let name = names[usize::from(name)];
+            if remove {
+                bundles.remove(name);
+            } else {
+                bundles.insert(name.into(), stored(name, id));
+            }
+        }
+        let rebuilt: Bundles = bundles.iter().map(|(n, b)| (n.clone(), b.clone())).collect();
+        for id in 0u8..3 {
+            proptest::prop_assert_eq!(
+                bundles.by_id(&[id; 32]).map(|b| b.name.clone()),
+                rebuilt.by_id(&[id; 32]).map(|b| b.name.clone())
+            );
+        }
+    }
+}
