@@ -596,6 +596,24 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let mut default_changed = false;
         let mut tickets_changed = false;
         for entry in entries {
+            // An entry written by a newer certraft-node stops this node: applying it as a
+            // refusal (or skipping it) would leave this replica different from the others
+            // (issue 22). The core stops with this text in `/readyz`; after an upgrade
+            // the node replays from here.
+            if let EntryPayload::Normal(ref req) = entry.payload {
+                if req.version > crate::inventory::REQUEST_VERSION {
+                    return Err(StorageIOError::apply(
+                        entry.log_id,
+                        AnyError::error(format!(
+                            "log entry {} was written by a newer certraft-node (request version {}, this build knows up to {}); upgrade certraft-node on this node",
+                            entry.log_id.index,
+                            req.version,
+                            crate::inventory::REQUEST_VERSION
+                        )),
+                    )
+                    .into());
+                }
+            }
             st.last_applied = Some(entry.log_id);
             match entry.payload {
                 EntryPayload::Blank => out.push(None),
@@ -965,6 +983,39 @@ mod tests {
             text.contains("certraft cluster remove") && text.contains("join it again"),
             "{text}"
         );
+    }
+
+    /// Regression (issue 22, third reproduction): an entry whose request version this build
+    /// does not know stops the state machine with an error that says to upgrade, instead of
+    /// being applied as a refusal (a no-op here, a change on upgraded nodes: divergence).
+    #[test]
+    fn a_newer_entry_version_stops_apply_instead_of_being_skipped() {
+        let (_dir, path, rt) = store_dir();
+        rt.block_on(async {
+            let (_log, mut sm) = open(&path).unwrap();
+            sm.apply([blank(1)]).await.unwrap();
+            let newer = Entry {
+                log_id: log_id(1, 2),
+                payload: EntryPayload::Normal(crate::inventory::Request {
+                    version: crate::inventory::REQUEST_VERSION + 1,
+                    actor: "admin".into(),
+                    at: 0,
+                    command: crate::inventory::Command::SetDefault { name: "x".into() },
+                }),
+            };
+            let err = sm.apply([newer]).await.unwrap_err().to_string();
+            assert!(err.contains("upgrade certraft-node"), "{err}");
+            let st = sm.state.read().unwrap();
+            assert_eq!(
+                st.last_applied,
+                Some(log_id(1, 1)),
+                "the entry counts as applied"
+            );
+            assert!(
+                st.inventory.audit.is_empty(),
+                "the entry was applied as a refusal"
+            );
+        });
     }
 
     /// openraft's own storage conformance suite passes against the redb store.
