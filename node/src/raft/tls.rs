@@ -254,6 +254,77 @@ pub fn admin_client_config(ca_der: &[u8]) -> Result<ClientConfig, TlsSetupError>
         .with_no_client_auth())
 }
 
+/// A client of other members' admin ports (the forwarder): the CA chain and the URL's host,
+/// as [`admin_client_config`], and the certificate must be the one the membership pins for
+/// the node it names, so a removed node's certificate, or one re-issued for a member's id,
+/// never receives a forwarded request (and the admin token in it).
+pub fn member_admin_client_config(
+    ca_der: &[u8],
+    members: Members,
+) -> Result<ClientConfig, TlsSetupError> {
+    let inner =
+        rustls::client::WebPkiServerVerifier::builder_with_provider(roots(ca_der)?, provider())
+            .build()
+            .map_err(|e| TlsSetupError::BadCa(e.to_string()))?;
+    Ok(ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsSetupError::BadCa(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(MemberServerVerifier { inner, members }))
+        .with_no_client_auth())
+}
+
+#[derive(Debug)]
+struct MemberServerVerifier {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+    members: Members,
+}
+
+impl ServerCertVerifier for MemberServerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        )?;
+        match node_id_of(end_entity) {
+            Some(id) if self.members.admits(id, end_entity) => Ok(ServerCertVerified::assertion()),
+            other => Err(not_member(other)),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
 fn not_member(id: Option<u64>) -> rustls::Error {
     rustls::Error::General(match id {
         Some(id) => format!("node {id} is not a current member of this cluster"),
@@ -431,4 +502,63 @@ pub fn fingerprint_probe_config() -> ClientConfig {
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(CheckedLater(provider())))
         .with_no_client_auth()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki::ClusterCa;
+
+    /// Regression (review item 10, the peers' half): a node forwarding to another's admin
+    /// port accepts only the certificate the membership pins for the node it names; a
+    /// certificate the same CA issued for that id (re-issued, or a removed node's) and one
+    /// for a node that is not a member are refused, as is one for another host.
+    #[test]
+    fn forwarders_accept_only_the_pinned_certificate_of_a_member() {
+        let ca = ClusterCa::generate("c").unwrap();
+        let hosts = ["127.0.0.1".to_string()];
+        let pinned = ca.issue_node_cert(2, &hosts).unwrap();
+        let reissued = ca.issue_node_cert(2, &hosts).unwrap();
+        let stranger = ca.issue_node_cert(3, &hosts).unwrap();
+        let members = Members::new([(
+            2,
+            Member {
+                cert_sha256: Some(crate::pki::cert_sha256(&pinned.cert_der)),
+                voter: true,
+            },
+        )]);
+        assert!(member_admin_client_config(ca.cert_der(), members).is_ok());
+        let v = MemberServerVerifier {
+            inner: rustls::client::WebPkiServerVerifier::builder_with_provider(
+                roots(ca.cert_der()).unwrap(),
+                provider(),
+            )
+            .build()
+            .unwrap(),
+            members: Members::new([(
+                2,
+                Member {
+                    cert_sha256: Some(crate::pki::cert_sha256(&pinned.cert_der)),
+                    voter: true,
+                },
+            )]),
+        };
+        let check = |der: &[u8], host: &str| {
+            v.verify_server_cert(
+                &CertificateDer::from(der.to_vec()),
+                &[],
+                &ServerName::try_from(host.to_string()).unwrap(),
+                &[],
+                UnixTime::now(),
+            )
+            .is_ok()
+        };
+        assert!(check(&pinned.cert_der, "127.0.0.1"));
+        assert!(!check(&pinned.cert_der, "10.9.9.9"), "another host");
+        assert!(
+            !check(&reissued.cert_der, "127.0.0.1"),
+            "re-issued for the id"
+        );
+        assert!(!check(&stranger.cert_der, "127.0.0.1"), "not a member");
+    }
 }
