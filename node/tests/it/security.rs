@@ -7,12 +7,11 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use certraft::datadir::{DataDir, Secrets};
 use certraft::pki::ClusterCa;
-use certraft::raft::tls::{cluster_client_config, NodeIdentity};
 
 use crate::support::cluster::{pem_cert_der, Cluster, Options, PATIENCE};
 use crate::support::fixture;
+use crate::support::peer::{cluster_call, secrets_of};
 use crate::support::uploads::{fixture_import, fixture_passphrase, TestCert};
 
 /// Every `/api/v1` route that needs the admin token (the table in `api/dto.rs`), with a body
@@ -227,12 +226,6 @@ fn latin1(bytes: &[u8]) -> String {
     bytes.iter().map(|&b| char::from(b)).collect()
 }
 
-fn secrets_of(data_dir: &Path) -> Secrets {
-    let dd = DataDir::new(data_dir);
-    let (unseal, _) = dd.unseal_key(None, false).expect("unseal key");
-    dd.load_secrets(&unseal).expect("node secrets")
-}
-
 /// After imports of fixtures with known keys (PKCS#12 with a passphrase through a follower,
 /// RSA PEM, a scrypt-encrypted key, a generated key), an export and a backup under the
 /// fixture passphrase, a refused wrong passphrase, and a join, with debug logging: no file in any node's directory and no
@@ -381,22 +374,9 @@ async fn raft_rpc_with(
     cert_der: &[u8],
     key_pkcs8: &[u8],
 ) -> Result<u16, String> {
-    let me = NodeIdentity {
-        cert_der: cert_der.to_vec(),
-        key_pkcs8: zeroize::Zeroizing::new(key_pkcs8.to_vec()),
-    };
-    let tls = cluster_client_config(&c.ca_der, &me, c.nodes[target].id).expect("client config");
-    // A fresh client per attempt: no pooled connection from an earlier handshake.
-    let client = reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
-    let url = format!("https://127.0.0.1:{}/raft/vote", c.nodes[target].cluster);
-    match client.post(url).body(&b"garbage"[..]).send().await {
-        Ok(resp) => Ok(resp.status().as_u16()),
-        Err(e) => Err(format!("{e:?}")),
-    }
+    cluster_call(c, target, cert_der, key_pkcs8, "vote", b"garbage".to_vec())
+        .await
+        .map(|(status, _)| status)
 }
 
 /// The cluster port admits only certificates from this cluster's CA naming a current member:

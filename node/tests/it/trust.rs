@@ -8,7 +8,6 @@
 //! - the admin API's edges: JSON errors, 404, the bearer scheme, weak passphrases.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,58 +15,18 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use certraft::datadir::{token_hash, DataDir, Secrets};
+use certraft::datadir::token_hash;
 use certraft::raft::network::{AdminTokenProposal, ProposeError};
 use certraft::raft::tls::{cluster_client_config, NodeIdentity};
 
 use crate::support::cluster::{Cluster, Options, PATIENCE};
+use crate::support::peer::{cluster_call, secrets_of};
 use crate::support::uploads::fixture_import;
-
-fn secrets_of(data_dir: &Path) -> Secrets {
-    let dd = DataDir::new(data_dir);
-    let (unseal, _) = dd.unseal_key(None, false).expect("unseal key");
-    dd.load_secrets(&unseal).expect("node secrets")
-}
 
 fn cbor<T: serde::Serialize>(value: &T) -> Vec<u8> {
     let mut out = Vec::new();
     ciborium::into_writer(value, &mut out).unwrap();
     out
-}
-
-/// One request to node `target`'s cluster port presenting `cert`/`key`. `Err` when the TLS
-/// handshake (or the connection) failed; otherwise the status and body.
-async fn cluster_call(
-    c: &Cluster,
-    target: usize,
-    cert_der: &[u8],
-    key_pkcs8: &[u8],
-    route: &str,
-    body: Vec<u8>,
-) -> Result<(u16, Vec<u8>), String> {
-    let me = NodeIdentity {
-        cert_der: cert_der.to_vec(),
-        key_pkcs8: zeroize::Zeroizing::new(key_pkcs8.to_vec()),
-    };
-    let tls = cluster_client_config(&c.ca_der, &me, c.nodes[target].id).expect("client config");
-    let client = reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
-    let url = format!("https://127.0.0.1:{}/raft/{route}", c.nodes[target].cluster);
-    let resp = client
-        .post(url)
-        .header("content-type", "application/cbor")
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| format!("{e:?}"))?;
-    let status = resp.status().as_u16();
-    Ok((
-        status,
-        resp.bytes().await.map_err(|e| e.to_string())?.to_vec(),
-    ))
 }
 
 /// A client of the admin port whose connections leave from `source` (another loopback

@@ -6,7 +6,6 @@
 //! The case counts keep the run to seconds in CI; `PROPTEST_CASES` raises them for a longer
 //! run.
 
-use std::time::Duration;
 
 use proptest::prelude::*;
 use serde::de::DeserializeOwned;
@@ -153,13 +152,7 @@ async fn live_cluster_ports_survive_mutated_messages() {
     let mut c = Cluster::start(2, Options::default()).await;
     let learner = c.join_as(0, "learner").await;
     c.wait_ready(learner).await;
-    let dd = certraft::datadir::DataDir::new(&c.nodes[learner].data_dir);
-    let (unseal, _) = dd.unseal_key(None, false).unwrap();
-    let s = dd.load_secrets(&unseal).unwrap();
-    let me = certraft::raft::tls::NodeIdentity {
-        cert_der: s.node_cert_der.clone(),
-        key_pkcs8: s.node_key_pkcs8.clone(),
-    };
+    let s = crate::support::peer::secrets_of(&c.nodes[learner].data_dir);
     let seeds = cbor_seeds();
     // SplitMix64: reproducible edits without another dependency.
     let mut state = 0x5eed_u64;
@@ -172,13 +165,8 @@ async fn live_cluster_ports_survive_mutated_messages() {
     };
     let mut answered = 0;
     for target in [0, 1] {
-        let tls =
-            certraft::raft::tls::cluster_client_config(&c.ca_der, &me, c.nodes[target].id).unwrap();
-        let client = reqwest::Client::builder()
-            .use_preconfigured_tls(tls)
-            .timeout(Duration::from_secs(10))
-            .build()
-            .unwrap();
+        let client =
+            crate::support::peer::cluster_client(&c, target, &s.node_cert_der, &s.node_key_pkcs8);
         let base = format!("https://127.0.0.1:{}/raft", c.nodes[target].cluster);
         for i in 0..150 {
             let edits: Vec<(u16, u8, u8)> = (0..1 + next() % 5)

@@ -1,10 +1,11 @@
 //! Shared helpers for the integration tests: fixture loading and one-call assembly, import
-//! bodies ([`uploads`]), real node processes ([`cluster`]) and clients of their serve ports
-//! ([`probe`]).
+//! bodies ([`uploads`]), real node processes ([`cluster`]), clients of their serve ports
+//! ([`probe`]) and of their cluster ports ([`peer`]).
 
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod peer;
 pub mod probe;
 pub mod uploads;
 
