@@ -6,7 +6,6 @@
 //! The case counts keep the run to seconds in CI; `PROPTEST_CASES` raises them for a longer
 //! run.
 
-
 use proptest::prelude::*;
 use serde::de::DeserializeOwned;
 
