@@ -81,6 +81,8 @@ pub enum OpenStoreError {
         purged: u64,
         snapshot: u64,
     },
+    #[error("the Raft store {path} holds no entries and no snapshot: there is nothing to recover, and nothing was changed; this node never finished joining or bootstrapping: start it normally, or join it with a new token")]
+    NothingToRecover { path: String },
 }
 
 /// Opens (or creates) the store in `path`; returns the log store and the state machine.
@@ -753,6 +755,13 @@ pub fn force_single_node(
         }
         last = Some(entry.log_id);
     }
+    // Regression (issue 22): an empty store used to be "recovered" into a snapshot of
+    // nothing with a last-purged id that `open` could not read back.
+    if last.is_none() {
+        return Err(OpenStoreError::NothingToRecover {
+            path: path.display().to_string(),
+        });
+    }
     let vote: Option<Vote> = meta_get(&db, KEY_VOTE).map_err(|e| fail(&e))?;
     let term = vote
         .map(|v| v.leader_id().term)
@@ -1016,6 +1025,24 @@ mod tests {
                 "the entry was applied as a refusal"
             );
         });
+    }
+
+    /// Regression (issue 22): `recover --force-single-node` on a store that holds nothing
+    /// says so and leaves the store as it was (it used to write an unreadable `last_purged`).
+    #[test]
+    fn recovering_an_empty_store_changes_nothing() {
+        let (_dir, path, _rt) = store_dir();
+        drop(open(&path).unwrap());
+        let err = force_single_node(&path, 1, crate::raft::NodeInfo::default()).unwrap_err();
+        assert!(
+            matches!(err, OpenStoreError::NothingToRecover { .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("nothing to recover"));
+        assert!(!snapshot_path(&path).exists(), "a snapshot was written");
+        let (log, sm) = open(&path).expect("the store still opens");
+        assert!(sm.state.read().unwrap().last_applied.is_none());
+        drop((log, sm));
     }
 
     /// openraft's own storage conformance suite passes against the redb store.
