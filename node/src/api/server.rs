@@ -1346,7 +1346,17 @@ async fn cluster_status(State(st): State<S>) -> Result<Json<ClusterStatus>, AppE
         term: m.current_term,
         last_log_index: m.last_log_index,
         last_applied: m.last_applied.map(|l| l.index),
-        committed: m.last_applied.map(|l| l.index),
+        // The leader's view (this handler runs on the leader): what a majority holds.
+        committed: crate::raft::committed_index(membership.get_joint_config(), |id| {
+            if id == m.id {
+                m.last_log_index
+            } else {
+                m.replication
+                    .as_ref()
+                    .and_then(|r| r.get(&id).cloned().flatten())
+                    .map(|l| l.index)
+            }
+        }),
         members,
         ca_fingerprint: st.ca.fingerprint_hex(),
     }))

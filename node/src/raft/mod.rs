@@ -60,3 +60,60 @@ pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, NodeInfo>;
 pub type Snapshot = openraft::Snapshot<TypeConfig>;
 pub type Vote = openraft::Vote<NodeId>;
 pub type Raft = openraft::Raft<TypeConfig>;
+
+/// The leader's commit index: the highest log index that a majority of every voter
+/// configuration (two of them during a joint change) holds, from each voter's matched index
+/// (`matched`, the leader's own last log index included). `None` when no majority holds any.
+pub fn committed_index(
+    configs: &[std::collections::BTreeSet<NodeId>],
+    matched: impl Fn(NodeId) -> Option<u64>,
+) -> Option<u64> {
+    configs
+        .iter()
+        .map(|voters| {
+            let mut held: Vec<Option<u64>> = voters.iter().map(|v| matched(*v)).collect();
+            // Descending: the majority-th highest is held by a majority.
+            held.sort_by(|a, b| b.cmp(a));
+            held.get(voters.len() / 2).copied().flatten()
+        })
+        .min()
+        .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use super::committed_index;
+
+    /// Regression (issue 22): `cluster status` showed the leader's last applied index as the
+    /// commit index. The commit index is what a majority of each voter configuration holds.
+    #[test]
+    fn the_commit_index_is_what_a_majority_holds() {
+        let set = |ids: &[u64]| ids.iter().copied().collect::<BTreeSet<u64>>();
+        for (configs, matched, want) in [
+            (vec![set(&[1])], vec![(1, 7)], Some(7)),
+            (vec![set(&[1, 2, 3])], vec![(1, 9), (2, 5), (3, 3)], Some(5)),
+            (vec![set(&[1, 2, 3])], vec![(1, 9)], None),
+            (vec![set(&[1, 2])], vec![(1, 9), (2, 4)], Some(4)),
+            (
+                vec![set(&[1, 2, 3, 4, 5])],
+                vec![(1, 9), (2, 8), (3, 2), (4, 1)],
+                Some(2),
+            ),
+            // Joint: the old config has it at 8, the new one only at 6.
+            (
+                vec![set(&[1, 2, 3]), set(&[1, 4, 5])],
+                vec![(1, 9), (2, 8), (3, 8), (4, 6)],
+                Some(6),
+            ),
+        ] {
+            let m: BTreeMap<u64, u64> = matched.iter().copied().collect();
+            assert_eq!(
+                committed_index(&configs, |id| m.get(&id).copied()),
+                want,
+                "{configs:?} {matched:?}"
+            );
+        }
+    }
+}
