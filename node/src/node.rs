@@ -153,8 +153,12 @@ fn cert_hosts(config: &Config) -> Vec<String> {
 
 /// Creates a new one-node cluster in an empty data dir. Returns the first admin token (to
 /// print once); it is written to `DATA/admin.token` and replicated on first start.
+/// Present from the first write of a bootstrap until Raft is initialized.
+const BOOTSTRAP_PENDING: &str = "bootstrap.pending";
+
 fn bootstrap(config: &Config, dd: &DataDir) -> Result<zeroize::Zeroizing<String>, NodeError> {
     dd.create()?;
+    crate::datadir::write_atomic(&dd.path(BOOTSTRAP_PENDING), b"", 0o600)?;
     let (unseal, generated) = dd.unseal_key(config.unseal_key_file.as_deref(), true)?;
     if generated {
         tracing::warn!(
@@ -388,10 +392,27 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<(), NodeErro
         role: Some(identity.role),
         cert_sha256: Some(hex::encode(crate::pki::cert_sha256(&me.cert_der))),
     };
-    if fresh_bootstrap {
-        raft.initialize(BTreeMap::from([(node_id, self_info.clone())]))
+    // A bootstrap is finished only once Raft is initialized: `bootstrap.pending` is written
+    // before anything else of it and removed after, so a crash in between (node.json written,
+    // the store still empty) is resumed here instead of leaving a node that never becomes
+    // ready (issue 22).
+    let resume_bootstrap = !fresh_bootstrap && dd.path(BOOTSTRAP_PENDING).exists();
+    if resume_bootstrap {
+        tracing::warn!("resuming a bootstrap that was interrupted (a crash before the one-node cluster was initialized)");
+    }
+    if fresh_bootstrap || resume_bootstrap {
+        match raft
+            .initialize(BTreeMap::from([(node_id, self_info.clone())]))
             .await
-            .map_err(|e| NodeError::Raft(e.to_string()))?;
+        {
+            Ok(()) => {}
+            // Already initialized: the crash came after Raft had it on disk.
+            Err(openraft::error::RaftError::APIError(
+                openraft::error::InitializeError::NotAllowed(_),
+            )) if resume_bootstrap => {}
+            Err(e) => return Err(NodeError::Raft(e.to_string())),
+        }
+        let _ = std::fs::remove_file(dd.path(BOOTSTRAP_PENDING));
     }
 
     // Who may connect to the cluster port: the membership Raft knows, plus (while joining)
@@ -469,7 +490,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<(), NodeErro
         cancel.clone(),
         tracker.clone(),
     ));
-    if fresh_bootstrap {
+    if fresh_bootstrap || resume_bootstrap {
         // The token just printed must be valid as soon as the admin port answers: commit it
         // first (the one-node cluster elects itself at once).
         replicate_pending_token(state.clone(), dd.clone(), network.clone(), cancel.clone()).await;

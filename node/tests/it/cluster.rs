@@ -735,3 +735,32 @@ async fn recover_makes_a_lone_survivor_a_working_cluster() {
         "{audit}"
     );
 }
+
+/// Regression (issue 22, bootstrap crash window): `node.json` was written and the admin
+/// token printed before Raft was initialized, so a crash in between left a node that never
+/// became ready and logged nothing. The data dir as such a crash leaves it (the identity,
+/// the secrets, the pending token and `bootstrap.pending`, but an empty Raft store) now
+/// finishes its bootstrap on the next start: it leads, and the printed token works.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bootstrap_interrupted_before_raft_was_initialized_resumes() {
+    let mut c = Cluster::new(Options::default());
+    c.bootstrap().await;
+    c.stop(&[0]).await;
+    let data = c.nodes[0].data_dir.clone();
+    for store in ["raft.redb", "raft.snapshot"] {
+        let _ = std::fs::remove_file(data.join(store));
+    }
+    std::fs::write(data.join("bootstrap.pending"), b"").unwrap();
+    let dd = certraft::datadir::DataDir::new(&data);
+    dd.write_pending_admin_token("admin", &certraft::datadir::token_hash(&c.token))
+        .unwrap();
+    c.restart(0).await;
+    let ready = c.wait_ready(0).await;
+    assert_eq!(ready.leader(), Some(c.nodes[0].id), "{ready}");
+    c.api(0)
+        .get("/api/v1/certs")
+        .await
+        .ok("the printed token works");
+    assert!(!data.join("bootstrap.pending").exists());
+    assert!(c.nodes[0].stderr().contains("resuming a bootstrap"));
+}
