@@ -11,6 +11,7 @@
 //! | `node.json`          | identity: cluster id, node id, role (public)                |
 //! | `admin.token`        | the first admin token, 0600 (bootstrap, `admin-token`)      |
 //! | `pending-admin-token`| name and SHA-256 of an offline-made token, until replicated |
+//! | `bootstrap.pending`  | from a bootstrap's first write until Raft is initialized    |
 //! | `raft.redb`          | Raft log, vote, committed id                                |
 //! | `raft.snapshot`      | the latest state-machine snapshot (sealed bundles only)     |
 //!
