@@ -68,10 +68,11 @@ impl Limits {
         lifetime: Duration::from_secs(600),
     };
     /// The cluster port: a few pooled connections per member. Its cap is separate from the
-    /// admin port's, so a flood there never takes the room Raft needs.
+    /// admin port's, so a flood there never takes the room Raft needs. 64 per source leaves
+    /// room for clusters whose members share one address (tests on loopback, a NAT).
     pub const CLUSTER: Limits = Limits {
         max_connections: 256,
-        max_per_source: 32,
+        max_per_source: 64,
         handshake: Duration::from_secs(5),
         header_read: Duration::from_secs(30),
         lifetime: Duration::from_secs(600),
