@@ -1175,20 +1175,27 @@ impl AppState {
     /// operation it records has already happened, so a record that cannot be committed is
     /// logged, not turned into a failure of that operation.
     pub(super) async fn record(&self, actor: &str, what: String) {
-        if let Err(e) = self
-            .propose(
-                actor,
-                Command::Record {
-                    what: what.clone(),
-                    result: "ok".into(),
-                },
-            )
-            .await
-        {
-            tracing::warn!(%what, error = ?e, "could not add the audit record");
+        let record = self.propose(
+            actor,
+            Command::Record {
+                what: what.clone(),
+                result: "ok".into(),
+            },
+        );
+        // Bounded: a leader that has just removed itself can no longer commit anything (the
+        // remaining voters refuse its entries), and the answer must not wait for that.
+        match tokio::time::timeout(RECORD_WAIT, record).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(%what, error = ?e, "could not add the audit record"),
+            Err(_) => {
+                tracing::warn!(%what, "the audit record did not commit within {RECORD_WAIT:?}")
+            }
         }
     }
 }
+
+/// How long an operation's answer waits for its audit-only record to commit.
+const RECORD_WAIT: Duration = Duration::from_secs(2);
 
 async fn export(
     State(st): State<S>,

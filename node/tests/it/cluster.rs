@@ -764,3 +764,40 @@ async fn a_bootstrap_interrupted_before_raft_was_initialized_resumes() {
     assert!(!data.join("bootstrap.pending").exists());
     assert!(c.nodes[0].stderr().contains("resuming a bootstrap"));
 }
+
+/// Removing the leader through a follower answers promptly and the others elect a new
+/// leader. Regression: the removal's audit record was proposed by the removed leader, whose
+/// entries the remaining voters now refuse, so the answer waited out the whole deadline (the
+/// container suite's `replace` fault caught it).
+#[tokio::test(flavor = "multi_thread")]
+async fn removing_the_leader_answers_promptly_and_the_rest_elect_another() {
+    let c = Cluster::start(3, Options::default()).await;
+    let leader = c.leader().await;
+    let via = c.other_than(leader);
+    let id = c.nodes[leader].id;
+    let started = std::time::Instant::now();
+    c.api(via)
+        .delete(&format!("/api/v1/cluster/nodes/{id}"))
+        .await
+        .ok("remove the leader");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(6),
+        "the removal took {:?}",
+        started.elapsed()
+    );
+    let (c, via) = (&c, via);
+    c.wait_for("another leader", PATIENCE, || async move {
+        match c.readyz(via).await {
+            Ok(r) if r.leader().is_some_and(|l| l != id) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    c.api(via)
+        .post(
+            "/api/v1/certs",
+            &TestCert::new("after-removal.example.test").import(None),
+        )
+        .await
+        .ok("a write after the leader's removal");
+}
