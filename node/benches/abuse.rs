@@ -115,10 +115,7 @@ async fn run() {
         )
         .await,
     );
-    stop.store(true, Ordering::Relaxed);
-    for t in tasks {
-        t.abort();
-    }
+    stop_all(&stop, tasks);
     println!(
         "  uploads answered during the phase: {}",
         answered.load(Ordering::Relaxed)
@@ -162,10 +159,7 @@ async fn run() {
         )
         .await,
     );
-    stop.store(true, Ordering::Relaxed);
-    for t in tasks {
-        t.abort();
-    }
+    stop_all(&stop, tasks);
 
     println!();
     println!("| phase | handshakes/s | vs at rest | failed handshakes | /healthz p50 | p99 | max | /healthz failed |");
@@ -206,6 +200,14 @@ fn capped_key(key_pkcs8: &[u8], passphrase: &str) -> String {
     doc.to_pem("ENCRYPTED PRIVATE KEY", LineEnding::LF)
         .expect("PEM")
         .to_string()
+}
+
+/// Ends a phase's load: tells the tasks to stop and aborts any still waiting on a request.
+fn stop_all(stop: &AtomicBool, tasks: Vec<tokio::task::JoinHandle<()>>) {
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.abort();
+    }
 }
 
 fn closed(s: &tokio::net::TcpStream) -> bool {

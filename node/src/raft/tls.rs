@@ -296,10 +296,7 @@ impl ServerCertVerifier for MemberServerVerifier {
             ocsp_response,
             now,
         )?;
-        match node_id_of(end_entity) {
-            Some(id) if self.members.admits(id, end_entity) => Ok(ServerCertVerified::assertion()),
-            other => Err(not_member(other)),
-        }
+        admitted(&self.members, end_entity).map(|()| ServerCertVerified::assertion())
     }
 
     fn verify_tls12_signature(
@@ -322,6 +319,15 @@ impl ServerCertVerifier for MemberServerVerifier {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.inner.supported_verify_schemes()
+    }
+}
+
+/// Whether `end_entity` (already verified against the CA) is the certificate the membership
+/// pins for the node it names: the one membership check both verifiers make.
+fn admitted(members: &Members, end_entity: &CertificateDer<'_>) -> Result<(), rustls::Error> {
+    match node_id_of(end_entity) {
+        Some(id) if members.admits(id, end_entity) => Ok(()),
+        other => Err(not_member(other)),
     }
 }
 
@@ -351,10 +357,7 @@ impl ClientCertVerifier for MemberClientVerifier {
     ) -> Result<ClientCertVerified, rustls::Error> {
         self.inner
             .verify_client_cert(end_entity, intermediates, now)?;
-        match node_id_of(end_entity) {
-            Some(id) if self.members.admits(id, end_entity) => Ok(ClientCertVerified::assertion()),
-            other => Err(not_member(other)),
-        }
+        admitted(&self.members, end_entity).map(|()| ClientCertVerified::assertion())
     }
 
     fn verify_tls12_signature(

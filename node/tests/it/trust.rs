@@ -45,6 +45,19 @@ async fn audit_text(c: &Cluster, i: usize) -> String {
     c.api(i).get("/api/v1/audit").await.ok("audit")["records"].to_string()
 }
 
+/// Waits until node `i`'s audit log contains `text`.
+async fn wait_audit(c: &Cluster, i: usize, text: &str) {
+    c.wait_for(&format!("{text:?} in the audit log"), PATIENCE, || async {
+        let audit = audit_text(c, i).await;
+        if audit.contains(text) {
+            Ok(())
+        } else {
+            Err(audit)
+        }
+    })
+    .await;
+}
+
 /// Regression (review item 1): 300 join requests with made-up secrets from one address leave
 /// the Raft log and the audit log as they were (nothing is proposed without a valid secret),
 /// the source is answered 429 after 20 failures, other sources are not affected (a real node
@@ -55,15 +68,7 @@ async fn an_anonymous_join_flood_never_reaches_raft_or_the_audit_log() {
     let mut c = Cluster::new(Options::default().env("CERTRAFT_FAILURE_AUDIT_SECS", "1"));
     c.bootstrap().await;
     // The leader's own first entries (the first session-ticket key) land before the flood.
-    c.wait_for("the first session-ticket key", PATIENCE, || async {
-        let audit = audit_text(&c, 0).await;
-        if audit.contains("session-ticket key") {
-            Ok(())
-        } else {
-            Err(audit)
-        }
-    })
-    .await;
+    wait_audit(&c, 0, "session-ticket key").await;
     let before = c.readyz(0).await.unwrap();
     let audit_before = c.api(0).get("/api/v1/audit").await.ok("audit")["records"]
         .as_array()
@@ -105,14 +110,11 @@ async fn an_anonymous_join_flood_never_reaches_raft_or_the_audit_log() {
     c.join(0).await;
     c.wait_all_voting().await;
     // One audit record summarises the failures, with their source.
-    c.wait_for("the failed sign-ins in the audit log", PATIENCE, || async {
-        let audit = audit_text(&c, 0).await;
-        if audit.contains("20 failed sign-ins with a wrong join token from 127.0.0.2 ×20") {
-            Ok(())
-        } else {
-            Err(audit)
-        }
-    })
+    wait_audit(
+        &c,
+        0,
+        "20 failed sign-ins with a wrong join token from 127.0.0.2 ×20",
+    )
     .await;
 }
 
