@@ -63,12 +63,17 @@ pub struct AuthFailures {
 }
 
 impl AuthFailures {
+    /// Whether `ip` has failed too often lately, without counting anything.
+    pub fn over_limit(&self, ip: IpAddr, now: Instant) -> bool {
+        let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        recent.get(&ip).is_some_and(|(start, n)| {
+            now.duration_since(*start) < WINDOW && *n >= FAILURES_PER_WINDOW
+        })
+    }
+
     /// Whether `ip` has failed too often lately; counted in `rate_limited` when it has.
     pub fn limited(&self, ip: IpAddr, now: Instant) -> bool {
-        let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
-        let over = recent.get(&ip).is_some_and(|(start, n)| {
-            now.duration_since(*start) < WINDOW && *n >= FAILURES_PER_WINDOW
-        });
+        let over = self.over_limit(ip, now);
         if over {
             self.rate_limited.fetch_add(1, Ordering::Relaxed);
         }

@@ -281,7 +281,10 @@ async fn check_token(State(st): State<S>, mut req: axum::extract::Request, next:
         )
         .into_response();
     };
-    match st.token_name(&hash).await {
+    let may_wait = !st
+        .failures
+        .over_limit(client_ip(&req), std::time::Instant::now());
+    match st.token_name(&hash, may_wait).await {
         Some(name) => {
             req.extensions_mut().insert(Actor(name));
             next.run(req).await
@@ -314,8 +317,9 @@ async fn check_token(State(st): State<S>, mut req: axum::extract::Request, next:
 impl AppState {
     /// The name of the admin token whose secret hashes to `hash`. A follower whose inventory
     /// does not know it yet (a token created a moment ago) waits up to a second for its
-    /// applied index to move before saying no.
-    async fn token_name(&self, hash: &[u8; 32]) -> Option<String> {
+    /// applied index to move before saying no, unless `may_wait` is false (a source that
+    /// keeps failing gets its answer at once, and holds nothing for that second).
+    async fn token_name(&self, hash: &[u8; 32], may_wait: bool) -> Option<String> {
         let lookup = |st: &AppState| {
             // The inventory is released before the handler runs: a reader holding it across
             // the request would make the next apply copy the whole inventory.
@@ -325,7 +329,7 @@ impl AppState {
             return Some(name);
         }
         let mut rx = self.raft.metrics();
-        if rx.borrow().current_leader == Some(self.node_id) {
+        if !may_wait || rx.borrow().current_leader == Some(self.node_id) {
             return None;
         }
         let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
