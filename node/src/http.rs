@@ -340,9 +340,14 @@ pub async fn serve_tls(
                             (Some(m), Some(p)) => m.admits_sha256(p.id, &p.cert_sha256),
                             _ => false,
                         };
-                        if !admitted {
+                        if !admitted && !draining {
+                            // Gracefully: the answer to a request already in flight still
+                            // goes out (the append that carried the membership change itself,
+                            // which a leader removing itself needs to commit it); every later
+                            // request is refused by `authorize`, and the connection closes.
                             tracing::info!(port = what, %remote, node = ?peer.map(|p| p.id), "closing the connection of a node that is no longer a member");
-                            return;
+                            draining = true;
+                            conn.as_mut().graceful_shutdown();
                         }
                     }
                 }
