@@ -6,15 +6,12 @@
 use std::error::Error as StdError;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use certraft::api::dto::{ErrorBody, API_PREFIX};
 use reqwest::blocking::{Client as Http, RequestBuilder};
 use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION};
 use reqwest::{Method, StatusCode, Url};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use zeroize::Zeroizing;
@@ -42,7 +39,9 @@ pub struct ConnectArgs {
     #[arg(long, global = true, value_name = "F")]
     pub token_file: Option<PathBuf>,
     /// The cluster CA (PEM) the admin endpoint's certificate is verified against (else ca.pem
-    /// in $CERTRAFT_DATA_DIR or ./certraft-data). Copy DATA/ca.pem from any node.
+    /// in $CERTRAFT_DATA_DIR or ./certraft-data). Copy DATA/ca.pem from any node, with
+    /// DATA/revoked-nodes.txt beside it: certificates of removed members listed there are
+    /// refused before the token is sent.
     #[arg(long, global = true, value_name = "F")]
     pub ca_file: Option<PathBuf>,
     /// Seconds to wait for the cluster's answer (a write waits for a majority of voters).
@@ -97,7 +96,7 @@ impl Client {
         let (base, server) = parse_server(&args.server)?;
         let data_dir = data_dir();
         let ca_file = find_ca(args.ca_file.as_deref(), &data_dir, &server)?;
-        let tls = tls_config(&ca_file)?;
+        let tls = crate::trust::tls_config(&ca_file)?;
         let (token, token_source) = find_token(args.token_file.as_deref(), &data_dir)?;
         let mut auth = HeaderValue::from_str(&Zeroizing::new(format!("Bearer {}", &*token.0)))
             .map_err(|_| {
@@ -239,6 +238,17 @@ impl Client {
             return match tls {
                 rustls::Error::InvalidCertificate(cert) => {
                     use rustls::CertificateError as C;
+                    if let C::Other(other) = cert {
+                        if let Some(removed) = other.0.downcast_ref::<crate::trust::RemovedMember>() {
+                            return Failure::refused(
+                                "removed_member",
+                                format!("{server} presented {removed}; the admin token was not sent"),
+                            )
+                            .with_hint(format!(
+                                "the node at {server} was removed from the cluster (or something holding its old key answers there); point --server at a current member (`certraft cluster status` on any node lists them)"
+                            ));
+                        }
+                    }
                     let next = match cert {
                         C::NotValidForName | C::NotValidForNameContext { .. } => {
                             "the node's certificate does not name the host in --server; use the address the node advertises (its node certificate names it), e.g. --server https://HOST:9443".to_string()
@@ -431,46 +441,6 @@ fn find_ca(given: Option<&Path>, data_dir: &Path, server: &str) -> Result<PathBu
             path.display()
         ),
     ))
-}
-
-/// The rustls client configuration: ring, safe default protocol versions, roots = the
-/// certificates in the CA file, no client certificate.
-fn tls_config(ca_file: &Path) -> Result<rustls::ClientConfig, Failure> {
-    let ca = ca_file.display();
-    let bytes = std::fs::read(ca_file).map_err(|e| {
-        Failure::usage(
-            "ca_file_unreadable",
-            format!("cannot read CA file {ca}: {e}; pass --ca-file F with a copy of DATA/ca.pem from any node"),
-        )
-    })?;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(&bytes) {
-        let cert = cert.map_err(|e| {
-            Failure::usage(
-                "invalid_ca_file",
-                format!("CA file {ca} is not valid PEM ({e}); pass --ca-file F with a copy of DATA/ca.pem from any node"),
-            )
-        })?;
-        roots.add(cert).map_err(|e| {
-            Failure::usage(
-                "invalid_ca_file",
-                format!("CA file {ca} holds a certificate that cannot be a trust anchor ({e}); pass --ca-file F with a copy of DATA/ca.pem from any node"),
-            )
-        })?;
-    }
-    if roots.is_empty() {
-        return Err(Failure::usage(
-            "invalid_ca_file",
-            format!("CA file {ca} holds no PEM certificate; pass --ca-file F with a copy of DATA/ca.pem from any node"),
-        ));
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Failure::refused("client_setup_failed", format!("cannot set up TLS: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(config)
 }
 
 /// `--token-file`, else `$CERTRAFT_TOKEN`, else `DATA/admin.token`: the first line, trimmed.
@@ -670,24 +640,5 @@ mod tests {
         );
     }
 
-    /// A CA file without a certificate is a usage error naming the file.
-    #[test]
-    fn ca_file_must_hold_a_certificate() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("ca.pem");
-        std::fs::write(&path, "not a certificate\n").expect("write");
-        let err = tls_config(&path).expect_err("refused");
-        assert_eq!(err.exit, Exit::Usage);
-        assert!(err.message.contains(&path.display().to_string()));
-        std::fs::write(&path, test_ca_pem()).expect("write");
-        assert!(tls_config(&path).is_ok());
-    }
-
-    fn test_ca_pem() -> Vec<u8> {
-        std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../node/tests/fixtures/root.pem"
-        ))
-        .expect("node/tests/fixtures/root.pem")
-    }
+    use crate::trust::tests::test_ca_pem;
 }

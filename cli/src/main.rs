@@ -18,6 +18,7 @@ mod outfile;
 mod output;
 mod passphrase;
 mod table;
+mod trust;
 
 use std::process::ExitCode;
 

@@ -319,6 +319,32 @@ fn certificate_from_another_ca_exits_1() {
     assert_eq!(run.json_error_hint().0, "tls_verification_failed", "{run}");
 }
 
+/// Regression (issue 19, review item 10): a server presenting the certificate of a removed
+/// member (listed in `revoked-nodes.txt` beside the CA file) is refused inside the handshake:
+/// exit 1 naming the node, and the server receives no request, so no token. The same server
+/// without the list gets the request with the token: the list is what stops it.
+#[test]
+fn a_removed_members_certificate_is_refused_before_the_token_is_sent() {
+    let mock = MockAdmin::serve_with(Trust::Revoked, vec![answer(200, "{}"), answer(200, "{}")]);
+    let run = mock.certraft(["--json", "cert", "list"]).run();
+    run.exits(1);
+    let (code, message, hint) = run.json_error_hint();
+    assert_eq!(code, "removed_member", "{run}");
+    assert!(message.contains("removed cluster member node 3"), "{run}");
+    assert!(message.contains("token was not sent"), "{run}");
+    assert!(hint.is_some_and(|h| h.contains("cluster status")), "{run}");
+    mock.no_request();
+
+    std::fs::remove_file(mock.dir.path().join(certraft::api::dto::REVOKED_NODES_FILE))
+        .expect("remove the list");
+    let run = mock.certraft(["cert", "list"]).run();
+    assert_eq!(
+        mock.request().header("authorization"),
+        Some(format!("Bearer {TOKEN}").as_str()),
+        "{run}"
+    );
+}
+
 /// HTTP answers map to exit codes: 401/403 → 4, 503/504 → 3, other 4xx/5xx → 1; the
 /// server's code, message and hint are shown as they are; the token never is.
 #[test]

@@ -604,6 +604,39 @@ fn cluster_grows_with_join_tokens_replicates_and_shrinks_through_the_cli() {
             Err(s.to_string())
         }
     });
+    // Every remaining node lists the removed node's certificate beside its ca.pem, where
+    // the CLI reads it and refuses that certificate from then on (issue 19).
+    let pem = std::fs::read(c.nodes[n3].data_dir.join("node.pem")).expect("node 3's node.pem");
+    let der = pem::parse(&pem).expect("node.pem is PEM").into_contents();
+    let sha: String = {
+        use sha2::Digest;
+        sha2::Sha256::digest(&der)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    let line = format!("{sha} node-{id3}");
+    for node in [0, n2] {
+        let path = c.nodes[node]
+            .data_dir
+            .join(certraft::api::dto::REVOKED_NODES_FILE);
+        c.wait_for("the removed node's certificate on the revoked list", || {
+            let text = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
+            if text.lines().any(|l| l == line) {
+                Ok(())
+            } else {
+                Err(text)
+            }
+        });
+    }
+    let run = c
+        .cli_bare(0)
+        .args(["--json", "cluster", "status", "--ca-file"])
+        .arg(c.ca_file())
+        .arg("--token-file")
+        .arg(c.token_file())
+        .run();
+    run.exits(0);
 }
 
 // ---------------------------------------------------------------------------------------

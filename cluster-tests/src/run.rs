@@ -134,6 +134,7 @@ impl Run {
         }
         let took = verify::converged(c, PATIENCE).await;
         verify::same_everywhere(c, &self.history, &self.versions).await;
+        verify::same_state(c, PATIENCE).await;
         for (n, h) in c.nodes.iter().zip(&self.handshakes) {
             let failed = h.failed.load(Ordering::Relaxed);
             assert_eq!(

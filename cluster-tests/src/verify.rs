@@ -1,6 +1,7 @@
 //! After the faults: every node caught up, a final read of every register (recorded, so a
 //! lost acknowledged write fails the linearizability check), and every serving node
-//! presenting the same certificate for every register's host name.
+//! presenting the same certificate for every register's host name; then every node's state
+//! digest at one applied index, which must be equal (issue 22's divergence check).
 
 use std::time::{Duration, Instant};
 
@@ -93,5 +94,40 @@ pub async fn same_everywhere(c: &Cluster, history: &History, versions: &Versions
                 ),
             }
         }
+    }
+}
+
+/// Waits until every node reports its state digest at the same applied index, then fails if
+/// any two differ: the replicas diverged, whatever they serve.
+pub async fn same_state(c: &Cluster, limit: Duration) {
+    let digests = c
+        .wait_for(
+            "every node to report its state digest at one applied index",
+            limit,
+            || async {
+                let mut seen = Vec::new();
+                for (i, n) in c.nodes.iter().enumerate() {
+                    let v = c.readyz(i).await.map_err(|e| format!("{}: {e}", n.label))?;
+                    let index = v["digest_index"].as_u64();
+                    let digest = v["state_digest"]
+                        .as_str()
+                        .ok_or_else(|| format!("{}: no state digest in {v}", n.label))?
+                        .to_string();
+                    seen.push((n.label.clone(), index, digest));
+                }
+                if seen.windows(2).all(|w| w[0].1 == w[1].1) {
+                    Ok(seen)
+                } else {
+                    Err(format!("{seen:?}"))
+                }
+            },
+        )
+        .await;
+    let (label, index, digest) = &digests[0];
+    for (other, _, d) in &digests[1..] {
+        assert!(
+            d == digest,
+            "replicas diverged: at applied index {index:?} {label} has state digest {digest} and {other} has {d}"
+        );
     }
 }

@@ -5,6 +5,7 @@
 //! | `unseal.key`         | 32 random bytes, 0600 (absent when `--unseal-key-file` is used) |
 //! | `keyring.sealed`     | the cluster data keyring, sealed by the unseal key          |
 //! | `ca.pem`             | the cluster CA certificate (public)                         |
+//! | `revoked-nodes.txt`  | removed members' certificates (SHA-256), which the CLI refuses |
 //! | `ca.key.sealed`      | the CA private key, sealed by the keyring (not on learners) |
 //! | `node.pem`           | this node's certificate                                     |
 //! | `node.key.sealed`    | this node's private key, sealed by the keyring              |

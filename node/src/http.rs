@@ -11,10 +11,9 @@
 //! out. On the cluster port, a
 //! connection whose peer stops being a member is closed the moment the membership changes.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -28,6 +27,7 @@ use tokio_util::task::TaskTracker;
 use crate::log_limit::RateLimitedLog;
 use crate::pki::{cert_sha256, node_id_of};
 use crate::raft::tls::Members;
+use crate::slots::{PerSource, Room};
 
 /// The node named by the client certificate of this connection (cluster port only), and the
 /// SHA-256 of that certificate, so each request can be checked against the membership.
@@ -77,132 +77,6 @@ impl Limits {
         header_read: Duration::from_secs(30),
         lifetime: Duration::from_secs(600),
     };
-}
-
-/// A listener's connection slots. When they are all taken, a new connection takes the slot
-/// of the oldest one that is *not serving a request* (still in its TLS handshake, or idle
-/// between requests), which is closed: connections that only hold a slot (slowloris, an
-/// idle flood from many addresses) are the ones that lose it, and a real client, whose
-/// connection is busy from its handshake on, gets in.
-struct Room {
-    max: usize,
-    state: Mutex<RoomState>,
-}
-
-#[derive(Default)]
-struct RoomState {
-    open: usize,
-    next: u64,
-    /// Every open connection by arrival: its close signal, its requests in flight, and
-    /// whether its TLS handshake is done.
-    conns: std::collections::BTreeMap<u64, (CancellationToken, Arc<AtomicUsize>, Arc<AtomicBool>)>,
-}
-
-/// One connection's slot; given back on drop.
-struct Ticket {
-    room: Arc<Room>,
-    seq: u64,
-    /// Fires when a newer connection took this one's slot.
-    evicted: CancellationToken,
-    /// Requests in flight on this connection (it is not evicted while one is).
-    busy: Arc<AtomicUsize>,
-    /// Set once the TLS handshake is done: connections still in theirs go first.
-    handshaken: Arc<AtomicBool>,
-}
-
-impl Room {
-    fn new(max: usize) -> Arc<Room> {
-        Arc::new(Room {
-            max,
-            state: Mutex::new(RoomState::default()),
-        })
-    }
-
-    /// A slot for a new connection, evicting the oldest idle one when full; `None` when
-    /// every connection is busy with a request.
-    fn admit(self: &Arc<Room>) -> Option<Ticket> {
-        // Held for bookkeeping only.
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if st.open >= self.max {
-            // The oldest still in its handshake (anonymous so far), else the oldest idle.
-            let idle = |(_, (_, busy, _)): &(
-                &u64,
-                &(CancellationToken, Arc<AtomicUsize>, Arc<AtomicBool>),
-            )| { busy.load(Ordering::Acquire) == 0 };
-            let victim = st
-                .conns
-                .iter()
-                .find(|c| idle(c) && !c.1 .2.load(Ordering::Acquire))
-                .or_else(|| st.conns.iter().find(idle))
-                .map(|(seq, _)| *seq)?;
-            if let Some((token, _, _)) = st.conns.remove(&victim) {
-                token.cancel();
-                // Its slot passes to the newcomer now: the evicted ticket gives back none.
-                st.open -= 1;
-            }
-        }
-        st.open += 1;
-        let seq = st.next;
-        st.next += 1;
-        let (evicted, busy) = (CancellationToken::new(), Arc::new(AtomicUsize::new(0)));
-        let handshaken = Arc::new(AtomicBool::new(false));
-        st.conns
-            .insert(seq, (evicted.clone(), busy.clone(), handshaken.clone()));
-        Some(Ticket {
-            room: self.clone(),
-            seq,
-            evicted,
-            busy,
-            handshaken,
-        })
-    }
-}
-
-impl Drop for Ticket {
-    fn drop(&mut self) {
-        let mut st = self.room.state.lock().unwrap_or_else(|e| e.into_inner());
-        // An evicted ticket was already taken out, and its slot given to another.
-        if st.conns.remove(&self.seq).is_some() {
-            st.open -= 1;
-        }
-    }
-}
-
-/// Open connections per source address; a slot is given back when its guard drops.
-#[derive(Clone, Default)]
-struct PerSource(Arc<Mutex<HashMap<IpAddr, usize>>>);
-
-struct Slot {
-    table: PerSource,
-    ip: IpAddr,
-}
-
-impl PerSource {
-    fn take(&self, ip: IpAddr, max: usize) -> Option<Slot> {
-        // Held for a counter update only.
-        let mut t = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let n = t.entry(ip).or_insert(0);
-        if *n >= max {
-            return None;
-        }
-        *n += 1;
-        Some(Slot {
-            table: self.clone(),
-            ip,
-        })
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut t = self.table.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = t.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                t.remove(&self.ip);
-            }
-        }
-    }
 }
 
 /// Serves `router` on `listener` over TLS until `cancel` fires. With `members` (the cluster
@@ -363,56 +237,5 @@ async fn changed(
     match rx {
         Some(rx) => rx.changed().await,
         None => std::future::pending().await,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A full room evicts its oldest idle connection for a newcomer, never a busy one, and
-    /// refuses only when every connection is serving a request; slots are never lost.
-    #[test]
-    fn a_full_room_evicts_the_oldest_idle_connection_never_a_busy_one() {
-        let room = Room::new(3);
-        let a = room.admit().unwrap();
-        let b = room.admit().unwrap();
-        let c = room.admit().unwrap();
-        a.busy.fetch_add(1, Ordering::AcqRel);
-        b.handshaken.store(true, Ordering::Release);
-        let d = room.admit().unwrap();
-        assert!(!a.evicted.is_cancelled(), "a busy connection was evicted");
-        assert!(
-            c.evicted.is_cancelled(),
-            "one still in its handshake goes first"
-        );
-        assert!(!b.evicted.is_cancelled());
-        drop(c);
-        d.busy.fetch_add(1, Ordering::AcqRel);
-        let e = room.admit().unwrap();
-        assert!(b.evicted.is_cancelled(), "then the oldest idle one");
-        drop(b);
-        e.busy.fetch_add(1, Ordering::AcqRel);
-        assert!(room.admit().is_none(), "every slot is busy");
-        drop((a, d, e));
-        let st = room.state.lock().unwrap();
-        assert_eq!((st.open, st.conns.len()), (0, 0));
-    }
-
-    /// Per-source slots are capped and given back when a connection ends.
-    #[test]
-    fn per_source_slots_are_capped_and_returned() {
-        let table = PerSource::default();
-        let a: IpAddr = "10.0.0.1".parse().unwrap();
-        let b: IpAddr = "10.0.0.2".parse().unwrap();
-        let held: Vec<Slot> = (0..3).map(|_| table.take(a, 3).unwrap()).collect();
-        assert!(table.take(a, 3).is_none(), "a fourth from one source");
-        assert!(table.take(b, 3).is_some(), "another source is unaffected");
-        drop(held);
-        let again = table.take(a, 3);
-        assert!(again.is_some());
-        assert_eq!(table.0.lock().unwrap().get(&a), Some(&1));
-        drop(again);
-        assert!(table.0.lock().unwrap().is_empty(), "no entry left behind");
     }
 }

@@ -28,6 +28,10 @@ pub mod pki;
 #[cfg(feature = "server")]
 pub mod raft;
 #[cfg(feature = "server")]
+pub mod recover;
+#[cfg(feature = "server")]
+pub mod slots;
+#[cfg(feature = "server")]
 pub mod store;
 #[cfg(feature = "server")]
 pub mod tls;

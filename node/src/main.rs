@@ -47,13 +47,27 @@ enum Cmd {
     /// Break-glass when a majority of voters is permanently lost: make this (stopped) node a
     /// one-node cluster that keeps every entry it holds. Start it afterwards with `run`, then
     /// add fresh nodes with join tokens. The lost nodes must never be restarted with their old
-    /// data dirs.
+    /// data dirs: their certificates are revoked by the recovery.
+    ///
+    /// It refuses, changing nothing, unless --dead names every other voter of the last
+    /// membership this node knows, and while any of them answers on its cluster or admin
+    /// port (a recovered node beside a live majority would be a second cluster):
+    ///
+    ///   certraft-node recover --data-dir /var/lib/certraft --force-single-node --dead 2,3
+    #[command(verbatim_doc_comment)]
     Recover {
         #[arg(long, value_name = "DIR", default_value = "certraft-data")]
         data_dir: PathBuf,
         /// Required: confirms that the other voters are gone for good.
         #[arg(long)]
         force_single_node: bool,
+        /// The ids of the other voters, all of them, that are gone for good (comma-separated).
+        #[arg(long, value_name = "IDS", value_delimiter = ',')]
+        dead: Vec<u64>,
+        /// Recover even if something answers at a dead voter's address (an address reused by
+        /// another machine). Never use it while that voter may still run.
+        #[arg(long)]
+        even_if_answering: bool,
     },
     /// Probe this node's admin port, for container and service-manager health checks: exit 0
     /// when `GET /healthz` (with --ready: `/readyz`, i.e. a leader is known) answers 200 over
@@ -145,6 +159,8 @@ fn main() -> ExitCode {
         Cmd::Recover {
             data_dir,
             force_single_node,
+            dead,
+            even_if_answering,
         } => {
             if !force_single_node {
                 eprintln!("error: recover rewrites the cluster membership; pass --force-single-node to confirm the other voters are gone for good");
@@ -158,6 +174,29 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
+            let membership = match certraft::store::last_membership(&dd.raft_path()) {
+                Ok(m) => m,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let others = certraft::recover::other_voters(&membership, identity.node_id);
+            match certraft::recover::guard(&others, &dead, even_if_answering) {
+                Ok(warnings) => {
+                    for w in warnings {
+                        eprintln!("warning: {w}; recovering anyway (--even-if-answering)");
+                    }
+                }
+                Err(certraft::recover::Refusal::Usage(m)) => {
+                    eprintln!("error: {m}");
+                    return ExitCode::from(2);
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
             let info = NodeInfo {
                 cluster_addr: String::new(),
                 admin_addr: String::new(),
@@ -167,11 +206,15 @@ fn main() -> ExitCode {
             };
             match certraft::store::force_single_node(&dd.raft_path(), identity.node_id, info) {
                 Ok(r) => {
+                    let index =
+                        |i: Option<u64>| i.map(|i| i.to_string()).unwrap_or_else(|| "none".into());
                     println!(
-                        "node {} is now a one-node cluster with {} bundles (log index {}); start it with `certraft-node run --data-dir {}`",
+                        "node {} is now a one-node cluster with {} bundles, keeping every entry it held up to log index {} (it knew entries up to {} to be committed; entries only the lost voters held are gone). The certificates of nodes {} are revoked. Start it with `certraft-node run --data-dir {}`, then add fresh nodes with join tokens",
                         identity.node_id,
                         r.bundles,
-                        r.last_index.map(|i| i.to_string()).unwrap_or_else(|| "none".into()),
+                        index(r.last_index),
+                        index(r.committed_before),
+                        if others.is_empty() { "none".to_string() } else { others.iter().map(|v| v.id.to_string()).collect::<Vec<_>>().join(",") },
                         data_dir.display()
                     );
                     ExitCode::SUCCESS

@@ -341,6 +341,8 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<(), NodeErro
 
     let (log, sm) = crate::store::open(&dd.raft_path())?;
     let keyring = Arc::new(secrets.keyring);
+    // Raised to the hard limit for every role; the serve port's cap fits under it.
+    let open_files = crate::slots::fit_open_files(config.max_connections);
     // Witnesses vote and keep the log but serve no TLS. The serving plane is attached before
     // Raft starts, so the replay of the committed log reaches the index.
     let serving_plane = match identity.role {
@@ -363,7 +365,19 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<(), NodeErro
                         idle_timeout: Duration::from_secs(config.idle_timeout_secs),
                         alpn: config.upstream_alpn.clone(),
                     }),
-                max_connections: config.max_connections,
+                max_connections: {
+                    let fit = open_files;
+                    if fit.serve_max < config.max_connections {
+                        tracing::warn!(
+                            open_files_limit = fit.limit,
+                            configured = config.max_connections,
+                            serving = fit.serve_max,
+                            reserved = crate::slots::RESERVED_DESCRIPTORS,
+                            "the open-files limit leaves room for fewer serve-port connections than --max-connections asks; raise it (ulimit -n, or LimitNOFILE= in the unit) to serve more"
+                        );
+                    }
+                    fit.serve_max
+                },
             };
             let serving = crate::tls::Serving::new(node_id, node_cert, keyring.clone(), options);
             let sink = serving.clone();
@@ -517,6 +531,12 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<(), NodeErro
         dd.root().to_path_buf(),
         cancel.clone(),
     ));
+    tracker.spawn(publish_revoked(
+        raft.clone(),
+        sm.clone(),
+        dd.path(crate::api::dto::REVOKED_NODES_FILE),
+        cancel.clone(),
+    ));
     tracker.spawn(promote_caught_up(raft.clone(), self_info, cancel.clone()));
     tracker.spawn(rotate_ticket_keys(
         raft.clone(),
@@ -602,6 +622,40 @@ async fn track_membership(raft: Raft, members: Members, have_own: bool, cancel: 
                     voter: false,
                 });
                 members.set(allowed);
+            }
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = rx.changed() => if r.is_err() { return },
+        }
+    }
+}
+
+/// Keeps `DATA/revoked-nodes.txt` equal to the replicated list of removed members'
+/// certificates (one SHA-256 hex per line), so the CLI next to `ca.pem` refuses a removed
+/// node's certificate before it sends a token (issue 19). Checked after every apply.
+async fn publish_revoked(
+    raft: Raft,
+    sm: crate::store::StateMachineStore,
+    path: std::path::PathBuf,
+    cancel: CancellationToken,
+) {
+    let mut rx = raft.metrics();
+    let mut written = None;
+    loop {
+        let revoked = sm.inventory().revoked_node_certs.clone();
+        if written.as_ref() != Some(&revoked) {
+            let mut text = String::from(
+                "# certraft: certificates of removed cluster members (SHA-256). Kept current by\n# certraft-node; the certraft CLI refuses a server presenting one. Copy it beside\n# ca.pem wherever the CLI runs.\n",
+            );
+            for (sha, node) in &revoked {
+                text.push_str(&format!("{sha} node-{node}\n"));
+            }
+            match crate::datadir::write_atomic(&path, text.as_bytes(), 0o644) {
+                Ok(()) => written = Some(revoked),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot write the revoked-certificate list; retrying on the next change")
+                }
             }
         }
         tokio::select! {

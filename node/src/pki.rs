@@ -187,6 +187,7 @@ impl ClusterCa {
         hosts: &[String],
         csr_der: &[u8],
     ) -> Result<Vec<u8>, PkiError> {
+        check_csr(csr_der)?;
         let csr = rcgen::CertificateSigningRequestParams::from_der(&csr_der.to_vec().into())
             .map_err(|e| PkiError::BadCsr(e.to_string()))?;
         let cert = node_params(node_id, hosts)?
@@ -194,6 +195,23 @@ impl ClusterCa {
             .map_err(gen_err)?;
         Ok(cert.der().to_vec())
     }
+}
+
+/// The largest CSR a joiner may send: a P-256 or RSA-4096 request is well under 2 KiB.
+pub const MAX_CSR_BYTES: usize = 8 * 1024;
+
+/// Checks a joiner's CSR (size, DER, self-signature) without signing anything: the join
+/// route runs this before it uses the token up, so a bad request costs no token and no id.
+pub fn check_csr(csr_der: &[u8]) -> Result<(), PkiError> {
+    if csr_der.len() > MAX_CSR_BYTES {
+        return Err(PkiError::BadCsr(format!(
+            "the CSR is {} bytes; at most {MAX_CSR_BYTES} are accepted",
+            csr_der.len()
+        )));
+    }
+    rcgen::CertificateSigningRequestParams::from_der(&csr_der.to_vec().into())
+        .map(|_| ())
+        .map_err(|e| PkiError::BadCsr(e.to_string()))
 }
 
 /// A new node key and a PKCS#10 request for it (the joining side of

@@ -76,6 +76,9 @@ pub enum Trust {
     Same,
     /// The CA file given to the CLI is another CA (verification must fail).
     Other,
+    /// The right CA, but `revoked-nodes.txt` beside the CA file lists the server's
+    /// certificate as that of removed node 3 (the CLI must refuse before sending anything).
+    Revoked,
 }
 
 pub struct MockAdmin {
@@ -95,9 +98,22 @@ impl MockAdmin {
 
     pub fn serve_with(trust: Trust, answers: Vec<Answer>) -> MockAdmin {
         let dir = tempfile::tempdir().expect("temp dir");
+        let revoked = matches!(trust, Trust::Revoked);
         let (server_chain, server_key, ca_pem) = pki(trust);
         let ca_file = dir.path().join("ca.pem");
         std::fs::write(&ca_file, ca_pem).expect("write ca.pem");
+        if revoked {
+            use sha2::Digest;
+            let sha: String = sha2::Sha256::digest(server_chain[0].as_ref())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            std::fs::write(
+                dir.path().join(certraft::api::dto::REVOKED_NODES_FILE),
+                format!("# removed members\n{sha} node-3\n"),
+            )
+            .expect("write revoked-nodes.txt");
+        }
         let token_file = dir.path().join("admin.token");
         std::fs::write(&token_file, format!("{TOKEN}\n")).expect("write admin.token");
 
@@ -239,7 +255,7 @@ fn pki(trust: Trust) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>, S
     params.subject_alt_names = vec![SanType::IpAddress([127, 0, 0, 1].into())];
     let server_cert = params.signed_by(&server_key, &issuer).expect("signed");
     let given_ca = match trust {
-        Trust::Same => to_pem(&ca_cert),
+        Trust::Same | Trust::Revoked => to_pem(&ca_cert),
         Trust::Other => to_pem(&ca("another cluster CA").0),
     };
     (

@@ -39,6 +39,11 @@ use crate::inventory::{AuditRecord, NodeRole};
 
 pub const API_PREFIX: &str = "/api/v1";
 
+/// The file in a node's data dir listing removed members' certificates (`SHA256HEX node-N`
+/// per line). Nodes keep it current; the CLI refuses a server presenting one of them when the
+/// file sits beside its CA file.
+pub const REVOKED_NODES_FILE: &str = "revoked-nodes.txt";
+
 /// Bytes as standard base64 in JSON.
 pub mod b64 {
     use base64::engine::general_purpose::STANDARD;

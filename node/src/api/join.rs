@@ -156,6 +156,9 @@ pub async fn join(
             ));
         }
     }
+    // A request that cannot be signed costs no token and no id.
+    crate::pki::check_csr(&body.csr)
+        .map_err(|e| AppError::bad_request("bad_csr", format!("{e}; the joining certraft-node makes its CSR itself: run `certraft-node run --join TOKEN` rather than posting by hand")))?;
     let m = st.raft.metrics().borrow().clone();
     let membership = m.membership_config.membership().clone();
     let floor = membership.nodes().map(|(id, _)| *id).max().unwrap_or(0);

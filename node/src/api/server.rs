@@ -734,6 +734,7 @@ async fn metrics(State(st): State<S>) -> Response {
             ("rejected", &c.rejected),
             ("failed", &c.failed),
             ("over_limit", &c.over_limit),
+            ("evicted", &c.evicted),
         ] {
             let _ = writeln!(
                 out,
@@ -790,6 +791,13 @@ async fn metrics(State(st): State<S>) -> Response {
 
 /// Node-local state, unauthenticated (no names, no secrets): 200 once a leader is known.
 async fn readyz(State(st): State<S>) -> Response {
+    // The divergence check (issue 22): the state digest at the applied index, computed once
+    // per index off the async workers.
+    let sm = st.sm.clone();
+    let (digest_index, digest) = tokio::task::spawn_blocking(move || sm.digest())
+        .await
+        .map(|(i, d)| (i, Some(hex::encode(d))))
+        .unwrap_or((None, None));
     let m = st.raft.metrics().borrow().clone();
     // A Raft core stopped by a storage error (a full disk) keeps its last metrics: the
     // leader it names is stale, so the node is not ready whatever it says.
@@ -810,6 +818,10 @@ async fn readyz(State(st): State<S>) -> Response {
         "last_applied": m.last_applied.map(|l| l.index),
         "snapshot_index": m.snapshot.map(|l| l.index),
         "purged_index": m.purged.map(|l| l.index),
+        // SHA-256 of the applied state at `digest_index`: equal on every replica at the same
+        // index, whatever mix of log and snapshots brought it there.
+        "state_digest": digest,
+        "digest_index": digest_index,
         "voting": m.membership_config.membership().voter_ids().any(|id| id == st.node_id),
         // The log index of the last serving change (certificate, default, ticket key) the
         // serve port has swapped in; none on a witness.

@@ -31,6 +31,18 @@ pub fn apply(inv: &mut Inventory, req: &Request) -> Response {
     result
 }
 
+/// Records as revoked the certificate of every member in `before` that `after` no longer
+/// holds under the same certificate. `before` and `after` are `(node id, certificate
+/// SHA-256 hex)` of two consecutive memberships; pure like [`apply`], so every replica that
+/// applies the same membership entries holds the same list.
+pub fn revoke_removed(inv: &mut Inventory, before: &[(u64, String)], after: &[(u64, String)]) {
+    for (id, sha) in before {
+        if !after.iter().any(|(_, kept)| kept == sha) {
+            inv.revoked_node_certs.insert(sha.clone(), *id);
+        }
+    }
+}
+
 fn short(id: &[u8; 32]) -> String {
     hex::encode(&id[..6])
 }

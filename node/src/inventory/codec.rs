@@ -41,6 +41,14 @@ pub fn encode_snapshot(inv: &Inventory) -> Vec<u8> {
     encode(SNAPSHOT_FORMAT_V1, inv)
 }
 
+/// SHA-256 of the snapshot encoding: the divergence check (issue 22). Everything `apply`
+/// reads is in the encoding (derived indexes are functions of it), so two replicas at the
+/// same applied index must show the same digest.
+pub fn digest(inv: &Inventory) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(encode_snapshot(inv)).into()
+}
+
 pub fn decode_snapshot(bytes: &[u8]) -> Result<Inventory, CodecError> {
     decode("snapshot", SNAPSHOT_FORMAT_V1, bytes)
 }

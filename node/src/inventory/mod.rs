@@ -8,7 +8,7 @@ mod apply;
 pub mod codec;
 mod model;
 
-pub use apply::apply;
+pub use apply::{apply, revoke_removed};
 pub use model::*;
 
 #[cfg(test)]

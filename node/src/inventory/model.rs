@@ -511,6 +511,12 @@ pub struct Inventory {
     #[serde(default)]
     pub ticket_keys: Vec<TicketKey>,
     pub audit: Vec<AuditRecord>,
+    /// SHA-256 (hex) of every node certificate a membership change dropped, with the id of
+    /// the node it was issued to: recorded when the change is applied and never forgotten,
+    /// so a removed member's certificate is refused for good (SPEC §6) by anyone holding
+    /// this list (the CLI reads it from `DATA/revoked-nodes.txt`).
+    #[serde(default)]
+    pub revoked_node_certs: BTreeMap<String, u64>,
 }
 
 impl Inventory {

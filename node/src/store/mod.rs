@@ -120,6 +120,7 @@ pub fn open(path: &Path) -> Result<(LogStore, StateMachineStore), OpenStoreError
             gate,
             written: Mutex::new(None),
         }),
+        digest: Arc::new(Mutex::new(None)),
     };
     let snap_err = |e: &dyn std::fmt::Display| OpenStoreError::Snapshot {
         path: path.display().to_string(),
@@ -464,12 +465,17 @@ struct StoredSnapshot {
     data: Vec<u8>,
 }
 
+/// An applied index and the digest of the state at it.
+pub type StateDigest = (Option<u64>, [u8; 32]);
+
 /// The state machine: the inventory in memory, snapshots in a file beside redb.
 #[derive(Clone)]
 pub struct StateMachineStore {
     state: Arc<RwLock<SmState>>,
     snapshot_seq: Arc<AtomicU64>,
     disk: Arc<SnapshotDisk>,
+    /// The last digest computed, with the applied index it is for.
+    digest: Arc<Mutex<Option<StateDigest>>>,
 }
 
 /// The snapshot on disk, and what its writes allow the log to purge.
@@ -519,6 +525,26 @@ impl StateMachineStore {
 
     pub fn last_applied(&self) -> Option<LogId> {
         self.state.read().expect("state lock poisoned").last_applied
+    }
+
+    /// The applied index and the digest of the state at it ([`crate::inventory::codec::digest`]):
+    /// replicas at the same index must agree (issue 22). Computed once per applied index;
+    /// call it off the async workers, it encodes the whole inventory.
+    pub fn digest(&self) -> StateDigest {
+        let (index, inventory) = {
+            let st = self.state.read().expect("state lock poisoned");
+            (st.last_applied.map(|l| l.index), st.inventory.clone())
+        };
+        // Held for the whole computation: concurrent callers wait for one result.
+        let mut cached = self.digest.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((at, d)) = *cached {
+            if at == index {
+                return (at, d);
+            }
+        }
+        let d = crate::inventory::codec::digest(&inventory);
+        *cached = Some((index, d));
+        (index, d)
     }
 
     /// Attaches the serving index: `sink` gets the whole current inventory now, then one
@@ -632,6 +658,14 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     out.push(Some(resp));
                 }
                 EntryPayload::Membership(ref m) => {
+                    // A member this entry drops keeps its certificate nowhere: it goes on
+                    // the revoked list every replica holds (issue 19).
+                    let before = member_certs(st.last_membership.membership());
+                    let after = member_certs(m);
+                    if before.iter().any(|b| !after.contains(b)) {
+                        let inv = Arc::make_mut(&mut st.inventory);
+                        crate::inventory::revoke_removed(inv, &before, &after);
+                    }
                     st.last_membership = StoredMembership::new(Some(entry.log_id), m.clone());
                     out.push(None);
                 }
@@ -713,7 +747,46 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
 #[derive(Debug)]
 pub struct Recovered {
     pub last_index: Option<u64>,
+    /// The commit index this node had learned before: entries after it were kept though
+    /// they may never have been committed by the old cluster.
+    pub committed_before: Option<u64>,
     pub bundles: usize,
+}
+
+/// The newest membership a stopped node's store holds (its log's last membership entry, else
+/// the applied one): whom `recover` must check for before it makes this node a cluster alone.
+pub fn last_membership(
+    path: &Path,
+) -> Result<openraft::Membership<u64, crate::raft::NodeInfo>, OpenStoreError> {
+    let (_log, sm) = open(path)?;
+    let mut membership = sm
+        .state
+        .read()
+        .expect("state lock poisoned")
+        .last_membership
+        .membership()
+        .clone();
+    for entry in read_log(&sm.disk.db).map_err(|e| OpenStoreError::Database {
+        path: path.display().to_string(),
+        detail: e.to_string(),
+    })? {
+        if let EntryPayload::Membership(m) = entry.payload {
+            membership = m;
+        }
+    }
+    Ok(membership)
+}
+
+/// Every entry in the log, in order.
+fn read_log(db: &Database) -> Result<Vec<Entry>, AnyError> {
+    let tx = db.begin_read().map_err(any)?;
+    let table = tx.open_table(LOGS).map_err(any)?;
+    let mut out = Vec::new();
+    for item in table.iter().map_err(any)? {
+        let (_, v) = item.map_err(any)?;
+        out.push(decode(v.value())?);
+    }
+    Ok(out)
 }
 
 /// Break-glass: rewrites the store so this node is the only voter, keeping every entry it
@@ -731,27 +804,32 @@ pub fn force_single_node(
     };
     let (_log, sm) = open(path)?;
     let db = sm.disk.db.clone();
-    let (mut last, mut inventory) = {
+    let (mut last, mut inventory, mut members) = {
         let st = sm.state.read().expect("state lock poisoned");
-        (st.last_applied, (*st.inventory).clone())
+        (
+            st.last_applied,
+            (*st.inventory).clone(),
+            member_certs(st.last_membership.membership()),
+        )
     };
-    let entries: Vec<Entry> = (|| -> Result<Vec<Entry>, AnyError> {
-        let tx = db.begin_read().map_err(any)?;
-        let table = tx.open_table(LOGS).map_err(any)?;
-        let mut out = Vec::new();
-        for item in table.iter().map_err(any)? {
-            let (_, v) = item.map_err(any)?;
-            out.push(decode(v.value())?);
-        }
-        Ok(out)
-    })()
-    .map_err(|e| fail(&e))?;
+    let entries = read_log(&db).map_err(|e| fail(&e))?;
+    let committed_before: Option<LogId> = meta_get::<Option<LogId>>(&db, KEY_COMMITTED)
+        .map_err(|e| fail(&e))?
+        .flatten();
     for entry in entries {
         if last.is_some_and(|l| entry.log_id.index <= l.index) {
             continue;
         }
-        if let EntryPayload::Normal(ref req) = entry.payload {
-            let _refusal_is_audited = apply(&mut inventory, req);
+        match entry.payload {
+            EntryPayload::Normal(ref req) => {
+                let _refusal_is_audited = apply(&mut inventory, req);
+            }
+            EntryPayload::Membership(ref m) => {
+                let after = member_certs(m);
+                crate::inventory::revoke_removed(&mut inventory, &members, &after);
+                members = after;
+            }
+            EntryPayload::Blank => {}
         }
         last = Some(entry.log_id);
     }
@@ -771,6 +849,14 @@ pub fn force_single_node(
         vec![[node_id].into_iter().collect()],
         std::collections::BTreeMap::from([(node_id, info)]),
     );
+    // Every other member is dropped here: their certificates are revoked like any removal
+    // (this node's own is pinned again from its certificate when it starts).
+    let kept: Vec<(u64, String)> = members
+        .iter()
+        .filter(|(id, _)| *id == node_id)
+        .cloned()
+        .collect();
+    crate::inventory::revoke_removed(&mut inventory, &members, &kept);
     let meta = SnapshotMeta {
         last_log_id: last,
         last_membership: StoredMembership::new(last, membership),
@@ -798,8 +884,16 @@ pub fn force_single_node(
     tx.commit().map_err(|e| fail(&e))?;
     Ok(Recovered {
         last_index: last.map(|l| l.index),
+        committed_before: committed_before.map(|l| l.index),
         bundles: inventory.bundles.len(),
     })
+}
+
+/// `(node id, certificate SHA-256)` of each member of `m` whose certificate is pinned.
+fn member_certs(m: &openraft::Membership<u64, crate::raft::NodeInfo>) -> Vec<(u64, String)> {
+    m.nodes()
+        .filter_map(|(id, n)| n.cert_sha256.clone().map(|sha| (*id, sha)))
+        .collect()
 }
 
 #[cfg(test)]

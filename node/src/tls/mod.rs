@@ -45,8 +45,10 @@ pub struct Counters {
     pub node_cert: AtomicU64,
     pub rejected: AtomicU64,
     pub failed: AtomicU64,
-    /// Closed at accept because `max_connections` were open.
+    /// Closed at accept because `max_connections` were open, all past their handshake.
     pub over_limit: AtomicU64,
+    /// Closed before the end of their handshake to make room for a newcomer.
+    pub evicted: AtomicU64,
 }
 
 /// What the serve port answers from: the current index generation and the fallbacks.
@@ -63,7 +65,8 @@ pub struct Serving {
     pub applied: AtomicU64,
     /// Where decrypted connections go; `None`: answer with the small page.
     pub upstream: Option<proxy::Upstream>,
-    /// Connections beyond this many at once are closed at accept.
+    /// At most this many connections at once: a newcomer takes the slot of the oldest one
+    /// still in its handshake, and is closed at accept when every one is past it.
     pub max_connections: usize,
     /// Session tickets under the cluster-wide keys.
     pub tickets: Arc<tickets::ClusterTicketer>,
@@ -294,7 +297,9 @@ pub async fn serve(
     tracker: TaskTracker,
 ) {
     let config = server_config(serving.clone());
-    let slots = Arc::new(tokio::sync::Semaphore::new(serving.max_connections));
+    // Full: a newcomer takes the slot of the oldest connection still before the end of its
+    // handshake (a trickling or silent client); a finished handshake is never evicted.
+    let room = crate::slots::Room::new(serving.max_connections);
     let accept_errors = crate::log_limit::RateLimitedLog::new(Duration::from_secs(10));
     loop {
         let tcp = tokio::select! {
@@ -310,7 +315,7 @@ pub async fn serve(
                 }
             },
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
+        let Some(ticket) = room.admit() else {
             serving.counters.over_limit.fetch_add(1, Ordering::Relaxed);
             drop(tcp);
             continue;
@@ -320,7 +325,6 @@ pub async fn serve(
         let config = config.clone();
         let cancel = cancel.clone();
         tracker.spawn(async move {
-            let _permit = permit;
             let c = &serving.counters;
             let work = async {
                 let Some((start, mut tcp_back)) = read_client_hello(tcp).await else {
@@ -347,6 +351,9 @@ pub async fn serve(
                     }
                 };
                 let count = || {
+                    // Handshaken: this connection is a client now, never evicted.
+                    ticket.handshaken.store(true, Ordering::Release);
+                    ticket.busy.fetch_add(1, Ordering::AcqRel);
                     match choice.matched {
                         Some(Matched::Exact) => &c.exact,
                         Some(Matched::Wildcard) => &c.wildcard,
@@ -395,6 +402,9 @@ pub async fn serve(
             tokio::select! {
                 _ = cancel.cancelled() => {},
                 _ = work => {},
+                _ = ticket.evicted.cancelled() => {
+                    c.evicted.fetch_add(1, Ordering::Relaxed);
+                },
             }
         });
     }

@@ -684,8 +684,33 @@ async fn recover_makes_a_lone_survivor_a_working_cluster() {
 
     let refused = offline(&["recover"], &data);
     assert_eq!(refused.status.code(), Some(2), "{refused:?}");
-    let done = offline(&["recover", "--force-single-node"], &data);
+    // The other voters must be named dead, every one of them.
+    let others: Vec<String> = (0..3)
+        .filter(|&i| i != survivor)
+        .map(|i| c.nodes[i].id.to_string())
+        .collect();
+    let unnamed = offline(&["recover", "--force-single-node"], &data);
+    assert_eq!(unnamed.status.code(), Some(2), "{unnamed:?}");
+    let said = String::from_utf8_lossy(&unnamed.stderr);
+    assert!(
+        said.contains(&format!("--dead {}", others.join(","))),
+        "{said}"
+    );
+    let done = offline(
+        &[
+            "recover",
+            "--force-single-node",
+            "--dead",
+            &others.join(","),
+        ],
+        &data,
+    );
     assert!(done.status.success(), "{done:?}");
+    let said = String::from_utf8_lossy(&done.stdout);
+    assert!(
+        said.contains("keeping every entry it held up to log index"),
+        "{said}"
+    );
     // Regression (review item 11): a bad name used to exit 0 with a token that never worked.
     let bad = offline(&["admin-token", "--name", "bad name"], &data);
     assert_eq!(bad.status.code(), Some(2), "{bad:?}");
@@ -733,6 +758,67 @@ async fn recover_makes_a_lone_survivor_a_working_cluster() {
     assert!(
         audit.to_string().contains("create admin token rescue"),
         "{audit}"
+    );
+}
+
+/// Regression (issue 22, split brain): `recover` on a killed follower while the other two
+/// kept running made a second cluster beside them, both accepting writes. Now it refuses and
+/// changes nothing: without `--dead` (exit 2), and with `--dead` naming the live voters
+/// (exit 1, naming the ones that answer).
+#[tokio::test(flavor = "multi_thread")]
+async fn recover_refuses_while_the_other_voters_answer() {
+    let mut c = Cluster::start(3, Options::default()).await;
+    let leader = c.leader().await;
+    let victim = c.other_than(leader);
+    c.kill(victim);
+    let data = c.nodes[victim].data_dir.clone();
+    // What the store holds (redb may rewrite its file when opened after a kill, so the
+    // bytes of raft.redb are not compared): the snapshot file and the last membership.
+    let stored = |data: &std::path::Path| {
+        (
+            std::fs::read(data.join("raft.snapshot")).ok(),
+            format!(
+                "{:?}",
+                certraft::store::last_membership(&data.join("raft.redb")).unwrap()
+            ),
+        )
+    };
+    let before = stored(&data);
+    let others: Vec<String> = (0..3)
+        .filter(|&i| i != victim)
+        .map(|i| c.nodes[i].id.to_string())
+        .collect();
+    let unnamed = offline(&["recover", "--force-single-node"], &data);
+    assert_eq!(unnamed.status.code(), Some(2), "{unnamed:?}");
+    let named = offline(
+        &[
+            "recover",
+            "--force-single-node",
+            "--dead",
+            &others.join(","),
+        ],
+        &data,
+    );
+    assert_eq!(named.status.code(), Some(1), "{named:?}");
+    let said = String::from_utf8_lossy(&named.stderr);
+    for i in (0..3).filter(|&i| i != victim) {
+        assert!(
+            said.contains(&format!("node {} answers at", c.nodes[i].id)),
+            "{said}"
+        );
+    }
+    assert!(said.contains("Nothing was changed"), "{said}");
+    assert!(
+        before == stored(&data),
+        "the refused recover changed the store"
+    );
+    // The node comes back as a follower of the running cluster.
+    c.restart(victim).await;
+    let ready = c.wait_ready(victim).await;
+    assert_eq!(
+        ready.leader(),
+        Some(c.nodes[c.leader().await].id),
+        "{ready}"
     );
 }
 

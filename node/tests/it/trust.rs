@@ -567,6 +567,150 @@ async fn slow_and_idle_connections_are_capped_and_cut_off() {
     );
 }
 
+/// Regression (issue 19): a full serve port makes room for a real client by closing the
+/// oldest connection still before the end of its handshake. Before, 16 silent connections on
+/// a port capped at 16 shut every client out until the ClientHello deadline.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_serve_port_evicts_silent_connections_for_real_clients() {
+    let mut c = Cluster::new(Options::default().env("CERTRAFT_MAX_CONNECTIONS", "16"));
+    c.bootstrap().await;
+    let port = c.nodes[0].serve;
+    let mut silent = Vec::new();
+    for _ in 0..16 {
+        silent.push(
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .unwrap(),
+        );
+    }
+    // Five real clients, each kept connected, so each needs a slot of its own.
+    let connector = tokio_rustls::TlsConnector::from(crate::support::probe::any_leaf_client());
+    let mut clients = Vec::new();
+    for i in 0..5 {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let tls = tokio::time::timeout(Duration::from_secs(5), connector.connect(name, tcp))
+            .await
+            .unwrap_or_else(|_| {
+                panic!("client {i} beside 16 silent connections: no handshake in 5 s")
+            })
+            .unwrap_or_else(|e| panic!("client {i} beside 16 silent connections: {e}"));
+        clients.push(tls);
+    }
+    let mut closed = 0;
+    for s in silent.iter_mut() {
+        if closed_within(s, Duration::from_millis(200)).await.is_some() {
+            closed += 1;
+        }
+    }
+    assert!(closed >= 5, "only {closed} silent connections were evicted");
+    let metrics = c.api(0).get("/metrics").await.text;
+    let evicted: u64 = metrics
+        .lines()
+        .find(|l| l.starts_with("certraft_handshakes_total") && l.contains("outcome=\"evicted\""))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no evicted count: {metrics}"));
+    assert!(evicted >= 5, "{metrics}");
+}
+
+/// The worst values of three inputs not covered above, each refused at no cost: a snapshot
+/// chunk from the real leader's certificate at an offset of 1 TiB (it must not size an
+/// allocation), a join with a valid token but a CSR that is garbage or 20 KiB (refused
+/// before the token is used up: the same token then joins), and an upload declaring 17 MB
+/// (413 before a byte of it is read).
+#[tokio::test(flavor = "multi_thread")]
+async fn worst_snapshot_offsets_csrs_and_body_sizes_are_refused_at_no_cost() {
+    let c = Cluster::start(2, Options::default()).await;
+    let leader = c.leader().await;
+    let follower = 1 - leader;
+    let s = secrets_of(&c.nodes[leader].data_dir);
+    let chunk = openraft::raft::InstallSnapshotRequest::<certraft::raft::TypeConfig> {
+        vote: openraft::Vote::new_committed(1, c.nodes[leader].id),
+        meta: openraft::SnapshotMeta {
+            last_log_id: None,
+            last_membership: Default::default(),
+            snapshot_id: "far-away".into(),
+        },
+        offset: 1 << 40,
+        data: vec![0; 16],
+        done: false,
+    };
+    let (status, body) = cluster_call(
+        &c,
+        follower,
+        &s.node_cert_der,
+        &s.node_key_pkcs8,
+        "snapshot",
+        cbor(&chunk),
+    )
+    .await
+    .expect("the follower answers");
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("does not continue"), "{body}");
+    assert_eq!(c.api(follower).get("/healthz").await.status, 200);
+
+    // A join with a real token and an unusable CSR: 400, and the token still works.
+    let token = c
+        .api(leader)
+        .post("/api/v1/cluster/join-tokens", &json!({"role": "learner"}))
+        .await
+        .ok("join token")["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let secret = token.split('.').nth(1).unwrap().to_string();
+    let b64 = |b: &[u8]| {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(b)
+    };
+    let join = |csr: &[u8]| {
+        json!({"secret": secret, "csr": b64(csr),
+               "cluster_addr": "127.0.0.1:1", "admin_addr": "127.0.0.1:2"})
+    };
+    let open = c.api(leader).with_token(None);
+    for csr in [b"not a CSR".to_vec(), vec![0x30; 20 * 1024]] {
+        let r = open.post("/api/v1/cluster/join", &join(&csr)).await;
+        assert_eq!((r.status, r.error_code().as_str()), (400, "bad_csr"), "{r}");
+    }
+    let (csr, _key) = certraft::pki::node_key_and_csr().unwrap();
+    open.post("/api/v1/cluster/join", &join(&csr))
+        .await
+        .ok("the same token, with a real CSR");
+
+    // 17 MB declared: 413 at once, the body never sent.
+    let tls = certraft::raft::tls::admin_client_config(&c.ca_der).unwrap();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls));
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", c.nodes[follower].admin))
+        .await
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut conn = connector.connect(name, tcp).await.unwrap();
+    let head = format!(
+        "POST /api/v1/certs HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\ncontent-length: 17000000\r\n\r\n",
+        c.token
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let read = async {
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&answer).contains("too_large") {
+            match conn.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), read)
+        .await
+        .expect("an answer within 5 s");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("too_large"), "{answer}");
+}
+
 /// SPEC §5 edges (review item 11): unknown routes are 404 and every error is JSON, a
 /// lowercase `bearer` scheme works, export and backup refuse a passphrase under 12
 /// characters unless asked, and a name with control characters is refused and audited
