@@ -16,7 +16,7 @@ use crate::api::server::AppState;
 use crate::bundle::{DataKey, Keyring};
 use crate::config::Config;
 use crate::datadir::{new_admin_token, token_hash, DataDir, DataDirError, Identity, Secrets};
-use crate::inventory::{AdminToken, Command, NodeRole, Request, REQUEST_VERSION};
+use crate::inventory::{AdminToken, Command, NodeRole, Request};
 use crate::pki::ClusterCa;
 use crate::raft::network::Network;
 use crate::raft::tls::{self, Members, NodeIdentity};
@@ -156,9 +156,20 @@ fn cert_hosts(config: &Config) -> Vec<String> {
 /// Present from the first write of a bootstrap until Raft is initialized.
 const BOOTSTRAP_PENDING: &str = "bootstrap.pending";
 
+/// Crash injection for the bootstrap tests (issue 22): with `CERTRAFT_TEST_CRASH_AT=STEP` the
+/// process aborts right after STEP, as a power cut there would leave it. Steps: `marker`,
+/// `token`, `identity`, `initialized`.
+fn crash_point(step: &str) {
+    if std::env::var("CERTRAFT_TEST_CRASH_AT").is_ok_and(|s| s == step) {
+        eprintln!("certraft: crash injected after bootstrap step {step} (CERTRAFT_TEST_CRASH_AT)");
+        std::process::abort();
+    }
+}
+
 fn bootstrap(config: &Config, dd: &DataDir) -> Result<zeroize::Zeroizing<String>, NodeError> {
     dd.create()?;
     crate::datadir::write_atomic(&dd.path(BOOTSTRAP_PENDING), b"", 0o600)?;
+    crash_point("marker");
     let (unseal, generated) = dd.unseal_key(config.unseal_key_file.as_deref(), true)?;
     if generated {
         tracing::warn!(
@@ -184,7 +195,9 @@ fn bootstrap(config: &Config, dd: &DataDir) -> Result<zeroize::Zeroizing<String>
     let token = new_admin_token();
     dd.write_pending_admin_token("admin", &token_hash(&token))?;
     dd.write_admin_token(&token)?;
+    crash_point("token");
     dd.write_node(&identity, &secrets, &unseal)?;
+    crash_point("identity");
     Ok(token)
 }
 
@@ -426,6 +439,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<(), NodeErro
             )) if resume_bootstrap => {}
             Err(e) => return Err(NodeError::Raft(e.to_string())),
         }
+        crash_point("initialized");
         let _ = std::fs::remove_file(dd.path(BOOTSTRAP_PENDING));
     }
 
@@ -519,6 +533,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<(), NodeErro
         cancel.clone(),
         tracker.clone(),
     ));
+    let members_for_revoked = members.clone();
     tracker.spawn(track_membership(
         raft.clone(),
         members,
@@ -534,6 +549,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<(), NodeErro
     tracker.spawn(publish_revoked(
         raft.clone(),
         sm.clone(),
+        members_for_revoked,
         dd.path(crate::api::dto::REVOKED_NODES_FILE),
         cancel.clone(),
     ));
@@ -633,26 +649,34 @@ async fn track_membership(raft: Raft, members: Members, have_own: bool, cancel: 
 
 /// Keeps `DATA/revoked-nodes.txt` equal to the replicated list of removed members'
 /// certificates (one SHA-256 hex per line), so the CLI next to `ca.pem` refuses a removed
-/// node's certificate before it sends a token (issue 19). Checked after every apply.
+/// node's certificate before it sends a token (issue 19), and gives the cluster port the
+/// list, so a removed node is told why it is refused (issue 22). Checked after every apply.
 async fn publish_revoked(
     raft: Raft,
     sm: crate::store::StateMachineStore,
+    members: Members,
     path: std::path::PathBuf,
     cancel: CancellationToken,
 ) {
     let mut rx = raft.metrics();
-    let mut written = None;
+    let (mut written, mut given) = (None, None);
     loop {
-        let revoked = sm.inventory().revoked_node_certs.clone();
-        if written.as_ref() != Some(&revoked) {
+        let inv = sm.inventory();
+        let now = (inv.revoked_node_certs.clone(), inv.epoch);
+        if given.as_ref() != Some(&now) {
+            members.set_revoked(&now.0, now.1);
+            given = Some(now);
+        }
+        let revoked = &inv.revoked_node_certs;
+        if written.as_ref() != Some(revoked) {
             let mut text = String::from(
                 "# certraft: certificates of removed cluster members (SHA-256). Kept current by\n# certraft-node; the certraft CLI refuses a server presenting one. Copy it beside\n# ca.pem wherever the CLI runs.\n",
             );
-            for (sha, node) in &revoked {
+            for (sha, node) in revoked {
                 text.push_str(&format!("{sha} node-{node}\n"));
             }
             match crate::datadir::write_atomic(&path, text.as_bytes(), 0o644) {
-                Ok(()) => written = Some(revoked),
+                Ok(()) => written = Some(revoked.clone()),
                 Err(e) => {
                     tracing::warn!(path = %path.display(), error = %e, "cannot write the revoked-certificate list; retrying on the next change")
                 }
@@ -712,7 +736,32 @@ async fn promote_caught_up(raft: Raft, self_info: NodeInfo, cancel: Cancellation
             .change_membership(ChangeMembers::AddVoterIds(ready.clone()), true)
             .await
         {
-            Ok(_) => tracing::info!(nodes = ?ready, "promoted caught-up nodes to voters"),
+            Ok(_) => {
+                tracing::info!(nodes = ?ready, "promoted caught-up nodes to voters");
+                // Who votes is security-relevant: each promotion is audited (issue 19).
+                for id in &ready {
+                    let req = Request::new(
+                        "certraft-node",
+                        now(),
+                        Command::Record {
+                            what: format!("promote node {id} to voter"),
+                            result: "ok".into(),
+                        },
+                    );
+                    match tokio::time::timeout(Duration::from_secs(10), raft.client_write(req))
+                        .await
+                    {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => {
+                            tracing::warn!(node = id, error = %e, "promotion not audited")
+                        }
+                        Err(_) => tracing::warn!(
+                            node = id,
+                            "promotion not audited: no commit within 10 s"
+                        ),
+                    }
+                }
+            }
             Err(e) => tracing::warn!(nodes = ?ready, error = %e, "promotion failed; retrying"),
         }
     }
@@ -743,11 +792,10 @@ async fn replicate_pending_token(
         use crate::raft::network::ProposeError;
         let result: Result<(), ProposeError> = match m.current_leader {
             Some(leader) if leader == m.id => {
-                let req = Request {
-                    version: REQUEST_VERSION,
-                    actor: "certraft-node".into(),
-                    at: now(),
-                    command: Command::CreateAdminToken {
+                let req = Request::new(
+                    "certraft-node",
+                    now(),
+                    Command::CreateAdminToken {
                         token: AdminToken {
                             name: name.clone(),
                             secret_sha256: hash,
@@ -755,7 +803,7 @@ async fn replicate_pending_token(
                             created_by: format!("node {} (certraft-node)", m.id),
                         },
                     },
-                };
+                );
                 match tokio::time::timeout(Duration::from_secs(10), state.raft.client_write(req))
                     .await
                 {
@@ -865,14 +913,13 @@ async fn rotate_ticket_keys(
             continue;
         }
         let id = newest.map(|k| k.id + 1).unwrap_or(1);
-        let req = Request {
-            version: REQUEST_VERSION,
-            actor: "certraft-node".into(),
-            at: now(),
-            command: Command::AddTicketKey {
+        let req = Request::new(
+            "certraft-node",
+            now(),
+            Command::AddTicketKey {
                 key: crate::tls::tickets::new_key(id, &keyring, now()),
             },
-        };
+        );
         match tokio::time::timeout(Duration::from_secs(10), raft.client_write(req)).await {
             Ok(Ok(_)) => tracing::info!(key = id, "rotated the session-ticket key"),
             Ok(Err(e)) => tracing::debug!(error = %e, "session-ticket key rotation deferred"),

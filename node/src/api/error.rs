@@ -43,6 +43,8 @@ pub enum AppError {
     /// (leader lost or unreachable mid-request). Never retried by the node: repeating an
     /// import or removal that did commit would report the wrong outcome.
     Indeterminate(String),
+    /// 409: the change needs a request version some member cannot apply yet.
+    UpgradeRequired(String),
     /// 500: this node is broken; details go to the log only.
     Internal(String),
 }
@@ -142,6 +144,12 @@ impl IntoResponse for AppError {
                 };
                 (status, r.code(), r.to_string(), None)
             }
+            AppError::UpgradeRequired(m) => (
+                StatusCode::CONFLICT,
+                "upgrade_required",
+                m,
+                Some("upgrade certraft-node on the members named (or remove them from the cluster), then retry; `certraft cluster status` lists the members".into()),
+            ),
             AppError::NoLeader(m) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "no_leader",

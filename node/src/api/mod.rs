@@ -7,6 +7,8 @@ pub mod dto;
 #[cfg(feature = "server")]
 pub mod error;
 #[cfg(feature = "server")]
+pub mod gate;
+#[cfg(feature = "server")]
 pub mod join;
 #[cfg(feature = "server")]
 pub mod server;

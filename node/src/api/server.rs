@@ -37,7 +37,7 @@ use crate::datadir::{random_hex, token_hash};
 use crate::http::ClientAddr;
 use crate::inventory::{
     BundleMeta, BundleStatus, Command, Inventory, JoinToken, NewBundle, NodeRole, Outcome, Request,
-    StoredBundle, REQUEST_VERSION,
+    StoredBundle,
 };
 use crate::pki::ClusterCa;
 use crate::raft::{NodeInfo, Raft, TypeConfig};
@@ -376,12 +376,8 @@ impl AppState {
 
     /// Commits one request on the leader and returns what `apply` answered.
     pub async fn propose(&self, actor: &str, command: Command) -> Result<(Outcome, u64), AppError> {
-        let req = Request {
-            version: REQUEST_VERSION,
-            actor: actor.to_string(),
-            at: now(),
-            command,
-        };
+        let req = Request::new(actor, now(), command);
+        super::gate::check(self, req.version).await?;
         let size = crate::inventory::codec::encoded_len(&req);
         if size > MAX_ENTRY_BYTES {
             return Err(AppError::TooLarge(format!(
@@ -818,6 +814,8 @@ async fn readyz(State(st): State<S>) -> Response {
         "last_applied": m.last_applied.map(|l| l.index),
         "snapshot_index": m.snapshot.map(|l| l.index),
         "purged_index": m.purged.map(|l| l.index),
+        // The newest entry version this build applies (the feature gate reads it).
+        "apply_version": crate::inventory::REQUEST_VERSION,
         // SHA-256 of the applied state at `digest_index`: equal on every replica at the same
         // index, whatever mix of log and snapshots brought it there.
         "state_digest": digest,

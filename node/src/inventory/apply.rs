@@ -5,7 +5,9 @@ use super::model::*;
 /// Applies one committed request. Deterministic: the same inventory and request give the same
 /// result on every node. A refusal leaves the inventory unchanged except for the audit record.
 pub fn apply(inv: &mut Inventory, req: &Request) -> Response {
-    let result = if req.version != REQUEST_VERSION {
+    // Older versions are applied as they always were; a newer one never reaches here (the
+    // store stops its apply first), so this refusal is for a malformed 0 or a test.
+    let result = if req.version == 0 || req.version > REQUEST_VERSION {
         Err(Refusal::UnknownVersion {
             version: req.version,
         })

@@ -8,7 +8,12 @@ use crate::bundle::assemble::{Bundle, Completeness};
 use crate::bundle::cert::is_dns_name;
 use crate::bundle::{KeyKind, SealedBundle};
 
-/// Version of the [`Request`] encoding in the Raft log. Bump on any incompatible change.
+/// The newest [`Request`] version this build applies. Each entry carries the lowest version
+/// that can apply its command ([`Command::min_version`]), so a command added later is
+/// stamped with the version that introduced it, and only that command needs every member
+/// upgraded: the leader proposes it only once every member reports it can apply it
+/// (`apply_version` in `/readyz`), and a node handed an entry newer than it knows stops its
+/// apply with "upgrade this node" rather than skip it (issue 22).
 pub const REQUEST_VERSION: u16 = 1;
 
 /// The public facts about a bundle, kept in the clear beside its sealed record.
@@ -203,6 +208,23 @@ pub enum Command {
 }
 
 impl Command {
+    /// The lowest [`Request`] version that can apply this command: the version that
+    /// introduced it. Every command so far is version 1.
+    pub fn min_version(&self) -> u16 {
+        match self {
+            Command::Import { .. }
+            | Command::Remove { .. }
+            | Command::SetDefault { .. }
+            | Command::Rotate { .. }
+            | Command::CreateJoinToken { .. }
+            | Command::ConsumeJoinToken { .. }
+            | Command::CreateAdminToken { .. }
+            | Command::Record { .. }
+            | Command::AddTicketKey { .. }
+            | Command::Restore { .. } => 1,
+        }
+    }
+
     /// A short description for the audit log; never secret material.
     pub fn describe(&self) -> String {
         match self {
@@ -261,6 +283,19 @@ pub struct Request {
     /// Unix seconds, stamped by the node that proposed it.
     pub at: i64,
     pub command: Command,
+}
+
+impl Request {
+    /// The one way a replicated request is made: stamped with the lowest version that can
+    /// apply `command`.
+    pub fn new(actor: impl Into<String>, at: i64, command: Command) -> Request {
+        Request {
+            version: command.min_version(),
+            actor: actor.into(),
+            at,
+            command,
+        }
+    }
 }
 
 /// Why `apply` refused a command. The inventory is unchanged when this is returned.
@@ -517,6 +552,10 @@ pub struct Inventory {
     /// this list (the CLI reads it from `DATA/revoked-nodes.txt`).
     #[serde(default)]
     pub revoked_node_certs: BTreeMap<String, u64>,
+    /// How many times `recover --force-single-node` re-formed this cluster from one node:
+    /// old members that come back are told so (issue 22).
+    #[serde(default)]
+    pub epoch: u64,
 }
 
 impl Inventory {

@@ -88,6 +88,10 @@ pub struct PeerClient {
     client: Result<reqwest::Client, String>,
 }
 
+/// Refusals by members are logged once a minute at most (a refused node retries often).
+static REFUSED_LOG: crate::log_limit::RateLimitedLog =
+    crate::log_limit::RateLimitedLog::new(std::time::Duration::from_secs(60));
+
 impl PeerClient {
     async fn call<Req, Resp, E>(
         &self,
@@ -134,6 +138,19 @@ impl PeerClient {
             .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         if !status.is_success() {
             let text = String::from_utf8_lossy(&body).into_owned();
+            if status == StatusCode::FORBIDDEN {
+                // A member refusing this node is what an operator must see (a removed
+                // node restarted with its old data dir is told here how to rejoin).
+                if let Some(suppressed) = REFUSED_LOG.admit(std::time::Instant::now()) {
+                    tracing::error!(
+                        peer = self.target,
+                        suppressed,
+                        "node {} refuses this node: {}",
+                        self.target,
+                        crate::inventory::escape_controls(&text)
+                    );
+                }
+            }
             return Err(RPCError::Network(NetworkError::new(&Msg(format!(
                 "node {} answered {status}: {text}",
                 self.target
@@ -277,6 +294,9 @@ async fn authorize(
 ) -> Response {
     match req.extensions().get::<PeerNode>().copied() {
         Some(p) if port.members.admits_sha256(p.id, &p.cert_sha256) => next.run(req).await,
+        Some(p) if port.members.revocation(&p.cert_sha256).is_some() => {
+            forbidden(port.members.revocation(&p.cert_sha256).unwrap_or_default())
+        }
         Some(p) => forbidden(format!(
             "node {} is not a current member of this cluster (or this is not the certificate it was issued)",
             p.id
@@ -416,11 +436,10 @@ async fn propose(
             peer.id
         ))));
     }
-    let req = crate::inventory::Request {
-        version: crate::inventory::REQUEST_VERSION,
-        actor: format!("node {} (certraft-node admin-token)", peer.id),
-        at: crate::clock::unix_now(),
-        command: crate::inventory::Command::CreateAdminToken {
+    let req = crate::inventory::Request::new(
+        format!("node {} (certraft-node admin-token)", peer.id),
+        crate::clock::unix_now(),
+        crate::inventory::Command::CreateAdminToken {
             token: crate::inventory::AdminToken {
                 name: p.name,
                 secret_sha256: p.secret_sha256,
@@ -428,7 +447,7 @@ async fn propose(
                 created_by: format!("node {}", peer.id),
             },
         },
-    };
+    );
     let result = match port.raft.client_write(req).await {
         Ok(resp) => match resp.data {
             Some(Ok(_)) => Ok(()),

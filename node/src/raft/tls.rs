@@ -31,7 +31,14 @@ use crate::pki::node_id_of;
 pub struct Members {
     inner: Arc<RwLock<BTreeMap<u64, Member>>>,
     changed: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Removed members' certificates (SHA-256 → node id) and the cluster's epoch: such a
+    /// peer completes its handshake only to be told, on every request, why it is refused
+    /// and how to rejoin (issue 22).
+    revoked: Arc<RwLock<Revoked>>,
 }
+
+/// Removed members' certificates (SHA-256 → node id), and the cluster epoch.
+type Revoked = (BTreeMap<[u8; 32], u64>, u64);
 
 /// One entry of [`Members`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +61,40 @@ impl Members {
         Members {
             inner: Arc::new(RwLock::new(members.into_iter().collect())),
             changed: Arc::new(tokio::sync::watch::channel(0).0),
+            revoked: Arc::new(RwLock::new((BTreeMap::new(), 0))),
         }
+    }
+
+    /// Replaces the revoked list (SHA-256 hex → node id, as the inventory holds it) and the
+    /// cluster epoch.
+    pub fn set_revoked(&self, revoked: &BTreeMap<String, u64>, epoch: u64) {
+        let parsed = revoked
+            .iter()
+            .filter_map(|(sha, id)| {
+                let mut out = [0u8; 32];
+                hex::decode_to_slice(sha, &mut out)
+                    .ok()
+                    .map(|()| (out, *id))
+            })
+            .collect();
+        // Held only for a swap.
+        *self.revoked.write().unwrap_or_else(|e| e.into_inner()) = (parsed, epoch);
+    }
+
+    /// Why a peer presenting this certificate is refused, when it is a removed member's.
+    pub fn revocation(&self, sha256: &[u8; 32]) -> Option<String> {
+        let held = self.revoked.read().unwrap_or_else(|e| e.into_inner());
+        let (revoked, epoch) = &*held;
+        revoked.get(sha256).map(|node| {
+            let recovered = if *epoch > 0 {
+                format!(" (the cluster was re-formed by `recover` since: epoch {epoch})")
+            } else {
+                String::new()
+            };
+            format!(
+                "node {node} was removed from this cluster{recovered} and its certificate is revoked for good; it cannot come back with its old data dir: stop it, wipe its data dir, and join it again with a join token (`certraft cluster join-token` on a member)"
+            )
+        })
     }
 
     pub fn set(&self, members: impl IntoIterator<Item = (u64, Member)>) {
@@ -357,6 +397,15 @@ impl ClientCertVerifier for MemberClientVerifier {
     ) -> Result<ClientCertVerified, rustls::Error> {
         self.inner
             .verify_client_cert(end_entity, intermediates, now)?;
+        // A removed member's certificate gets through the handshake only to be told why it
+        // is refused: every request it sends is answered 403 with that text.
+        if self
+            .members
+            .revocation(&crate::pki::cert_sha256(end_entity))
+            .is_some()
+        {
+            return Ok(ClientCertVerified::assertion());
+        }
         admitted(&self.members, end_entity).map(|()| ClientCertVerified::assertion())
     }
 

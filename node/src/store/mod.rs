@@ -857,6 +857,7 @@ pub fn force_single_node(
         .cloned()
         .collect();
     crate::inventory::revoke_removed(&mut inventory, &members, &kept);
+    inventory.epoch += 1;
     let meta = SnapshotMeta {
         last_log_id: last,
         last_membership: StoredMembership::new(last, membership),

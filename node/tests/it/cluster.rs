@@ -759,6 +759,28 @@ async fn recover_makes_a_lone_survivor_a_working_cluster() {
         audit.to_string().contains("create admin token rescue"),
         "{audit}"
     );
+
+    // An old member restarted with its old data dir is refused by the recovered node and
+    // told why and how to rejoin (its certificate is revoked); the survivor still leads.
+    let old = (0..3).find(|&i| i != survivor).unwrap();
+    c.restart(old).await;
+    c.wait_for("the old member to be told it was removed", PATIENCE, || {
+        let log = c.nodes[old].stdout() + &c.nodes[old].stderr();
+        async move {
+            if log.contains("was removed from this cluster (the cluster was re-formed by `recover` since: epoch 1)")
+                && log.contains("join it again with a join token")
+            {
+                Ok(())
+            } else {
+                Err(log)
+            }
+        }
+    })
+    .await;
+    let ready = c.wait_ready(survivor).await;
+    assert_eq!(ready.leader(), Some(c.nodes[survivor].id), "{ready}");
+    let list = api.get("/api/v1/certs").await;
+    assert_eq!(list.status, 200, "{list}");
 }
 
 /// Regression (issue 22, split brain): `recover` on a killed follower while the other two
@@ -820,6 +842,96 @@ async fn recover_refuses_while_the_other_voters_answer() {
         Some(c.nodes[c.leader().await].id),
         "{ready}"
     );
+}
+
+/// Regression (issue 22's first reproduction, end to end): a backup written by
+/// `backup::write` that holds one bundle under two names, restored through the route, then
+/// a default import; a node that joins afterwards catches up from a snapshot. Every node
+/// shows the same state digest at the same applied index (before, a snapshot-restored
+/// replica rebuilt the id index differently and answered later changes differently).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restore_with_one_bundle_under_two_names_leaves_every_replica_identical() {
+    let mut c = Cluster::start(2, Options::default().env("CERTRAFT_SNAPSHOT_EVERY", "3")).await;
+    let leader = c.leader().await;
+    let dup = TestCert::new("dup.example.test");
+    let entry = |name: &str| certraft::backup::BackupBundle {
+        name: name.into(),
+        retired: false,
+        key_pkcs8: zeroize::Zeroizing::new(dup.key_der.clone()),
+        certs: vec![dup.cert_der.clone()],
+    };
+    let pass = "correct horse battery staple";
+    let file = certraft::backup::write(
+        vec![entry("alpha"), entry("zeta")],
+        Some("zeta".into()),
+        &certraft::bundle::Passphrase::new(pass),
+    )
+    .unwrap();
+    let restored = c
+        .api(leader)
+        .post(
+            "/api/v1/backup/restore",
+            &json!({"data": STANDARD.encode(&file), "passphrase": pass}),
+        )
+        .await
+        .ok("restore the backup");
+    assert_eq!(restored["restored"], json!(["alpha"]), "{restored}");
+    for i in 0..4 {
+        let mut body = TestCert::new(&format!("later{i}.example.test")).import(None);
+        body["make_default"] = json!(i == 3);
+        c.api(leader)
+            .post("/api/v1/certs", &body)
+            .await
+            .ok("an import after the restore");
+    }
+    let learner = c.join_as(leader, "learner").await;
+    c.wait_ready(learner).await;
+    let digests = c
+        .wait_for("every node at one applied index", PATIENCE, || async {
+            let mut seen = Vec::new();
+            for i in 0..c.nodes.len() {
+                let r = c.api(i).readyz().await?;
+                seen.push((r.0["digest_index"].clone(), r.0["state_digest"].clone()));
+            }
+            if seen.windows(2).all(|w| w[0].0 == w[1].0) {
+                Ok(seen)
+            } else {
+                Err(format!("{seen:?}"))
+            }
+        })
+        .await;
+    assert!(
+        digests.windows(2).all(|w| w[0] == w[1]),
+        "replicas diverged: {digests:?}"
+    );
+    let snapshot = c.api(learner).readyz().await.unwrap();
+    assert!(
+        snapshot.0["snapshot_index"].as_u64().is_some(),
+        "the joiner did not catch up from a snapshot: {snapshot}"
+    );
+}
+
+/// Issue 22's crash injection: a bootstrap killed right after each of its steps (the marker
+/// written, the admin token written, the identity written, Raft initialized) comes back on
+/// the next start as a working one-node cluster: it leads, and the token in
+/// `DATA/admin.token` works.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bootstrap_crashed_after_any_step_comes_back_working() {
+    for step in ["marker", "token", "identity", "initialized"] {
+        let mut c = Cluster::new(Options::default());
+        let i = c.bootstrap_crashing_at(step).await;
+        c.restart(i).await;
+        let ready = c.adopt_bootstrap(i).await;
+        assert_eq!(ready.leader(), Some(c.nodes[i].id), "after {step}: {ready}");
+        c.api(i)
+            .get("/api/v1/certs")
+            .await
+            .ok(&format!("the admin token after a crash after {step}"));
+        assert!(
+            !c.nodes[i].data_dir.join("bootstrap.pending").exists(),
+            "after {step}: the bootstrap marker is left behind"
+        );
+    }
 }
 
 /// Regression (issue 22, bootstrap crash window): `node.json` was written and the admin

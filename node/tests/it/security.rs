@@ -383,7 +383,7 @@ async fn raft_rpc_with(
 /// members' node certificates pass the handshake (the garbage RPC then gets an HTTP 400); a
 /// certificate the same CA issues for node 99, and one from another CA naming a member, are
 /// refused; once a node is removed (`DELETE /api/v1/cluster/nodes/{id}`) its certificate is
-/// refused by every remaining node, while the others' still pass.
+/// refused by every remaining node (403 naming the revocation), while the others' still pass.
 #[tokio::test(flavor = "multi_thread")]
 async fn cluster_port_admits_only_current_members_certificates() {
     let c = Cluster::start(3, Options::default()).await;
@@ -442,9 +442,21 @@ async fn cluster_port_admits_only_current_members_certificates() {
         );
         let (c, doomed) = (&c, &doomed);
         c.wait_for(&what, PATIENCE, || async move {
-            match raft_rpc_with(c, target, &doomed.node_cert_der, &doomed.node_key_pkcs8).await {
+            // Refused in the handshake, or (once the revoked list is applied) answered 403
+            // on every request with why and how to rejoin.
+            match cluster_call(
+                c,
+                target,
+                &doomed.node_cert_der,
+                &doomed.node_key_pkcs8,
+                "vote",
+                b"garbage".to_vec(),
+            )
+            .await
+            {
                 Err(_) => Ok(()),
-                Ok(status) => Err(format!("admitted (HTTP {status})")),
+                Ok((403, body)) if String::from_utf8_lossy(&body).contains("revoked") => Ok(()),
+                Ok((status, _)) => Err(format!("admitted (HTTP {status})")),
             }
         })
         .await;

@@ -491,6 +491,39 @@ impl Cluster {
         i
     }
 
+    /// Starts a new node that bootstraps with a crash injected right after bootstrap step
+    /// `step` (`CERTRAFT_TEST_CRASH_AT`); returns once that process has died. Restart it with
+    /// [`Cluster::restart`], then [`Cluster::adopt_bootstrap`].
+    pub async fn bootstrap_crashing_at(&mut self, step: &str) -> usize {
+        let i = self.new_node();
+        let n = &mut self.nodes[i];
+        n.env.push(("CERTRAFT_TEST_CRASH_AT".into(), step.into()));
+        n.spawn();
+        let deadline = Instant::now() + PATIENCE;
+        while self.nodes[i].exited().is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "{} did not crash after {step}:\n{}",
+                self.nodes[i].label,
+                self.nodes[i].log_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let n = &mut self.nodes[i];
+        n.expect_running = false;
+        n.env.retain(|(k, _)| k != "CERTRAFT_TEST_CRASH_AT");
+        i
+    }
+
+    /// After a restarted bootstrap: the admin token from `DATA/admin.token`, then ready.
+    pub async fn adopt_bootstrap(&mut self, i: usize) -> Readyz {
+        self.token = std::fs::read_to_string(self.nodes[i].data_dir.join("admin.token"))
+            .expect("DATA/admin.token")
+            .trim()
+            .to_string();
+        self.wait_ready(i).await
+    }
+
     /// Starts a new node that joins through node `via` with a fresh voter join token; returns
     /// once its admin port answers (it may still be a learner).
     pub async fn join(&mut self, via: usize) -> usize {
