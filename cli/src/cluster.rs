@@ -10,7 +10,7 @@ use clap::{Subcommand, ValueEnum};
 use crate::client::{Client, ConnectArgs};
 use crate::duration;
 use crate::fail::Failure;
-use crate::output::Output;
+use crate::output::{printable, Output};
 use crate::table::Table;
 
 #[derive(Subcommand, Debug)]
@@ -130,6 +130,9 @@ fn status_text(s: &ClusterStatus) -> String {
         idx(s.last_applied)
     );
     let _ = writeln!(out, "CA:        sha256 {}", s.ca_fingerprint);
+    if !s.features.is_empty() {
+        let _ = writeln!(out, "Features:  {}", printable(&s.features.join(", ")));
+    }
     let _ = writeln!(out);
     out.push_str(&members_table(&s.members, s.leader));
     out
@@ -235,6 +238,7 @@ mod tests {
                 member(3, "witness", true, "lagging"),
             ],
             ca_fingerprint: "ab".repeat(32),
+            features: vec![],
         };
         let text = status_text(&s);
         assert!(text.contains("leader:    node 1 (term 7)"), "{text}");
@@ -270,6 +274,7 @@ mod tests {
             committed: None,
             members: vec![member(2, "voter", true, "unknown")],
             ca_fingerprint: "ab".repeat(32),
+            features: vec![],
         };
         let text = status_text(&s);
         assert!(text.contains("leader:    none (term 8)"), "{text}");

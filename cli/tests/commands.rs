@@ -739,6 +739,7 @@ fn cluster_status_table() {
         committed: Some(12),
         members: vec![member(1, "ok"), member(2, "leader")],
         ca_fingerprint: "ef".repeat(32),
+        features: vec![],
     };
     let mock = MockAdmin::serve(vec![ok_json(&status), ok_json(&status)]);
     let run = mock.certraft(["cluster", "status"]).run();

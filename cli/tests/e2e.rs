@@ -586,6 +586,18 @@ fn cluster_grows_with_join_tokens_replicates_and_shrinks_through_the_cli() {
         }
     });
 
+    // The leader turns on revocation once every member can apply it.
+    c.wait_for("the revoke_removed_members feature", || {
+        let s = c.status(0)?;
+        if s["features"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|f| f == "revoke_removed_members"))
+        {
+            Ok(())
+        } else {
+            Err(s.to_string())
+        }
+    });
     // Once removed, node 3 may stop on its own.
     c.may_exit(n3);
     c.cli(0)

@@ -561,6 +561,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<(), NodeErro
         cancel.clone(),
     ));
     tracker.spawn(audit_failed_sign_ins(state.clone(), cancel.clone()));
+    tracker.spawn(enable_features(state.clone(), cancel.clone()));
     tracker.spawn(replicate_pending_token(
         state,
         dd.clone(),
@@ -883,6 +884,45 @@ async fn audit_failed_sign_ins(state: Arc<AppState>, cancel: CancellationToken) 
             }
         } else {
             tracing::warn!(%summary, "failed sign-ins on this node's admin port in the last minute");
+        }
+    }
+}
+
+/// On the leader: proposes each [`crate::inventory::Feature`] not yet on; the gate in
+/// `AppState::propose` lets it through only once every member reports it can apply it, and
+/// answers `upgrade_required` (logged once a minute) until then.
+async fn enable_features(state: Arc<AppState>, cancel: CancellationToken) {
+    let waiting = crate::log_limit::RateLimitedLog::new(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        if state.raft.metrics().borrow().current_leader != Some(state.node_id) {
+            continue;
+        }
+        let on = state.sm.inventory().features.clone();
+        for feature in crate::inventory::Feature::ALL {
+            if on.contains(&feature) {
+                continue;
+            }
+            match state
+                .propose("certraft-node", Command::EnableFeature { feature })
+                .await
+            {
+                Ok(_) => tracing::info!(
+                    feature = feature.name(),
+                    "every member can apply it: feature enabled"
+                ),
+                Err(crate::api::error::AppError::UpgradeRequired(why)) => {
+                    if waiting.admit(std::time::Instant::now()).is_some() {
+                        tracing::info!(feature = feature.name(), %why, "feature waits for every member to be upgraded");
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(feature = feature.name(), error = ?e, "feature not enabled yet")
+                }
+            }
         }
     }
 }

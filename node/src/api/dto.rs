@@ -297,6 +297,9 @@ pub struct ClusterStatus {
     pub committed: Option<u64>,
     pub members: Vec<Member>,
     pub ca_fingerprint: String,
+    /// Behaviours every member agreed to (the leader enables each once all can apply it).
+    #[serde(default)]
+    pub features: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -814,8 +814,10 @@ async fn readyz(State(st): State<S>) -> Response {
         "last_applied": m.last_applied.map(|l| l.index),
         "snapshot_index": m.snapshot.map(|l| l.index),
         "purged_index": m.purged.map(|l| l.index),
-        // The newest entry version this build applies (the feature gate reads it).
+        // The newest entry version this build applies (the feature gate reads it), and the
+        // features the cluster has enabled, as this node has applied them.
         "apply_version": crate::inventory::REQUEST_VERSION,
+        "features": st.sm.inventory().features.iter().map(|f| f.name()).collect::<Vec<_>>(),
         // SHA-256 of the applied state at `digest_index`: equal on every replica at the same
         // index, whatever mix of log and snapshots brought it there.
         "state_digest": digest,
@@ -1380,6 +1382,13 @@ async fn cluster_status(State(st): State<S>) -> Result<Json<ClusterStatus>, AppE
         }),
         members,
         ca_fingerprint: st.ca.fingerprint_hex(),
+        features: st
+            .sm
+            .inventory()
+            .features
+            .iter()
+            .map(|f| f.name().to_string())
+            .collect(),
     }))
 }
 

@@ -244,6 +244,10 @@ fn apply_command(inv: &mut Inventory, req: &Request) -> Response {
             })
         }
         Command::Record { .. } => Ok(Outcome::Recorded),
+        Command::EnableFeature { feature } => {
+            inv.features.insert(*feature);
+            Ok(Outcome::FeatureEnabled { feature: *feature })
+        }
         Command::AddTicketKey { key } => {
             inv.ticket_keys.retain(|k| k.id != key.id);
             inv.ticket_keys.push(key.clone());

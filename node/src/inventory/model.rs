@@ -14,7 +14,7 @@ use crate::bundle::{KeyKind, SealedBundle};
 /// upgraded: the leader proposes it only once every member reports it can apply it
 /// (`apply_version` in `/readyz`), and a node handed an entry newer than it knows stops its
 /// apply with "upgrade this node" rather than skip it (issue 22).
-pub const REQUEST_VERSION: u16 = 1;
+pub const REQUEST_VERSION: u16 = 2;
 
 /// The public facts about a bundle, kept in the clear beside its sealed record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -205,6 +205,30 @@ pub enum Command {
         bundles: Vec<NewBundle>,
         default: Option<String>,
     },
+    /// Turns on a behaviour of `apply` that every member must share (request version 2):
+    /// the leader proposes it once every member reports it can apply version 2.
+    EnableFeature {
+        feature: Feature,
+    },
+}
+
+/// A behaviour of the replicated state that is off until every member runs a build that
+/// has it, so replicas never disagree about it (issue 22's feature gate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Feature {
+    /// Membership entries that drop a member put its certificate on `revoked_node_certs`.
+    RevokeRemovedMembers,
+}
+
+impl Feature {
+    pub const ALL: [Feature; 1] = [Feature::RevokeRemovedMembers];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Feature::RevokeRemovedMembers => "revoke_removed_members",
+        }
+    }
 }
 
 impl Command {
@@ -222,6 +246,7 @@ impl Command {
             | Command::Record { .. }
             | Command::AddTicketKey { .. }
             | Command::Restore { .. } => 1,
+            Command::EnableFeature { .. } => 2,
         }
     }
 
@@ -266,6 +291,7 @@ impl Command {
             },
             Command::CreateAdminToken { token } => format!("create admin token {}", token.name),
             Command::Record { what, .. } => what.clone(),
+            Command::EnableFeature { feature } => format!("enable feature {}", feature.name()),
             Command::AddTicketKey { key } => format!("rotate session-ticket key to {}", key.id),
             Command::Restore { bundles, .. } => {
                 format!("restore backup of {} bundles", bundles.len())
@@ -384,6 +410,9 @@ pub enum Outcome {
         id: u32,
     },
     Recorded,
+    FeatureEnabled {
+        feature: Feature,
+    },
     Restored {
         restored: Vec<String>,
         already_present: Vec<String>,
@@ -556,6 +585,9 @@ pub struct Inventory {
     /// old members that come back are told so (issue 22).
     #[serde(default)]
     pub epoch: u64,
+    /// Behaviours every member has agreed to ([`Command::EnableFeature`]).
+    #[serde(default)]
+    pub features: std::collections::BTreeSet<Feature>,
 }
 
 impl Inventory {

@@ -660,9 +660,14 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 EntryPayload::Membership(ref m) => {
                     // A member this entry drops keeps its certificate nowhere: it goes on
                     // the revoked list every replica holds (issue 19).
+                    // Only once every member agreed to it (an older build would not).
                     let before = member_certs(st.last_membership.membership());
                     let after = member_certs(m);
-                    if before.iter().any(|b| !after.contains(b)) {
+                    let on = st
+                        .inventory
+                        .features
+                        .contains(&crate::inventory::Feature::RevokeRemovedMembers);
+                    if on && before.iter().any(|b| !after.contains(b)) {
                         let inv = Arc::make_mut(&mut st.inventory);
                         crate::inventory::revoke_removed(inv, &before, &after);
                     }
@@ -826,7 +831,12 @@ pub fn force_single_node(
             }
             EntryPayload::Membership(ref m) => {
                 let after = member_certs(m);
-                crate::inventory::revoke_removed(&mut inventory, &members, &after);
+                if inventory
+                    .features
+                    .contains(&crate::inventory::Feature::RevokeRemovedMembers)
+                {
+                    crate::inventory::revoke_removed(&mut inventory, &members, &after);
+                }
                 members = after;
             }
             EntryPayload::Blank => {}
@@ -856,6 +866,11 @@ pub fn force_single_node(
         .filter(|(id, _)| *id == node_id)
         .cloned()
         .collect();
+    // This node alone is the cluster now, so every member runs this build: the feature is
+    // on from here.
+    inventory
+        .features
+        .insert(crate::inventory::Feature::RevokeRemovedMembers);
     crate::inventory::revoke_removed(&mut inventory, &members, &kept);
     inventory.epoch += 1;
     let meta = SnapshotMeta {

@@ -10,4 +10,5 @@ mod security;
 mod serving;
 mod support;
 mod trust;
+mod upgrade;
 mod wire_fuzz;

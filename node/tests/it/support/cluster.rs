@@ -247,6 +247,9 @@ pub struct Node {
     pub cluster: u16,
     pub serve: u16,
     env: Vec<(String, String)>,
+    /// The `certraft-node` executable to start: this build unless a test sets another (the
+    /// previous build, for the mixed-version test).
+    pub binary: Option<PathBuf>,
     /// `--join URL --join-token TOKEN`, for the first start only.
     join: Option<(String, String)>,
     child: Mutex<Option<Child>>,
@@ -284,7 +287,10 @@ impl Node {
         self.starts += 1;
         let out = File::create(self.log_path(self.starts, "stdout")).expect("create stdout log");
         let err = File::create(self.log_path(self.starts, "stderr")).expect("create stderr log");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_certraft-node"));
+        let mut cmd = match &self.binary {
+            Some(bin) => Command::new(bin),
+            None => Command::new(env!("CARGO_BIN_EXE_certraft-node")),
+        };
         cmd.arg("run");
         if self.explicit_data_dir {
             cmd.arg("--data-dir").arg(&self.data_dir);
@@ -381,6 +387,8 @@ pub struct Options {
     pub env: Vec<(String, String)>,
     /// Start nodes without `--data-dir`, so they use `./certraft-data` in their cwd.
     pub default_data_dir: bool,
+    /// Start new nodes from this executable instead of this build's `certraft-node`.
+    pub binary: Option<PathBuf>,
 }
 
 impl Options {
@@ -394,7 +402,7 @@ impl Options {
 pub struct Cluster {
     pub dir: tempfile::TempDir,
     pub nodes: Vec<Node>,
-    options: Options,
+    pub options: Options,
     /// The first admin token (from `DATA/admin.token` of the bootstrap node).
     pub token: String,
     /// The cluster CA certificate (DER).
@@ -453,6 +461,7 @@ impl Cluster {
             cluster: free_port(),
             serve: free_port(),
             env: self.options.env.clone(),
+            binary: self.options.binary.clone(),
             join: None,
             child: Mutex::new(None),
             expect_running: false,
