@@ -496,7 +496,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<(), NodeErro
         // as a pooled socket that never answers (outcome unknown after the whole deadline).
         peers: reqwest::Client::builder()
             .use_preconfigured_tls(tls::member_admin_client_config(&ca_der, members.clone())?)
-            .connect_timeout(crate::api::server::PEER_CONNECT_TIMEOUT)
+            .connect_timeout(crate::api::forward::PEER_CONNECT_TIMEOUT)
             .pool_max_idle_per_host(0)
             .build()
             .map_err(|e| NodeError::Other(e.to_string()))?,

@@ -172,28 +172,23 @@ fn serve_fit(limit: u64, serve_max: usize) -> usize {
 
 #[cfg(unix)]
 fn raise_open_files_limit() -> u64 {
-    let mut rl = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) != 0 {
-            return u64::MAX;
-        }
-        if rl.rlim_cur < rl.rlim_max {
-            let raised = libc::rlimit {
-                rlim_cur: rl.rlim_max,
-                rlim_max: rl.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                rl.rlim_cur = rl.rlim_max;
-            }
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let now = getrlimit(Resource::Nofile);
+    // `None` is unlimited.
+    let (current, maximum) = (
+        now.current.unwrap_or(u64::MAX),
+        now.maximum.unwrap_or(u64::MAX),
+    );
+    if current < maximum {
+        let raised = Rlimit {
+            current: now.maximum,
+            maximum: now.maximum,
+        };
+        if setrlimit(Resource::Nofile, raised).is_ok() {
+            return maximum;
         }
     }
-    #[allow(clippy::unnecessary_cast)] // rlim_t is not u64 on every unix
-    let limit = rl.rlim_cur as u64;
-    limit
+    current
 }
 
 #[cfg(not(unix))]

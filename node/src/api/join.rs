@@ -16,9 +16,10 @@ use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 
 use super::auth::FailureKind;
+use super::cluster::role_text;
 use super::dto::b64;
 use super::error::AppError;
-use super::server::{role_text, AppState};
+use super::server::AppState;
 use crate::clock::unix_now;
 use crate::datadir::token_hash;
 use crate::http::ClientAddr;

@@ -3,12 +3,24 @@
 
 #[cfg(feature = "server")]
 pub mod auth;
+#[cfg(feature = "server")]
+mod backup;
+#[cfg(feature = "server")]
+mod certs;
+#[cfg(feature = "server")]
+mod cluster;
 pub mod dto;
 #[cfg(feature = "server")]
 pub mod error;
 #[cfg(feature = "server")]
+pub mod forward;
+#[cfg(feature = "server")]
 pub mod gate;
 #[cfg(feature = "server")]
 pub mod join;
+#[cfg(feature = "server")]
+mod layers;
+#[cfg(feature = "server")]
+mod ops;
 #[cfg(feature = "server")]
 pub mod server;
