@@ -1,12 +1,16 @@
 //! certraft-node: one appliance of a certraft cluster.
 //!
-//! Layout (see ARCHITECTURE.md for the invariants):
+//! Layout (ARCHITECTURE.md has the invariants); dependencies point one way, down this list:
 //!
 //! - [`bundle`]: certificate bundles — every input format, chain assembly and validation,
 //!   sealing, PKCS#12/PEM export. Synchronous and I/O-free; shared with the `certraft` CLI.
-//!
-//! Replication (openraft), the admin API and the SNI serving plane land in later issues,
-//! each in its own module that depends on `bundle`, never the other way round.
+//! - [`inventory`]: the replicated state and its pure `apply`; [`backup`]: the backup file;
+//!   [`clock`]: the one wall clock; [`api::dto`]: the admin API's wire types. All shared
+//!   with the CLI.
+//! - With the `server` feature: [`store`] (redb log and state machine), [`raft`] (types,
+//!   transport, mutual-TLS membership), [`tls`] (the SNI serving plane), [`api`] (the
+//!   admin API), [`node`] (start-up, duties, wiring), and the leaves they use: [`config`],
+//!   [`datadir`], [`pki`], [`http`], [`slots`], [`log_limit`], [`recover`].
 
 pub mod api;
 pub mod backup;

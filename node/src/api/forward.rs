@@ -1,6 +1,6 @@
 //! Leader routing: a route runs on the leader; a follower proxies it there (marked
 //! `x-certraft-forwarded`, so a request hops at most once) and retries only what certainly
-//! did nothing ([`decide`]).
+//! did nothing (`decide`).
 
 use std::time::{Duration, Instant};
 

@@ -159,7 +159,7 @@ pub(super) async fn readyz(State(st): State<S>) -> Response {
         .running_state
         .as_ref()
         .err()
-        .map(|fatal| crate::node::raft_stopped(st.node_id, fatal));
+        .map(|fatal| crate::raft::raft_stopped(st.node_id, fatal));
     let ready = m.current_leader.is_some() && raft_error.is_none();
     let body = serde_json::json!({
         "ready": ready,

@@ -176,7 +176,7 @@ impl AppState {
             {
                 let m = rx.borrow_and_update();
                 if let Err(fatal) = &m.running_state {
-                    return Err(AppError::NoLeader(crate::node::raft_stopped(
+                    return Err(AppError::NoLeader(crate::raft::raft_stopped(
                         self.node_id,
                         fatal,
                     )));

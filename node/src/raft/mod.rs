@@ -80,11 +80,44 @@ pub fn committed_index(
         .flatten()
 }
 
+/// What an operator reads when this node's Raft core has stopped: the cause (openraft's
+/// fatal error, e.g. a storage write that failed with "No space left on device") and what
+/// to do. The node keeps serving the certificates it had; it takes no part in the cluster
+/// until restarted.
+pub fn raft_stopped(node_id: u64, fatal: &openraft::error::Fatal<u64>) -> String {
+    format!(
+        "the Raft core of node {node_id} stopped: {}; this node keeps serving the certificates it had but takes no writes and no part in the cluster. Fix the cause (free space in the data dir if the disk is full), then restart the node: it catches up from the others",
+        describe_fatal(fatal)
+    )
+}
+
+/// openraft's fatal error without its debug dump of the snapshot or log id involved: the
+/// operation ("Write Snapshot", "Write Logs") and the cause from the OS.
+fn describe_fatal(fatal: &openraft::error::Fatal<u64>) -> String {
+    let openraft::error::Fatal::StorageError(e) = fatal else {
+        return fatal.to_string();
+    };
+    let Some(io) = e.clone().into_io() else {
+        return e.to_string();
+    };
+    let text = io.to_string();
+    let operation = text
+        .strip_prefix("when ")
+        .and_then(|t| t.split(['(', ':']).next())
+        .map(str::trim)
+        .unwrap_or("an operation");
+    match std::error::Error::source(&io) {
+        Some(cause) => format!("storage failed ({operation}): {cause}"),
+        None => format!("storage failed: {text}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::{BTreeMap, BTreeSet};
 
-    use super::committed_index;
+    use super::{committed_index, raft_stopped};
+    use openraft::{AnyError, StorageIOError};
 
     /// Regression (issue 22): `cluster status` showed the leader's last applied index as the
     /// commit index. The commit index is what a majority of each voter configuration holds.
@@ -115,5 +148,38 @@ mod tests {
                 "{configs:?} {matched:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_full_disk_is_reported_by_operation_and_os_error_without_debug_dumps() {
+        let enospc = std::io::Error::from_raw_os_error(28);
+        let signature = openraft::storage::SnapshotSignature {
+            last_log_id: None,
+            last_membership_log_id: None,
+            snapshot_id: "T4-N3-850-16".into(),
+        };
+        let fatal = openraft::error::Fatal::StorageError(
+            StorageIOError::write_snapshot(Some(signature), AnyError::new(&enospc)).into(),
+        );
+        let text = raft_stopped(2, &fatal);
+        assert!(
+            text.starts_with("the Raft core of node 2 stopped: storage failed (Write Snapshot): "),
+            "{text}"
+        );
+        assert!(
+            text.contains("No space left on device (os error 28)"),
+            "{text}"
+        );
+        assert!(!text.contains("SnapshotSignature"), "{text}");
+        assert!(text.contains("restart the node"), "{text}");
+
+        let logs = openraft::error::Fatal::StorageError(
+            StorageIOError::write_logs(AnyError::new(&enospc)).into(),
+        );
+        assert!(
+            raft_stopped(1, &logs).contains("storage failed (Write Logs): "),
+            "{}",
+            raft_stopped(1, &logs)
+        );
     }
 }
