@@ -215,33 +215,27 @@ pub(super) async fn import(
         warnings,
         index: None,
     };
+    let nb = new_bundle(&st, &bundle, name);
+    let command = Command::Import {
+        bundle: nb,
+        make_default: body.make_default,
+    };
     if body.dry_run {
-        let inv = st.read_barrier().await?;
-        if let Some(existing) = inv.by_id(&bundle.id().0) {
-            resp.name = existing.name.clone();
-            resp.outcome = ImportOutcome::AlreadyPresent;
-        } else if let Some(existing) = inv.bundles.get(&name) {
-            return Err(AppError::Refused(crate::inventory::Refusal::NameTaken {
-                name,
-                existing: hex::encode(&existing.id()[..6]),
-            }));
-        } else if !crate::inventory::valid_name(&name) {
-            return Err(AppError::Refused(crate::inventory::Refusal::InvalidName {
-                name,
-            }));
+        // The very checks a real import meets: `apply` on a copy of the current state (cheap:
+        // the bundle maps are shared until written), so a dry run never disagrees with it.
+        let mut copy = (*st.read_barrier().await?).clone();
+        let req = crate::inventory::Request::new(actor.0.as_str(), now(), command);
+        match crate::inventory::apply(&mut copy, &req)? {
+            Outcome::Imported { .. } => {}
+            Outcome::AlreadyPresent { name, .. } => {
+                resp.outcome = ImportOutcome::AlreadyPresent;
+                resp.name = name;
+            }
+            other => return Err(AppError::Internal(format!("import answered {other:?}"))),
         }
         return Ok(Json(resp));
     }
-    let nb = new_bundle(&st, &bundle, name);
-    let (outcome, index) = st
-        .propose(
-            &actor.0,
-            Command::Import {
-                bundle: nb,
-                make_default: body.make_default,
-            },
-        )
-        .await?;
+    let (outcome, index) = st.propose(&actor.0, command).await?;
     resp.index = Some(index);
     match outcome {
         Outcome::Imported { name, .. } => {

@@ -194,6 +194,23 @@ fn signature_name(oid: &str) -> String {
     .to_string()
 }
 
+/// SPEC §4's order among the bundles that serve one name, as a key (the greatest wins):
+/// currently valid first, then the latest not-after, then the first name. The serving index
+/// and the inventory's `serving` both rank with it, so what the API says is served is what
+/// the serve port serves.
+pub fn serve_rank(
+    not_before: i64,
+    not_after: i64,
+    name: &str,
+    now: i64,
+) -> (bool, i64, std::cmp::Reverse<&str>) {
+    (
+        not_before <= now && now <= not_after,
+        not_after,
+        std::cmp::Reverse(name),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -615,12 +615,10 @@ impl Inventory {
                 .hostnames
                 .iter()
                 .any(|h| !h.starts_with("*.") && hostname_matches(h, host));
-            let valid = b.meta.not_before <= now && now <= b.meta.not_after;
+            let m = &b.meta;
             (
                 exact,
-                valid,
-                b.meta.not_after,
-                std::cmp::Reverse(b.name.as_str()),
+                crate::bundle::cert::serve_rank(m.not_before, m.not_after, &b.name, now),
             )
         }
         self.bundles

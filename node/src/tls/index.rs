@@ -12,6 +12,7 @@ use std::sync::{Arc, OnceLock};
 
 use rustls::sign::CertifiedKey;
 
+use crate::bundle::cert::serve_rank;
 use crate::bundle::{Keyring, OpenError, SealedBundle};
 
 /// How many shards the host maps are split into.
@@ -135,13 +136,11 @@ impl Default for CertIndex {
     }
 }
 
-/// The better of two candidates for one name: currently valid first, then the latest
-/// not-after, then the name (so the choice is deterministic).
+/// The better of two candidates for one name, by [`serve_rank`] (SPEC §4's order, the one
+/// the inventory's `serving` uses too).
 fn better<'a>(a: &'a Arc<Served>, b: &'a Arc<Served>, now: i64) -> &'a Arc<Served> {
-    let valid = |s: &Served| s.not_before <= now && now <= s.not_after;
-    let ka = (valid(a), a.not_after, std::cmp::Reverse(&a.name));
-    let kb = (valid(b), b.not_after, std::cmp::Reverse(&b.name));
-    if kb > ka {
+    let key = |s: &'a Served| serve_rank(s.not_before, s.not_after, &s.name, now);
+    if key(b) > key(a) {
         b
     } else {
         a

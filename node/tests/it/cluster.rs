@@ -911,6 +911,39 @@ async fn a_restore_with_one_bundle_under_two_names_leaves_every_replica_identica
     );
 }
 
+/// Regression (issue 13): a dry run decides by running `apply` on a copy of the state, so it
+/// answers what the real import would. The same bundle under an invalid name is
+/// `invalid_name` for both (the old dry run checked "already present" first and said
+/// `already_present`); a new bundle under a taken name is `name_taken` for both.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dry_run_answers_what_the_import_would() {
+    let mut c = Cluster::new(Options::default());
+    c.bootstrap().await;
+    let cert = TestCert::new("dry.example.test");
+    c.api(0)
+        .post("/api/v1/certs", &cert.import(Some("dry")))
+        .await
+        .ok("import");
+    for (body, code) in [
+        (cert.import(Some("-bad")), "invalid_name"),
+        (
+            TestCert::new("other.example.test").import(Some("dry")),
+            "name_taken",
+        ),
+    ] {
+        let mut dry = body.clone();
+        dry["dry_run"] = json!(true);
+        let d = c.api(0).post("/api/v1/certs", &dry).await;
+        let r = c.api(0).post("/api/v1/certs", &body).await;
+        assert_eq!(r.error_code(), code, "{r}");
+        assert_eq!(
+            (d.status, d.error_code()),
+            (r.status, r.error_code()),
+            "dry run {d} vs import {r}"
+        );
+    }
+}
+
 /// Issue 22's crash injection: a bootstrap killed right after each of its steps (the marker
 /// written, the admin token written, the identity written, Raft initialized) comes back on
 /// the next start as a working one-node cluster: it leads, and the token in
