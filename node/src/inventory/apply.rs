@@ -1,6 +1,7 @@
 //! `apply`: one committed request → the next inventory state and the proposer's response.
 
 use super::model::*;
+use super::request::*;
 
 /// Applies one committed request. Deterministic: the same inventory and request give the same
 /// result on every node. A refusal leaves the inventory unchanged except for the audit record.

@@ -9,7 +9,8 @@
 //! `#[serde(default)]` decode; sealed blobs are CBOR byte strings (`serde_bytes`), not arrays.
 //! postcard was tried first: it cannot decode internally tagged enums.
 
-use super::model::{Inventory, Request};
+use super::model::Inventory;
+use super::request::Request;
 
 pub const ENTRY_FORMAT_V1: u8 = 1;
 pub const SNAPSHOT_FORMAT_V1: u8 = 1;

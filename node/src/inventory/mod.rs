@@ -7,9 +7,11 @@
 mod apply;
 pub mod codec;
 mod model;
+mod request;
 
 pub use apply::{apply, revoke_removed};
 pub use model::*;
+pub use request::*;
 
 #[cfg(test)]
 mod tests;
