@@ -806,3 +806,47 @@ fn backup_create_and_restore() {
     assert!(run.stderr.contains("--force"), "{run}");
     mock.no_request();
 }
+
+/// Issue 13: the compiler, not a feature flag, keeps server code out of the CLI. Its
+/// dependency tree (normal edges, as a whole-workspace build resolves it) holds the pure
+/// core and no Raft, storage, HTTP-server or node crate.
+#[test]
+fn the_cli_links_no_server_code() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .args([
+            "tree",
+            "--offline",
+            "-p",
+            "certraft-cli",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run cargo tree");
+    let tree = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "cargo tree failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        tree.lines().any(|l| l.starts_with("certraft-core ")),
+        "{tree}"
+    );
+    for server in [
+        "openraft ",
+        "redb ",
+        "axum ",
+        "certraft-node ",
+        "tracing-subscriber ",
+    ] {
+        assert!(
+            !tree.lines().any(|l| l.starts_with(server)),
+            "the CLI depends on {server}:\n{tree}"
+        );
+    }
+}

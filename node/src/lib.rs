@@ -13,29 +13,17 @@
 //!   [`datadir`], [`pki`], [`http`], [`slots`], [`log_limit`], [`recover`].
 
 pub mod api;
-pub mod backup;
-pub mod bundle;
-pub mod clock;
-#[cfg(feature = "server")]
 pub mod config;
-#[cfg(feature = "server")]
 pub mod datadir;
-#[cfg(feature = "server")]
 pub mod http;
-pub mod inventory;
-#[cfg(feature = "server")]
 pub mod log_limit;
-#[cfg(feature = "server")]
 pub mod node;
-#[cfg(feature = "server")]
 pub mod pki;
-#[cfg(feature = "server")]
 pub mod raft;
-#[cfg(feature = "server")]
 pub mod recover;
-#[cfg(feature = "server")]
 pub mod slots;
-#[cfg(feature = "server")]
 pub mod store;
-#[cfg(feature = "server")]
 pub mod tls;
+
+/// The pure core, re-exported so `certraft::bundle` and the rest keep their paths.
+pub use certraft_core::{backup, bundle, clock, inventory};

@@ -586,8 +586,8 @@ mod tests {
     use crate::bundle::formats::parse_file;
 
     fn files() -> Vec<ParsedFile> {
-        let chain = include_bytes!("../../tests/fixtures/fullchain-ec256.pem");
-        let key = include_bytes!("../../tests/fixtures/ec256.key");
+        let chain = include_bytes!("../../../tests/fixtures/fullchain-ec256.pem");
+        let key = include_bytes!("../../../tests/fixtures/ec256.key");
         vec![
             parse_file("fullchain.pem", chain, None).unwrap(),
             parse_file("ec256.key", key, None).unwrap(),

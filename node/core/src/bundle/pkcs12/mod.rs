@@ -362,7 +362,7 @@ mod tests {
     /// passphrase shows the three certificates, and the empty passphrase does not open it.
     #[test]
     fn preflight_reads_an_openssl_pkcs12() {
-        let der = include_bytes!("../../../tests/fixtures/ec256.p12");
+        let der = include_bytes!("../../../../tests/fixtures/ec256.p12");
         let plan = preflight::read(der).unwrap();
         assert_eq!(plan.containers.len(), 1);
         let mut seen = plan.seen.clone();

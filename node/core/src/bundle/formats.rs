@@ -716,7 +716,7 @@ mod tests {
     /// A file over 1 MiB is refused unread; one of exactly 1 MiB is read.
     #[test]
     fn file_size_cap() {
-        let cert = include_bytes!("../../tests/fixtures/leaf-ec256.pem");
+        let cert = include_bytes!("../../../tests/fixtures/leaf-ec256.pem");
         let padded = |len: usize| {
             let mut v = cert.to_vec();
             v.resize(len, b'\n');
@@ -737,8 +737,8 @@ mod tests {
     /// any is parsed.
     #[test]
     fn pem_certificate_and_key_counts() {
-        let cert = include_bytes!("../../tests/fixtures/leaf-ec256.pem");
-        let key = include_bytes!("../../tests/fixtures/ec256.key");
+        let cert = include_bytes!("../../../tests/fixtures/leaf-ec256.pem");
+        let key = include_bytes!("../../../tests/fixtures/ec256.key");
         let repeat = |block: &[u8], n: usize| block.repeat(n);
         let cases = [
             (repeat(cert, MAX_CERTS_PER_FILE), None),

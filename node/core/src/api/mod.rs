@@ -1,0 +1,3 @@
+//! The admin API's wire types, shared by the node's server and the CLI.
+
+pub mod dto;
