@@ -4,7 +4,6 @@
 //!
 //! Every run has stdin null and no `CERTRAFT_*` variable unless the test sets it.
 
-mod support;
 
 use std::net::TcpListener;
 
@@ -14,8 +13,8 @@ use certraft::api::dto::{
     ImportOutcome, ImportResponse, JoinTokenResponse, Member,
 };
 use certraft::inventory::NodeRole;
-use support::admin::{answer, api_error, ok_json, MockAdmin, Trust, TOKEN};
-use support::*;
+use crate::support::admin::{answer, api_error, ok_json, MockAdmin, Trust, TOKEN};
+use crate::support::*;
 
 /// A port nothing listens on: bound, then released.
 fn free_port() -> u16 {

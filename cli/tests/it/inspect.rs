@@ -3,10 +3,9 @@
 //! Every test runs the real executable with stdin null and no `CERTRAFT_PASSPHRASE`
 //! (unless the test sets it), so no terminal prompt can happen.
 
-mod support;
 
 use serde_json::Value;
-use support::*;
+use crate::support::*;
 
 // ---------------------------------------------------------------------------------------
 // 1. The fixture table, mirroring node/tests/bundle.rs.

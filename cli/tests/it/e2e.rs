@@ -5,14 +5,13 @@
 //! Every `certraft` run has stdin null and no `CERTRAFT_*` variable; the nodes are reached
 //! with `--server` and the first node's `ca.pem` and `admin.token`, as an operator would.
 
-mod support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::Value;
-use support::node::{Cluster, DataDir};
-use support::*;
+use crate::support::node::{Cluster, DataDir};
+use crate::support::*;
 
 // ---------------------------------------------------------------------------------------
 // Helpers

@@ -1,0 +1,9 @@
+//! The `certraft` CLI's integration tests, one binary: `inspect.rs` (the fixture table
+//! through the binary, offline), `commands.rs` (the cluster commands against a scripted
+//! TLS endpoint, `support/admin.rs`), `e2e.rs` (against real `certraft-node` processes,
+//! `support/node.rs`).
+
+mod commands;
+mod e2e;
+mod inspect;
+mod support;
