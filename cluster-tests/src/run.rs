@@ -143,7 +143,7 @@ impl Run {
                 "{}: {failed} failed handshakes while it was up (of {}); last: {:?}",
                 n.label,
                 h.ok.load(Ordering::Relaxed) + failed,
-                h.last_error.lock().unwrap()
+                h.last_error.lock().unwrap_or_else(|e| e.into_inner())
             );
         }
         let ops = self.history.ops();

@@ -8,6 +8,9 @@
 //! `CERTRAFT_IMAGE` for another tag). Without them the tests skip with the reason, except
 //! under `CI=true`, where they fail. Env: `CYCLES`, `SEED` (see `loopback.rs`).
 
+// Tests: `unwrap` is how a test says "this cannot fail here".
+#![allow(clippy::unwrap_used)]
+
 use std::time::{Duration, Instant};
 
 use certraft_cluster_tests::cluster::{Cluster, Role};

@@ -8,6 +8,9 @@
 //!
 //! Env: `CYCLES` (fault cycles per test), `SEED`.
 
+// Tests: `unwrap` is how a test says "this cannot fail here".
+#![allow(clippy::unwrap_used)]
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;

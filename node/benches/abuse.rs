@@ -11,6 +11,9 @@
 //! `NODE_NOFILE=1024` runs the node under that open-files limit (a common default). The node
 //! is pinned to CPU 0; the load runs on the other core.
 
+// A measuring tool, like a test: it stops on anything unexpected.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::net::{IpAddr, SocketAddr};

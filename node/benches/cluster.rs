@@ -10,6 +10,9 @@
 //!
 //! Run: `cargo bench -p certraft-node --bench cluster` (env `RUNS`, `N` override the counts).
 
+// A measuring tool, like a test: it stops on anything unexpected.
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;

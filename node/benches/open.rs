@@ -7,6 +7,9 @@
 //!
 //! Run: `taskset -c 0 cargo bench -p certraft-node --bench open` (env OPEN_BENCH_N to change N).
 
+// A measuring tool, like a test: it stops on anything unexpected.
+#![allow(clippy::unwrap_used)]
+
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

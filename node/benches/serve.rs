@@ -22,6 +22,9 @@
 //!
 //! Run: `cargo bench -p certraft-node --bench serve` (env `SECS`, `RUNS`, `CONC` too).
 
+// A measuring tool, like a test: it stops on anything unexpected.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::collections::HashMap;

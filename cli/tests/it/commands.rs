@@ -4,17 +4,16 @@
 //!
 //! Every run has stdin null and no `CERTRAFT_*` variable unless the test sets it.
 
-
 use std::net::TcpListener;
 
+use crate::support::admin::{answer, api_error, ok_json, MockAdmin, Trust, TOKEN};
+use crate::support::*;
 use base64::Engine;
 use certraft::api::dto::{
     CertList, CertSummary, ClusterStatus, DefaultCert, Done, ExportFormat, ExportResponse,
     ImportOutcome, ImportResponse, JoinTokenResponse, Member,
 };
 use certraft::inventory::NodeRole;
-use crate::support::admin::{answer, api_error, ok_json, MockAdmin, Trust, TOKEN};
-use crate::support::*;
 
 /// A port nothing listens on: bound, then released.
 fn free_port() -> u16 {

@@ -5,13 +5,12 @@
 //! Every `certraft` run has stdin null and no `CERTRAFT_*` variable; the nodes are reached
 //! with `--server` and the first node's `ca.pem` and `admin.token`, as an operator would.
 
-
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde_json::Value;
 use crate::support::node::{Cluster, DataDir};
 use crate::support::*;
+use serde_json::Value;
 
 // ---------------------------------------------------------------------------------------
 // Helpers

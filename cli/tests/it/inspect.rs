@@ -3,9 +3,8 @@
 //! Every test runs the real executable with stdin null and no `CERTRAFT_PASSPHRASE`
 //! (unless the test sets it), so no terminal prompt can happen.
 
-
-use serde_json::Value;
 use crate::support::*;
+use serde_json::Value;
 
 // ---------------------------------------------------------------------------------------
 // 1. The fixture table, mirroring node/tests/bundle.rs.

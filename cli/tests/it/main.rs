@@ -3,6 +3,9 @@
 //! TLS endpoint, `support/admin.rs`), `e2e.rs` (against real `certraft-node` processes,
 //! `support/node.rs`).
 
+// Tests: `unwrap` is how a test says "this cannot fail here".
+#![allow(clippy::unwrap_used)]
+
 mod commands;
 mod e2e;
 mod inspect;

@@ -37,10 +37,11 @@ mod snapshot;
 #[cfg(test)]
 mod tests;
 
+pub use crate::inventory::ServingDelta;
 pub use log::LogStore;
 pub use recover::{force_single_node, last_membership, Recovered};
 use sm::*;
-pub use sm::{ServingDelta, ServingSink, StateDigest, StateMachineStore};
+pub use sm::{ServingSink, StateDigest, StateMachineStore};
 use snapshot::*;
 
 const LOGS: TableDefinition<u64, &[u8]> = TableDefinition::new("logs");

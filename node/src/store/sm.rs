@@ -2,7 +2,6 @@
 //! committed entry, the serving plane's deltas, snapshots built and installed, and the
 //! state digest.
 
-use std::fmt::Debug;
 use std::io::Cursor;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -30,47 +29,6 @@ pub(super) struct SmState {
 
 /// Receives each applied batch's [`ServingDelta`] synchronously.
 pub type ServingSink = Box<dyn Fn(ServingDelta) + Send + Sync>;
-
-/// What one applied batch changed for serving: the new state of every touched bundle (only
-/// those), and the default. `full` after a snapshot install: every bundle is listed.
-#[derive(Debug, Default)]
-pub struct ServingDelta {
-    /// Active bundles to serve (as they are now).
-    pub upserts: Vec<crate::inventory::StoredBundle>,
-    /// Names to stop serving (removed or retired).
-    pub removes: Vec<String>,
-    pub default: Option<String>,
-    pub full: bool,
-    /// The log index this delta brings the index to.
-    pub applied: Option<u64>,
-    /// The session-ticket keys, when they changed (always in a full delta).
-    pub ticket_keys: Option<Vec<crate::inventory::TicketKey>>,
-}
-
-impl ServingDelta {
-    fn of_names<'a>(inv: &Inventory, names: impl IntoIterator<Item = &'a String>) -> Self {
-        let mut d = ServingDelta {
-            default: inv.default.clone(),
-            ..Default::default()
-        };
-        for name in names {
-            match inv.bundles.get(name) {
-                Some(b) if b.status == crate::inventory::BundleStatus::Active => {
-                    d.upserts.push(b.clone())
-                }
-                _ => d.removes.push(name.clone()),
-            }
-        }
-        d
-    }
-
-    fn full(inv: &Inventory) -> Self {
-        let mut d = Self::of_names(inv, inv.bundles.keys());
-        d.full = true;
-        d.ticket_keys = Some(inv.ticket_keys.clone());
-        d
-    }
-}
 
 /// An applied index and the digest of the state at it.
 pub type StateDigest = (Option<u64>, [u8; 32]);

@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::bundle::Keyring;
-use crate::store::ServingDelta;
+use crate::inventory::ServingDelta;
 use index::{CertIndex, Matched, Served};
 
 use crate::clock::unix_now as now;

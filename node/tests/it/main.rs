@@ -2,6 +2,9 @@
 //! (`tests/fixtures/generate.sh`) through the public library API, and real `certraft-node`
 //! processes forming clusters (`support::cluster`).
 
+// Tests: `unwrap` is how a test says "this cannot fail here".
+#![allow(clippy::unwrap_used)]
+
 mod cluster;
 mod formats;
 mod properties;
@@ -9,6 +12,7 @@ mod proxy;
 mod security;
 mod serving;
 mod support;
+mod tidy;
 mod trust;
 mod upgrade;
 mod wire_fuzz;

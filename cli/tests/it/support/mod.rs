@@ -1,7 +1,6 @@
 //! Helpers for running the real `certraft` binary against the node crate's fixtures, a
 //! scripted admin endpoint ([`admin`]) and real `certraft-node` processes ([`node`]).
 
-
 pub mod admin;
 pub mod node;
 

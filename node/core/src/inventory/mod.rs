@@ -6,10 +6,12 @@
 
 mod apply;
 pub mod codec;
+mod delta;
 mod model;
 mod request;
 
 pub use apply::{apply, revoke_removed};
+pub use delta::ServingDelta;
 pub use model::*;
 pub use request::*;
 
