@@ -1,5 +1,5 @@
-//! Clusters of real `certraft-node` processes on loopback, and the faults done to them:
-//! `kill -9` and restart, SIGSTOP/SIGCONT, SIGTERM.
+//! Clusters of real `certraft-node` processes on loopback or in containers: start, form,
+//! wait; the faults done to them are in [`crate::faults`].
 //!
 //! Every process is killed when the [`Cluster`] is dropped; when the test is failing, the
 //! drop keeps the temp dir (data dirs and full logs) and prints where it is.
@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::client::{Admin, Reply};
+use crate::faults::mount_tmpfs;
 use crate::ports::free_port;
 
 /// How long a node may take to start, a cluster to elect or catch up. Generous: CI runs
@@ -62,7 +63,7 @@ pub fn binary(name: &str) -> PathBuf {
 }
 
 /// How a node runs.
-enum Run {
+pub(crate) enum Run {
     /// A process on loopback.
     Proc(Option<std::process::Child>),
     /// A container on the cluster's private Docker network.
@@ -82,9 +83,9 @@ pub struct Node {
     pub admin: u16,
     pub cluster: u16,
     pub serve: u16,
-    log: PathBuf,
-    run: Run,
-    paused: bool,
+    pub(crate) log: PathBuf,
+    pub(crate) run: Run,
+    pub(crate) paused: bool,
 }
 
 impl Node {
@@ -108,7 +109,7 @@ impl Node {
         }
     }
 
-    fn spawn_process(&mut self, join: Option<(&str, &str)>) {
+    pub(crate) fn spawn_process(&mut self, join: Option<(&str, &str)>) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -142,7 +143,7 @@ impl Node {
         self.paused = false;
     }
 
-    fn signal(&self, sig: &str) {
+    pub(crate) fn signal(&self, sig: &str) {
         match &self.run {
             Run::Proc(Some(c)) => {
                 let _ = std::process::Command::new("kill")
@@ -173,7 +174,7 @@ impl Node {
 const LOG_FILTER: &str = "info,openraft=warn,openraft::replication=error";
 
 /// The file [`Cluster::fill_disk`] fills a disk with.
-const FILLER: &str = "filler.root";
+pub(crate) const FILLER: &str = "filler.root";
 
 /// Snapshots (and log purges) every this many entries, so a node that was cut off for a
 /// while needs a snapshot to catch up.
@@ -182,13 +183,13 @@ const SNAPSHOT_EVERY: &str = "50";
 /// The nodes of one cluster (processes or containers) in one temp dir, with an admin
 /// client trusting its CA.
 pub struct Cluster {
-    dir: tempfile::TempDir,
+    pub(crate) dir: tempfile::TempDir,
     pub nodes: Vec<Node>,
     pub admin: Option<Admin>,
     /// The private network of a container cluster.
-    network: Option<crate::docker::Network>,
+    pub(crate) network: Option<crate::docker::Network>,
     /// Data dirs on their own small tmpfs (see [`Cluster::start_containers_on_own_disks`]).
-    disks: Vec<PathBuf>,
+    pub(crate) disks: Vec<PathBuf>,
 }
 
 impl Cluster {
@@ -274,7 +275,7 @@ impl Cluster {
     }
 
     /// Starts node `i` for the first time (joining through `join` unless it bootstraps).
-    fn first_start(&mut self, i: usize, join: Option<(&str, &str)>) {
+    pub(crate) fn first_start(&mut self, i: usize, join: Option<(&str, &str)>) {
         match &self.nodes[i].run {
             Run::Proc(_) => self.nodes[i].spawn_process(join),
             Run::Container { .. } => {
@@ -334,7 +335,7 @@ impl Cluster {
 
     /// Starts node `i` on its (empty) data dir with a join token for its role from node
     /// `via`, joining through `via`; waits until it knows a leader.
-    async fn join(&mut self, i: usize, via: usize) {
+    pub(crate) async fn join(&mut self, i: usize, via: usize) {
         let role = self.nodes[i].role;
         let reply = self
             .call_ok(
@@ -476,182 +477,6 @@ impl Cluster {
         }
     }
 
-    // ---- faults ----------------------------------------------------------------------
-
-    /// `kill -9` (a process is reaped; a container stays, stopped, with its data).
-    pub fn kill9(&mut self, i: usize) {
-        let n = &mut self.nodes[i];
-        if n.paused {
-            n.signal("CONT");
-        }
-        match &mut n.run {
-            Run::Proc(child) => {
-                if let Some(mut c) = child.take() {
-                    let _ = c.kill();
-                    let _ = c.wait();
-                }
-            }
-            Run::Container { name } => {
-                let _ = crate::docker::docker(&["kill", "-s", "KILL", name]);
-            }
-        }
-        n.paused = false;
-    }
-
-    /// Starts a killed node again on its data dir (no join flags matter: it resumes).
-    pub fn restart(&mut self, i: usize) {
-        match &self.nodes[i].run {
-            Run::Proc(Some(_)) => panic!("{} is running", self.nodes[i].label),
-            Run::Proc(None) => self.nodes[i].spawn_process(None),
-            Run::Container { name } => {
-                crate::docker::docker(&["start", name]).unwrap_or_else(|e| panic!("{e}"));
-            }
-        }
-    }
-
-    /// SIGSTOP: the node holds its sockets but does nothing.
-    pub fn pause(&mut self, i: usize) {
-        self.nodes[i].signal("STOP");
-        self.nodes[i].paused = true;
-    }
-
-    /// SIGCONT after [`Cluster::pause`].
-    pub fn resume(&mut self, i: usize) {
-        self.nodes[i].signal("CONT");
-        self.nodes[i].paused = false;
-    }
-
-    /// Drops every packet between `a` and each of `others` (both ways), inside the
-    /// containers' network namespaces. Container clusters only.
-    pub fn partition(&self, a: usize, others: &[usize]) {
-        for &b in others {
-            self.drop_from(a, b);
-            self.drop_from(b, a);
-        }
-    }
-
-    /// `to` drops every packet from `from` (one way). Container clusters only.
-    pub fn drop_from(&self, to: usize, from: usize) {
-        let net = self
-            .network
-            .as_ref()
-            .expect("partitions need a container cluster");
-        net.drop_from(
-            self.nodes[to].container().expect("container"),
-            &self.nodes[from].host,
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-    }
-
-    /// Removes every partition rule.
-    pub fn heal(&self) {
-        let net = self
-            .network
-            .as_ref()
-            .expect("partitions need a container cluster");
-        for n in &self.nodes {
-            net.heal(n.container().expect("container"))
-                .unwrap_or_else(|e| panic!("{e}"));
-        }
-    }
-
-    /// Fills node `i`'s disk (its data dir must be its own filesystem: see
-    /// [`Cluster::start_containers_on_own_disks`]) with a file the node cannot remove, to
-    /// the last byte. Returns the bytes written.
-    pub fn fill_disk(&self, i: usize) -> u64 {
-        use std::io::Write;
-        let dir = &self.nodes[i].data_dir;
-        assert!(
-            self.disks.contains(dir),
-            "{} has no disk of its own to fill",
-            self.nodes[i].label
-        );
-        let mut f = std::fs::File::create(dir.join(FILLER)).expect("create the filler");
-        let mut written = 0u64;
-        for size in [1 << 20, 4096, 1] {
-            let chunk = vec![0u8; size];
-            loop {
-                match f.write(&chunk) {
-                    Ok(0) => break,
-                    Ok(n) => written += n as u64,
-                    Err(e) if e.raw_os_error() == Some(28) => break, // ENOSPC
-                    Err(e) => panic!("filling {}: {e}", dir.display()),
-                }
-            }
-        }
-        let _ = f.sync_all();
-        written
-    }
-
-    /// Frees what [`Cluster::fill_disk`] took.
-    pub fn free_disk(&self, i: usize) {
-        let path = self.nodes[i].data_dir.join(FILLER);
-        std::fs::remove_file(&path).unwrap_or_else(|e| panic!("rm {}: {e}", path.display()));
-    }
-
-    /// Replaces node `i` under load, as an operator replaces a dead appliance: removes it
-    /// from the membership through another node, destroys it with its data, and joins a
-    /// new node with the same role at the same address (a new node id) through another
-    /// node. Returns once the new node is in its role and has applied the leader's commit.
-    pub async fn replace(&mut self, i: usize) {
-        let via = (0..self.nodes.len())
-            .find(|&j| j != i && !self.nodes[j].paused)
-            .expect("another node");
-        let old = self.nodes[i].id;
-        self.call_ok(
-            via,
-            reqwest::Method::DELETE,
-            &format!("/api/v1/cluster/nodes/{old}"),
-            None,
-        )
-        .await;
-        self.kill9(i);
-        let n = &mut self.nodes[i];
-        if let Run::Container { name } = &n.run {
-            crate::docker::docker(&["rm", "-f", name]).unwrap_or_else(|e| panic!("{e}"));
-        }
-        for entry in std::fs::read_dir(&n.data_dir).expect("data dir") {
-            let path = entry.expect("data dir entry").path();
-            let gone = if path.is_dir() {
-                std::fs::remove_dir_all(&path)
-            } else {
-                std::fs::remove_file(&path)
-            };
-            gone.unwrap_or_else(|e| panic!("rm {}: {e}", path.display()));
-        }
-        n.id = 0;
-        self.join(i, via).await;
-        assert_ne!(
-            self.nodes[i].id, old,
-            "the new node got the removed node's id"
-        );
-        self.wait_members_settled().await;
-        self.wait_caught_up(i).await;
-    }
-
-    /// Waits until node `i` has applied (and, serving, swapped in) the leader's commit
-    /// index as it was when this was called.
-    pub async fn wait_caught_up(&self, i: usize) {
-        let leader = self.leader().await.expect("a leader");
-        let status = self
-            .call_ok(leader, reqwest::Method::GET, "/api/v1/cluster", None)
-            .await;
-        let target = status.body["committed"].as_u64().unwrap_or(0);
-        let what = format!("{} to apply index {target}", self.nodes[i].label);
-        let serves = self.nodes[i].role.serves();
-        self.wait_for(&what, PATIENCE, || async {
-            let v = self.readyz(i).await?;
-            let applied = v["last_applied"].as_u64().unwrap_or(0);
-            let serving = v["serving_applied"].as_u64().unwrap_or(0);
-            if applied >= target && (!serves || serving >= target) {
-                Ok(())
-            } else {
-                Err(v.to_string())
-            }
-        })
-        .await
-    }
-
     /// Every node's log tail, for failure messages.
     pub fn log_tails(&self, lines: usize) -> String {
         self.nodes
@@ -687,21 +512,4 @@ impl Drop for Cluster {
             }
         }
     }
-}
-
-/// Mounts a tmpfs of `mib` MiB on `path`, owned by the image's user (10001).
-fn mount_tmpfs(path: &Path, mib: u64) {
-    let options = format!("size={mib}m,uid=10001,gid=10001,mode=0700");
-    crate::docker::run(
-        "mount",
-        &[
-            "-t",
-            "tmpfs",
-            "-o",
-            &options,
-            "certraft-disk",
-            &path.to_string_lossy(),
-        ],
-    )
-    .unwrap_or_else(|e| panic!("a small disk for a node needs root to mount a tmpfs: {e}"));
 }

@@ -20,6 +20,7 @@ pub mod checker;
 pub mod client;
 pub mod cluster;
 pub mod docker;
+pub mod faults;
 pub mod fixtures;
 pub mod history;
 pub mod hostile;
