@@ -3,7 +3,8 @@
 //! real TLS handshakes on every node, and every client operation checked for per-key
 //! linearizability.
 //!
-//! - [`cluster`]: process and container clusters and their faults.
+//! - [`cluster`], [`faults`]: process and container clusters, and the faults done to them.
+//! - [`cases`]: the one table of fixture cases the node's and the CLI's tests both run.
 //! - [`docker`]: the engine, private networks, iptables partitions.
 //! - [`client`]: the admin API client and the TLS prober.
 //! - [`fixtures`]: the OpenSSL-made certificates the registers hold.
@@ -16,6 +17,7 @@
 //! - [`ports`], [`logs`]: free loopback ports and node log tails, also used by the node's
 //!   and the CLI's integration tests and benches (as a dev-dependency).
 
+pub mod cases;
 pub mod checker;
 pub mod client;
 pub mod cluster;
