@@ -281,7 +281,9 @@ impl Hostile {
                     .send()
                     .await
                 {
-                    if !matches!(resp.status().as_u16(), 401 | 429 | 503) {
+                    // Refused (401), limited (429), or no leader to decide (503; 504 when
+                    // the leader the request was forwarded to died under it): no grant.
+                    if !matches!(resp.status().as_u16(), 401 | 429 | 503 | 504) {
                         report
                             .admitted
                             .push(format!("a made-up join secret at node {id}: {}", resp.status()));

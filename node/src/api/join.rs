@@ -121,7 +121,12 @@ pub async fn join(
     let hash = token_hash(&body.secret);
     let mut token_role = usable(&st.sm.inventory(), &hash, unix_now()).map(|t| t.role);
     if token_role.is_none() {
-        let inv = st.read_barrier().await?;
+        // Nothing has been done yet: a leader that cannot confirm itself in time answers
+        // 503 (retry), never 504 (which says a change may have happened).
+        let inv = st.read_barrier().await.map_err(|e| match e {
+            AppError::Timeout(m) => AppError::NoLeader(m),
+            other => other,
+        })?;
         token_role = usable(&inv, &hash, unix_now()).map(|t| t.role);
     }
     let Some(token_role) = token_role else {
