@@ -47,7 +47,7 @@ struct Phase {
 
 async fn run() {
     let secs: u64 = env_or("PHASE_SECS", 8);
-    let bin = std::env::var("CERTRAFT_NODE_BIN").unwrap_or_else(|_| BIN.to_string());
+    let bin = node_bin();
     println!(
         "abuse bench: {bin}, {secs} s per phase, node pinned to CPU 0, open-files limit {}",
         std::env::var("NODE_NOFILE").unwrap_or_else(|_| "inherited".into())

@@ -1,4 +1,6 @@
 //! Serving-plane benchmark (issue 4), side by side with Debian's nginx and HAProxy.
+//! `CERTRAFT_NODE_BIN=/path/to/certraft-node` measures another build of the node (the same
+//! load generator), for before/after comparisons.
 //!
 //! Parts (env `PARTS`, default all three):
 //!

@@ -14,6 +14,12 @@ use serde_json::{json, Value};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_certraft-node");
 
+/// The `certraft-node` to measure: `$CERTRAFT_NODE_BIN` (another build, side by side), else
+/// this build's.
+pub fn node_bin() -> String {
+    std::env::var("CERTRAFT_NODE_BIN").unwrap_or_else(|_| BIN.to_string())
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -52,7 +58,7 @@ impl Node {
             serve: free_port(),
             child: None,
             cpus: None,
-            bin: BIN.to_string(),
+            bin: node_bin(),
         }
     }
 
@@ -182,7 +188,7 @@ pub struct Cluster {
 impl Cluster {
     /// `size` nodes (the first bootstraps, the rest join as voters); `cpus` pins them all.
     pub async fn start(size: usize, cpus: Option<&str>) -> Cluster {
-        Cluster::start_with(size, cpus, BIN).await
+        Cluster::start_with(size, cpus, &node_bin()).await
     }
 
     /// Like [`Cluster::start`], running the `certraft-node` at `bin`.

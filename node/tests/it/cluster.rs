@@ -886,24 +886,7 @@ async fn a_restore_with_one_bundle_under_two_names_leaves_every_replica_identica
     }
     let learner = c.join_as(leader, "learner").await;
     c.wait_ready(learner).await;
-    let digests = c
-        .wait_for("every node at one applied index", PATIENCE, || async {
-            let mut seen = Vec::new();
-            for i in 0..c.nodes.len() {
-                let r = c.api(i).readyz().await?;
-                seen.push((r.0["digest_index"].clone(), r.0["state_digest"].clone()));
-            }
-            if seen.windows(2).all(|w| w[0].0 == w[1].0) {
-                Ok(seen)
-            } else {
-                Err(format!("{seen:?}"))
-            }
-        })
-        .await;
-    assert!(
-        digests.windows(2).all(|w| w[0] == w[1]),
-        "replicas diverged: {digests:?}"
-    );
+    c.assert_one_state().await;
     let snapshot = c.api(learner).readyz().await.unwrap();
     assert!(
         snapshot.0["snapshot_index"].as_u64().is_some(),

@@ -45,6 +45,24 @@ async fn audit_text(c: &Cluster, i: usize) -> String {
     c.api(i).get("/api/v1/audit").await.ok("audit")["records"].to_string()
 }
 
+/// A fresh learner join token's secret, made through node `leader`.
+async fn learner_join_secret(c: &Cluster, leader: usize) -> String {
+    let token = c
+        .api(leader)
+        .post("/api/v1/cluster/join-tokens", &json!({"role": "learner"}))
+        .await
+        .ok("join token")["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    token.split('.').nth(1).unwrap().to_string()
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
 /// Waits until node `i`'s audit log contains `text`.
 async fn wait_audit(c: &Cluster, i: usize, text: &str) {
     c.wait_for(&format!("{text:?} in the audit log"), PATIENCE, || async {
@@ -337,22 +355,10 @@ async fn removal_closes_open_connections_and_ids_are_never_reused() {
         .contains(&format!("remove node {id}")));
 
     // Its id is never given again: a join asking for it is refused and uses no token.
-    let token = c
-        .api(leader)
-        .post("/api/v1/cluster/join-tokens", &json!({"role": "learner"}))
-        .await
-        .ok("join token")["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let secret = token.split('.').nth(1).unwrap().to_string();
+    let secret = learner_join_secret(&c, leader).await;
     let (csr, _key) = certraft::pki::node_key_and_csr().unwrap();
-    let b64 = |b: &[u8]| {
-        use base64::Engine;
-        base64::engine::general_purpose::STANDARD.encode(b)
-    };
     let join = |node_id: Option<u64>| {
-        json!({"secret": secret, "csr": b64(&csr), "node_id": node_id,
+        json!({"secret": secret, "csr": b64(&csr[..]), "node_id": node_id,
                "cluster_addr": "127.0.0.1:1", "admin_addr": "127.0.0.1:2"})
     };
     let open = c.api(leader).with_token(None);
@@ -674,19 +680,7 @@ async fn worst_snapshot_offsets_csrs_and_body_sizes_are_refused_at_no_cost() {
     assert_eq!(c.api(follower).get("/healthz").await.status, 200);
 
     // A join with a real token and an unusable CSR: 400, and the token still works.
-    let token = c
-        .api(leader)
-        .post("/api/v1/cluster/join-tokens", &json!({"role": "learner"}))
-        .await
-        .ok("join token")["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let secret = token.split('.').nth(1).unwrap().to_string();
-    let b64 = |b: &[u8]| {
-        use base64::Engine;
-        base64::engine::general_purpose::STANDARD.encode(b)
-    };
+    let secret = learner_join_secret(&c, leader).await;
     let join = |csr: &[u8]| {
         json!({"secret": secret, "csr": b64(csr),
                "cluster_addr": "127.0.0.1:1", "admin_addr": "127.0.0.1:2"})

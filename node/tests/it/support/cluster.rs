@@ -500,6 +500,29 @@ impl Cluster {
         i
     }
 
+    /// Waits until every node reports its state digest at one applied index, then asserts
+    /// the digests are equal (issue 22's divergence check).
+    pub async fn assert_one_state(&self) {
+        let digests = self
+            .wait_for("every node at one applied index", PATIENCE, || async {
+                let mut seen = Vec::new();
+                for i in 0..self.nodes.len() {
+                    let r = self.api(i).readyz().await?;
+                    seen.push((r.0["digest_index"].clone(), r.0["state_digest"].clone()));
+                }
+                if seen.windows(2).all(|w| w[0].0 == w[1].0) {
+                    Ok(seen)
+                } else {
+                    Err(format!("{seen:?}"))
+                }
+            })
+            .await;
+        assert!(
+            digests.windows(2).all(|w| w[0] == w[1]),
+            "replicas diverged: {digests:?}"
+        );
+    }
+
     /// Starts a new node that bootstraps with a crash injected right after bootstrap step
     /// `step` (`CERTRAFT_TEST_CRASH_AT`); returns once that process has died. Restart it with
     /// [`Cluster::restart`], then [`Cluster::adopt_bootstrap`].
