@@ -10,13 +10,13 @@ use crate::output::Output;
 use crate::table::Table;
 
 #[derive(clap::Args, Debug)]
-pub struct AuditArgs {
+pub(crate) struct AuditArgs {
     /// Show the N most recent records (0: all the cluster keeps).
     #[arg(long, value_name = "N", default_value_t = 50)]
     pub limit: usize,
 }
 
-pub fn run(args: &AuditArgs, connect: &ConnectArgs) -> Result<Output, Failure> {
+pub(crate) fn run(args: &AuditArgs, connect: &ConnectArgs) -> Result<Output, Failure> {
     let client = Client::connect(connect)?;
     let reply = client.get::<AuditList>(&["audit"])?;
     let mut list = reply.body;

@@ -13,7 +13,7 @@ use crate::output::Output;
 use crate::passphrase;
 
 #[derive(Subcommand, Debug)]
-pub enum BackupCommand {
+pub(crate) enum BackupCommand {
     /// Write the whole inventory (every bundle, the default) to one file sealed with a
     /// passphrase.
     ///
@@ -42,7 +42,7 @@ pub enum BackupCommand {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct CreateArgs {
+pub(crate) struct CreateArgs {
     /// The file to write (mode 0600).
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
@@ -60,7 +60,7 @@ pub struct CreateArgs {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct RestoreArgs {
+pub(crate) struct RestoreArgs {
     /// A file written by `certraft backup create`.
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
@@ -70,7 +70,7 @@ pub struct RestoreArgs {
     pub passphrase_file: Option<PathBuf>,
 }
 
-pub fn run(command: &BackupCommand, connect: &ConnectArgs) -> Result<Output, Failure> {
+pub(crate) fn run(command: &BackupCommand, connect: &ConnectArgs) -> Result<Output, Failure> {
     match command {
         BackupCommand::Create(args) => create(args, connect),
         BackupCommand::Restore(args) => restore(args, connect),

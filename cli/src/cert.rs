@@ -21,7 +21,7 @@ use crate::table::Table;
 use crate::{duration, passphrase};
 
 #[derive(Subcommand, Debug)]
-pub enum CertCommand {
+pub(crate) enum CertCommand {
     /// Assemble a bundle from any mix of files, validate it locally (as `certraft inspect`
     /// does), then replicate it; prints its name and id (with -q, the id only).
     ///
@@ -111,7 +111,7 @@ pub enum CertCommand {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct ImportArgs {
+pub(crate) struct ImportArgs {
     #[command(flatten)]
     pub bundle: InspectArgs,
     /// Name of the bundle in the inventory (default: the leaf's first hostname, or its CN).
@@ -126,7 +126,7 @@ pub struct ImportArgs {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct ListArgs {
+pub(crate) struct ListArgs {
     /// Only certificates whose not-after is within this time from now (expired included):
     /// 30d, 12h, 90m, 3600s, 1w.
     #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
@@ -134,13 +134,13 @@ pub struct ListArgs {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct ShowArgs {
+pub(crate) struct ShowArgs {
     /// The certificate's name (see `certraft cert list`).
     pub name: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum FormatArg {
+pub(crate) enum FormatArg {
     /// PKCS#12 / PFX: key, leaf and chain, passphrase protected.
     P12,
     /// PEM: leaf and chain certificates, never the key.
@@ -148,7 +148,7 @@ pub enum FormatArg {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct ExportArgs {
+pub(crate) struct ExportArgs {
     /// The certificate's name (see `certraft cert list`).
     pub name: String,
     /// The file to write (mode 0600).
@@ -174,13 +174,13 @@ pub struct ExportArgs {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct DefaultArgs {
+pub(crate) struct DefaultArgs {
     /// The certificate to make the default; without it, show the current default.
     pub name: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]
-pub struct RotateArgs {
+pub(crate) struct RotateArgs {
     /// The certificate being replaced.
     #[arg(value_name = "OLD")]
     pub old: String,
@@ -195,7 +195,7 @@ pub struct RotateArgs {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct RemoveArgs {
+pub(crate) struct RemoveArgs {
     /// The certificate's name (see `certraft cert list`).
     pub name: String,
     /// Remove it even if it is the default or the only certificate serving a hostname.
@@ -203,7 +203,7 @@ pub struct RemoveArgs {
     pub force: bool,
 }
 
-pub fn run(command: &CertCommand, connect: &ConnectArgs) -> Result<Output, Failure> {
+pub(crate) fn run(command: &CertCommand, connect: &ConnectArgs) -> Result<Output, Failure> {
     match command {
         CertCommand::Import(args) => import(args, connect),
         CertCommand::List(args) => list(args, &Client::connect(connect)?),

@@ -18,19 +18,19 @@ use zeroize::Zeroizing;
 
 use crate::fail::{Exit, Failure};
 
-pub const DEFAULT_SERVER: &str = "https://127.0.0.1:9443";
-pub const ENV_SERVER: &str = "CERTRAFT_SERVER";
-pub const ENV_TOKEN: &str = "CERTRAFT_TOKEN";
-pub const ENV_DATA_DIR: &str = "CERTRAFT_DATA_DIR";
+pub(crate) const DEFAULT_SERVER: &str = "https://127.0.0.1:9443";
+pub(crate) const ENV_SERVER: &str = "CERTRAFT_SERVER";
+pub(crate) const ENV_TOKEN: &str = "CERTRAFT_TOKEN";
+pub(crate) const ENV_DATA_DIR: &str = "CERTRAFT_DATA_DIR";
 /// The node's default data dir, relative to where it runs.
-pub const DEFAULT_DATA_DIR: &str = "./certraft-data";
+pub(crate) const DEFAULT_DATA_DIR: &str = "./certraft-data";
 const TOKEN_FILE: &str = "admin.token";
 const CA_FILE: &str = "ca.pem";
 
 /// How to reach the cluster: global options of every cluster command.
 #[derive(clap::Args, Debug)]
 #[command(next_help_heading = "Cluster connection")]
-pub struct ConnectArgs {
+pub(crate) struct ConnectArgs {
     /// Admin endpoint (HTTPS) of any node of the cluster; writes are forwarded to the leader.
     #[arg(long, global = true, value_name = "URL", env = ENV_SERVER, default_value = DEFAULT_SERVER)]
     pub server: String,
@@ -72,13 +72,13 @@ impl fmt::Display for TokenSource {
 }
 
 /// A successful answer: the typed body and the JSON exactly as the server sent it.
-pub struct Reply<T> {
+pub(crate) struct Reply<T> {
     pub body: T,
     pub raw: serde_json::Value,
 }
 
 /// A connection to one node's admin API.
-pub struct Client {
+pub(crate) struct Client {
     http: Http,
     base: Url,
     /// `--server` as the user knows it, for messages.
@@ -92,7 +92,7 @@ pub struct Client {
 impl Client {
     /// Resolves the server, the cluster CA and the token, and builds the verified client.
     /// Nothing is sent yet.
-    pub fn connect(args: &ConnectArgs) -> Result<Client, Failure> {
+    pub(crate) fn connect(args: &ConnectArgs) -> Result<Client, Failure> {
         let (base, server) = parse_server(&args.server)?;
         let data_dir = data_dir();
         let ca_file = find_ca(args.ca_file.as_deref(), &data_dir, &server)?;
@@ -133,11 +133,11 @@ impl Client {
         })
     }
 
-    pub fn get<T: DeserializeOwned>(&self, path: &[&str]) -> Result<Reply<T>, Failure> {
+    pub(crate) fn get<T: DeserializeOwned>(&self, path: &[&str]) -> Result<Reply<T>, Failure> {
         self.send(Method::GET, path, &[], None::<&()>)
     }
 
-    pub fn post<B: Serialize, T: DeserializeOwned>(
+    pub(crate) fn post<B: Serialize, T: DeserializeOwned>(
         &self,
         path: &[&str],
         body: &B,
@@ -145,7 +145,7 @@ impl Client {
         self.send(Method::POST, path, &[], Some(body))
     }
 
-    pub fn put<B: Serialize, T: DeserializeOwned>(
+    pub(crate) fn put<B: Serialize, T: DeserializeOwned>(
         &self,
         path: &[&str],
         body: &B,
@@ -153,7 +153,7 @@ impl Client {
         self.send(Method::PUT, path, &[], Some(body))
     }
 
-    pub fn delete<T: DeserializeOwned>(
+    pub(crate) fn delete<T: DeserializeOwned>(
         &self,
         path: &[&str],
         query: &[(&str, &str)],

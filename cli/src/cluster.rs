@@ -14,7 +14,7 @@ use crate::output::{printable, Output};
 use crate::table::Table;
 
 #[derive(Subcommand, Debug)]
-pub enum ClusterCommand {
+pub(crate) enum ClusterCommand {
     /// Members, roles, health, the leader, the term and the log indices, as the node at
     /// --server sees them ('*' marks the leader).
     ///
@@ -72,7 +72,7 @@ impl From<RoleArg> for NodeRole {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct JoinTokenArgs {
+pub(crate) struct JoinTokenArgs {
     /// How long the token stays valid: 15m, 1h, 1d.
     #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = duration::parse)]
     pub ttl: Duration,
@@ -82,13 +82,13 @@ pub struct JoinTokenArgs {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct RemoveNodeArgs {
+pub(crate) struct RemoveNodeArgs {
     /// The node id (the ID column of `certraft cluster status`).
     #[arg(value_name = "NODE")]
     pub node: u64,
 }
 
-pub fn run(command: &ClusterCommand, connect: &ConnectArgs) -> Result<Output, Failure> {
+pub(crate) fn run(command: &ClusterCommand, connect: &ConnectArgs) -> Result<Output, Failure> {
     match command {
         ClusterCommand::Status => status(&Client::connect(connect)?),
         ClusterCommand::JoinToken(args) => join_token(args, connect),

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 /// Parses `<number><unit>` groups (units `s`, `m`, `h`, `d`, `w`); used as a clap value
 /// parser, so the error is the message clap shows (exit 2).
-pub fn parse(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let help = "write a number and a unit: 3600s, 90m, 12h, 30d, 1w (or a sum like 1h30m)";
     if text.is_empty() {
@@ -46,7 +46,7 @@ pub fn parse(text: &str) -> Result<Duration, String> {
 }
 
 /// The shortest exact rendering: `30d`, `1h30m`, `0s`.
-pub fn format(d: Duration) -> String {
+pub(crate) fn format(d: Duration) -> String {
     let mut secs = d.as_secs();
     if secs == 0 {
         return "0s".to_string();

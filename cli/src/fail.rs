@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 /// SPEC §2 exit codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
+pub(crate) enum Exit {
     /// Refused or failed: validation, conflict, not found, a TLS verification failure.
     Refused = 1,
     /// The command line is wrong or incomplete.
@@ -16,7 +16,7 @@ pub enum Exit {
 }
 
 #[derive(Debug)]
-pub struct Failure {
+pub(crate) struct Failure {
     pub exit: Exit,
     /// Stable and machine-readable: the server's code for API errors, else the CLI's own.
     pub code: String,
@@ -27,7 +27,7 @@ pub struct Failure {
 }
 
 impl Failure {
-    pub fn new(exit: Exit, code: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn new(exit: Exit, code: impl Into<String>, message: impl Into<String>) -> Self {
         Failure {
             exit,
             code: code.into(),
@@ -36,30 +36,30 @@ impl Failure {
         }
     }
 
-    pub fn refused(code: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn refused(code: impl Into<String>, message: impl Into<String>) -> Self {
         Failure::new(Exit::Refused, code, message)
     }
 
-    pub fn usage(code: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn usage(code: impl Into<String>, message: impl Into<String>) -> Self {
         Failure::new(Exit::Usage, code, message)
     }
 
-    pub fn unreachable(code: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn unreachable(code: impl Into<String>, message: impl Into<String>) -> Self {
         Failure::new(Exit::Unreachable, code, message)
     }
 
-    pub fn auth(code: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn auth(code: impl Into<String>, message: impl Into<String>) -> Self {
         Failure::new(Exit::Auth, code, message)
     }
 
-    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+    pub(crate) fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
     }
 
     /// Prints the failure (JSON on stdout with `--json`, else `error: …` and `hint: …` on
     /// stderr) and gives the exit status.
-    pub fn report(&self, json: bool) -> ExitCode {
+    pub(crate) fn report(&self, json: bool) -> ExitCode {
         if json {
             println!("{}", self.to_json());
         } else {
@@ -72,7 +72,7 @@ impl Failure {
     }
 
     /// `{"error":{"code","message"}}`, with `"hint"` only when there is one.
-    pub fn to_json(&self) -> serde_json::Value {
+    pub(crate) fn to_json(&self) -> serde_json::Value {
         let mut error = serde_json::json!({"code": self.code, "message": self.message});
         if let Some(hint) = &self.hint {
             error["hint"] = serde_json::Value::String(hint.clone());

@@ -16,7 +16,7 @@ use crate::output::Output;
 use crate::passphrase;
 
 #[derive(clap::Args, Debug)]
-pub struct InspectArgs {
+pub(crate) struct InspectArgs {
     /// Certificate, key and PKCS#12 files, in any order and any mix (PEM, DER, PKCS#8,
     /// encrypted PKCS#8, PKCS#1, SEC1, PKCS#12/PFX). The format is read from the content.
     #[arg(required = true, value_name = "FILE")]
@@ -34,7 +34,7 @@ pub struct InspectArgs {
 }
 
 /// What the local pre-flight found, and what to send the cluster when it passed.
-pub struct Checked {
+pub(crate) struct Checked {
     pub report: InspectReport,
     /// The files as read, for `POST /api/v1/certs` and `…/rotate`.
     pub uploads: Vec<UploadFile>,
@@ -44,7 +44,7 @@ pub struct Checked {
 }
 
 /// `certraft inspect`: the report, for every output mode.
-pub fn run(args: &InspectArgs) -> Result<Output, Failure> {
+pub(crate) fn run(args: &InspectArgs) -> Result<Output, Failure> {
     let report = check(args)?.report;
     Ok(Output::json(&report)?
         .human(report.to_human())
@@ -53,7 +53,7 @@ pub fn run(args: &InspectArgs) -> Result<Output, Failure> {
 
 /// Reads every file, assembles and validates the bundle exactly as import does, asking for a
 /// passphrase on the terminal when a file needs one that was not given.
-pub fn check(args: &InspectArgs) -> Result<Checked, Failure> {
+pub(crate) fn check(args: &InspectArgs) -> Result<Checked, Failure> {
     let mut passphrase = passphrase::given(args.passphrase_file.as_deref())?;
     let mut parsed: Vec<ParsedFile> = Vec::with_capacity(args.files.len());
     let mut uploads = Vec::with_capacity(args.files.len());

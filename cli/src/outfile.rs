@@ -9,13 +9,13 @@ use crate::fail::Failure;
 
 /// Whether an existing `--out` file may be replaced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Overwrite {
+pub(crate) enum Overwrite {
     Refuse,
     Replace,
 }
 
 impl Overwrite {
-    pub fn from_force(force: bool) -> Self {
+    pub(crate) fn from_force(force: bool) -> Self {
         if force {
             Overwrite::Replace
         } else {
@@ -26,7 +26,7 @@ impl Overwrite {
 
 /// Fails early, before any passphrase prompt or request, when `path` exists and may not be
 /// replaced. [`write`] checks again, atomically.
-pub fn check_free(path: &Path, overwrite: Overwrite) -> Result<(), Failure> {
+pub(crate) fn check_free(path: &Path, overwrite: Overwrite) -> Result<(), Failure> {
     if overwrite == Overwrite::Refuse && path.symlink_metadata().is_ok() {
         return Err(exists(path));
     }
@@ -34,7 +34,7 @@ pub fn check_free(path: &Path, overwrite: Overwrite) -> Result<(), Failure> {
 }
 
 /// Writes `bytes` to `path`, mode 0600 (also when replacing a file that had another mode).
-pub fn write(path: &Path, bytes: &[u8], overwrite: Overwrite) -> Result<(), Failure> {
+pub(crate) fn write(path: &Path, bytes: &[u8], overwrite: Overwrite) -> Result<(), Failure> {
     let mut options = OpenOptions::new();
     options.write(true);
     match overwrite {

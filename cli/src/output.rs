@@ -10,14 +10,14 @@ use crate::fail::Failure;
 
 /// `--json` and `-q` as given.
 #[derive(Debug, Clone, Copy)]
-pub struct Mode {
+pub(crate) struct Mode {
     pub json: bool,
     pub quiet: bool,
 }
 
 /// One command's result in every mode.
 #[derive(Debug, Default)]
-pub struct Output {
+pub(crate) struct Output {
     /// `--json`: printed on stdout (nothing else is printed); already pretty.
     json: String,
     /// Human mode: stdout.
@@ -32,7 +32,7 @@ pub struct Output {
 
 impl Output {
     /// Starts from the JSON answer, in its fields' declared order.
-    pub fn json(value: &impl Serialize) -> Result<Self, Failure> {
+    pub(crate) fn json(value: &impl Serialize) -> Result<Self, Failure> {
         let json = serde_json::to_string_pretty(value).map_err(|e| {
             Failure::refused(
                 "internal",
@@ -46,7 +46,7 @@ impl Output {
     }
 
     /// Starts from a JSON value already at hand (the server's answer, passed through whole).
-    pub fn raw(value: serde_json::Value) -> Self {
+    pub(crate) fn raw(value: serde_json::Value) -> Self {
         // Encoding a `Value` cannot fail: its map keys are strings.
         let json = serde_json::to_string_pretty(&value).unwrap_or_else(|_| value.to_string());
         Output {
@@ -56,7 +56,7 @@ impl Output {
     }
 
     /// A [`Done`] answer: its message, and the commit index.
-    pub fn done(raw: serde_json::Value, done: &Done) -> Self {
+    pub(crate) fn done(raw: serde_json::Value, done: &Done) -> Self {
         let mut human = format!("{}\n", done.message);
         if let Some(index) = done.index {
             let _ = writeln!(human, "committed at log index {index}");
@@ -64,29 +64,32 @@ impl Output {
         Output::raw(raw).human(human)
     }
 
-    pub fn human(mut self, text: impl Into<String>) -> Self {
+    pub(crate) fn human(mut self, text: impl Into<String>) -> Self {
         self.human = text.into();
         self
     }
 
-    pub fn quiet(mut self, text: impl Into<String>) -> Self {
+    pub(crate) fn quiet(mut self, text: impl Into<String>) -> Self {
         self.quiet = text.into();
         self
     }
 
-    pub fn note(mut self, text: impl Into<String>) -> Self {
+    pub(crate) fn note(mut self, text: impl Into<String>) -> Self {
         self.notes.push(text.into());
         self
     }
 
-    pub fn warnings<S: Into<String>>(mut self, warnings: impl IntoIterator<Item = S>) -> Self {
+    pub(crate) fn warnings<S: Into<String>>(
+        mut self,
+        warnings: impl IntoIterator<Item = S>,
+    ) -> Self {
         self.warnings.extend(warnings.into_iter().map(Into::into));
         self
     }
 
     /// Prints in `mode`: `--json` alone on stdout; else the answer on stdout (`-q`: the terse
     /// one), notes (not with `-q`) and warnings on stderr.
-    pub fn print(&self, mode: Mode) {
+    pub(crate) fn print(&self, mode: Mode) {
         if mode.json {
             println!("{}", self.json);
             return;
@@ -113,7 +116,7 @@ impl Output {
 /// Text for a terminal: every control character but newline and tab is written as a
 /// `\u{..}` escape, so a string from a server (a certificate subject, an audit line) can
 /// neither drive the terminal (ESC sequences) nor overwrite what was printed (CR).
-pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn printable(text: &str) -> std::borrow::Cow<'_, str> {
     let unsafe_char = |c: char| c.is_control() && c != '\n' && c != '\t';
     if !text.chars().any(unsafe_char) {
         return std::borrow::Cow::Borrowed(text);

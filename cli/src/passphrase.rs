@@ -9,10 +9,10 @@ use certraft::bundle::Passphrase;
 
 use crate::fail::Failure;
 
-pub const ENV_PASSPHRASE: &str = "CERTRAFT_PASSPHRASE";
+pub(crate) const ENV_PASSPHRASE: &str = "CERTRAFT_PASSPHRASE";
 
 /// The passphrase given up front, if any: the file wins over the environment.
-pub fn given(file: Option<&Path>) -> Result<Option<Passphrase>, Failure> {
+pub(crate) fn given(file: Option<&Path>) -> Result<Option<Passphrase>, Failure> {
     if let Some(path) = file {
         let bytes = std::fs::read(path).map_err(|e| {
             Failure::refused(
@@ -40,13 +40,13 @@ pub fn given(file: Option<&Path>) -> Result<Option<Passphrase>, Failure> {
 }
 
 /// Asks on the terminal, when there is one; `None` when stdin is not a TTY.
-pub fn prompt(for_file: &Path) -> Result<Option<Passphrase>, Failure> {
+pub(crate) fn prompt(for_file: &Path) -> Result<Option<Passphrase>, Failure> {
     ask(&format!("passphrase for {}: ", for_file.display()))
 }
 
 /// How strong a new passphrase must be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Strength {
+pub(crate) enum Strength {
     /// At least [`MIN_PASSPHRASE_CHARS`] characters.
     Required,
     /// Anything but empty (`--allow-weak-passphrase`).
@@ -54,7 +54,7 @@ pub enum Strength {
 }
 
 impl Strength {
-    pub fn from_flag(allow_weak: bool) -> Self {
+    pub(crate) fn from_flag(allow_weak: bool) -> Self {
         if allow_weak {
             Strength::WeakAllowed
         } else {
@@ -67,7 +67,7 @@ impl Strength {
 /// backup): `--passphrase-file`, else `CERTRAFT_PASSPHRASE`, else asked twice on a terminal.
 /// Never empty, and at least [`MIN_PASSPHRASE_CHARS`] characters unless `strength` allows a
 /// weak one. `what` names the thing, for messages ("the PKCS#12 export of web").
-pub fn for_new_secret(
+pub(crate) fn for_new_secret(
     file: Option<&Path>,
     what: &str,
     strength: Strength,
@@ -113,7 +113,7 @@ pub fn for_new_secret(
 
 /// The passphrase of something that exists (a backup to restore): `--passphrase-file`, else
 /// `CERTRAFT_PASSPHRASE`, else asked once on a terminal.
-pub fn for_existing_secret(file: Option<&Path>, what: &str) -> Result<Passphrase, Failure> {
+pub(crate) fn for_existing_secret(file: Option<&Path>, what: &str) -> Result<Passphrase, Failure> {
     if let Some(p) = given(file)? {
         return Ok(p);
     }

@@ -1,13 +1,13 @@
 //! Plain-text tables for human output: a header row, left-aligned columns two spaces apart,
 //! no trailing blanks.
 
-pub struct Table {
+pub(crate) struct Table {
     header: Vec<String>,
     rows: Vec<Vec<String>>,
 }
 
 impl Table {
-    pub fn new<S: Into<String>>(header: impl IntoIterator<Item = S>) -> Self {
+    pub(crate) fn new<S: Into<String>>(header: impl IntoIterator<Item = S>) -> Self {
         Table {
             header: header.into_iter().map(Into::into).collect(),
             rows: Vec::new(),
@@ -15,11 +15,11 @@ impl Table {
     }
 
     /// Adds a row; missing cells are blank, extra cells are kept.
-    pub fn row<S: Into<String>>(&mut self, cells: impl IntoIterator<Item = S>) {
+    pub(crate) fn row<S: Into<String>>(&mut self, cells: impl IntoIterator<Item = S>) {
         self.rows.push(cells.into_iter().map(Into::into).collect());
     }
 
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let columns = self
             .rows
             .iter()

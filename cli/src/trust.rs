@@ -22,7 +22,7 @@ use crate::fail::Failure;
 
 /// A removed member's certificate was presented: which node, from which list.
 #[derive(Debug)]
-pub struct RemovedMember {
+pub(crate) struct RemovedMember {
     pub node: u64,
     pub sha256: String,
     pub list: PathBuf,
@@ -43,7 +43,7 @@ impl fmt::Display for RemovedMember {
 impl std::error::Error for RemovedMember {}
 
 /// The path of the revoked list that goes with `ca_file`.
-pub fn revoked_list_path(ca_file: &Path) -> PathBuf {
+pub(crate) fn revoked_list_path(ca_file: &Path) -> PathBuf {
     ca_file
         .parent()
         .unwrap_or_else(|| Path::new("."))
@@ -53,7 +53,7 @@ pub fn revoked_list_path(ca_file: &Path) -> PathBuf {
 /// The rustls client configuration: ring, safe default protocol versions, roots = the
 /// certificates in the CA file, no client certificate, and the removed members' certificates
 /// (when the list exists beside the CA file) refused.
-pub fn tls_config(ca_file: &Path) -> Result<rustls::ClientConfig, Failure> {
+pub(crate) fn tls_config(ca_file: &Path) -> Result<rustls::ClientConfig, Failure> {
     let ca = ca_file.display();
     let bytes = std::fs::read(ca_file).map_err(|e| {
         Failure::usage(
@@ -246,7 +246,7 @@ pub(crate) mod tests {
         }
     }
 
-    pub fn test_ca_pem() -> Vec<u8> {
+    pub(crate) fn test_ca_pem() -> Vec<u8> {
         std::fs::read(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../node/tests/fixtures/root.pem"

@@ -12,22 +12,22 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use serde_json::{json, Value};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_certraft-node");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_certraft-node");
 
 /// The `certraft-node` to measure: `$CERTRAFT_NODE_BIN` (another build, side by side), else
 /// this build's.
-pub fn node_bin() -> String {
+pub(crate) fn node_bin() -> String {
     std::env::var("CERTRAFT_NODE_BIN").unwrap_or_else(|_| BIN.to_string())
 }
 
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free loopback port")
 }
 
-pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+pub(crate) fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
@@ -35,7 +35,7 @@ pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 }
 
 /// One `certraft-node` process (optionally pinned to CPUs with `taskset`).
-pub struct Node {
+pub(crate) struct Node {
     pub id: u64,
     pub dir: PathBuf,
     pub admin: u16,
@@ -49,7 +49,7 @@ pub struct Node {
 }
 
 impl Node {
-    pub fn new(root: &Path, id: u64) -> Node {
+    pub(crate) fn new(root: &Path, id: u64) -> Node {
         Node {
             id,
             dir: root.join(format!("n{id}")),
@@ -62,7 +62,7 @@ impl Node {
         }
     }
 
-    pub fn start(&mut self, join: Option<(&str, &str)>) {
+    pub(crate) fn start(&mut self, join: Option<(&str, &str)>) {
         let mut cmd = match &self.cpus {
             Some(cpus) => {
                 let mut c = Command::new("taskset");
@@ -107,11 +107,11 @@ impl Node {
         self.child = Some(cmd.spawn().expect("spawn certraft-node"));
     }
 
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
     }
 
-    pub fn kill9(&mut self) {
+    pub(crate) fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
@@ -119,7 +119,7 @@ impl Node {
     }
 
     /// SIGTERM and wait for the exit (a clean shutdown).
-    pub fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = Command::new("kill")
                 .arg("-TERM")
@@ -129,7 +129,7 @@ impl Node {
         }
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("https://127.0.0.1:{}", self.admin)
     }
 }
@@ -140,7 +140,7 @@ impl Drop for Node {
     }
 }
 
-pub fn client(ca_pem: &[u8]) -> reqwest::Client {
+pub(crate) fn client(ca_pem: &[u8]) -> reqwest::Client {
     let mut roots = rustls::RootCertStore::empty();
     let der = pem::parse(ca_pem).expect("ca.pem").into_contents();
     roots.add(der.into()).expect("CA as root");
@@ -158,7 +158,7 @@ pub fn client(ca_pem: &[u8]) -> reqwest::Client {
         .expect("client")
 }
 
-pub async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut f: F)
+pub(crate) async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut f: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -170,13 +170,13 @@ where
     }
 }
 
-pub async fn readyz(c: &reqwest::Client, n: &Node) -> Option<Value> {
+pub(crate) async fn readyz(c: &reqwest::Client, n: &Node) -> Option<Value> {
     let r = c.get(format!("{}/readyz", n.url())).send().await.ok()?;
     r.json().await.ok()
 }
 
 /// A running cluster: its nodes, the admin client and the bearer header.
-pub struct Cluster {
+pub(crate) struct Cluster {
     pub nodes: Vec<Node>,
     pub client: reqwest::Client,
     pub auth: String,
@@ -187,12 +187,12 @@ pub struct Cluster {
 
 impl Cluster {
     /// `size` nodes (the first bootstraps, the rest join as voters); `cpus` pins them all.
-    pub async fn start(size: usize, cpus: Option<&str>) -> Cluster {
+    pub(crate) async fn start(size: usize, cpus: Option<&str>) -> Cluster {
         Cluster::start_with(size, cpus, &node_bin()).await
     }
 
     /// Like [`Cluster::start`], running the `certraft-node` at `bin`.
-    pub async fn start_with(size: usize, cpus: Option<&str>, bin: &str) -> Cluster {
+    pub(crate) async fn start_with(size: usize, cpus: Option<&str>, bin: &str) -> Cluster {
         let tmp = tempfile::tempdir().expect("temp dir");
         let mut first = Node::new(tmp.path(), 1);
         first.cpus = cpus.map(str::to_string);
@@ -227,7 +227,7 @@ impl Cluster {
 
     /// Joins voters until there are `size` nodes, each within `limit` (a node joining a
     /// loaded cluster catches up from a snapshot first).
-    pub async fn grow(&mut self, size: usize, cpus: Option<&str>, limit: Duration) {
+    pub(crate) async fn grow(&mut self, size: usize, cpus: Option<&str>, limit: Duration) {
         while self.nodes.len() < size {
             let mut node = Node::new(self._tmp.path(), self.nodes.len() as u64 + 1);
             node.cpus = cpus.map(str::to_string);
@@ -259,7 +259,7 @@ impl Cluster {
         }
     }
 
-    pub async fn leader_url(&self) -> String {
+    pub(crate) async fn leader_url(&self) -> String {
         let live = self
             .nodes
             .iter()
@@ -274,7 +274,7 @@ impl Cluster {
             .expect("leader node")
     }
 
-    pub async fn post(&self, url: &str, body: &Value) -> Value {
+    pub(crate) async fn post(&self, url: &str, body: &Value) -> Value {
         match self.try_post(url, body).await {
             Ok(v) => v,
             Err(e) => panic!("{e}"),
@@ -282,7 +282,7 @@ impl Cluster {
     }
 
     /// `POST url`; `Err` with the status and body unless 2xx.
-    pub async fn try_post(&self, url: &str, body: &Value) -> Result<Value, String> {
+    pub(crate) async fn try_post(&self, url: &str, body: &Value) -> Result<Value, String> {
         let r = self
             .client
             .post(url)
@@ -302,7 +302,7 @@ impl Cluster {
 
     /// Loads `leaves` through `POST /api/v1/backup/restore` in backup files of `chunk`
     /// bundles each (the admin API takes bodies up to 16 MiB). Returns the time taken.
-    pub async fn restore(&self, pki: &Pki, leaves: std::ops::Range<usize>) -> Duration {
+    pub(crate) async fn restore(&self, pki: &Pki, leaves: std::ops::Range<usize>) -> Duration {
         let t0 = Instant::now();
         let mut url = format!("{}/api/v1/backup/restore", self.leader_url().await);
         let passphrase = "bench passphrase";
@@ -355,7 +355,7 @@ impl Cluster {
 }
 
 /// One generated leaf: bundle name = host name.
-pub struct Leaf {
+pub(crate) struct Leaf {
     pub name: String,
     pub der: Vec<u8>,
     pub key_pkcs8: Vec<u8>,
@@ -363,7 +363,7 @@ pub struct Leaf {
 
 /// Root CA → intermediate CA → leaves, all ECDSA P-256 (what the serving benchmark asks
 /// for: leaf + chain).
-pub struct Pki {
+pub(crate) struct Pki {
     pub root_der: Vec<u8>,
     pub intermediate_der: Vec<u8>,
     pub leaves: Vec<Leaf>,
@@ -371,7 +371,7 @@ pub struct Pki {
 
 impl Pki {
     /// `n` leaves named `h<i>.<domain>`.
-    pub fn generate(n: usize, domain: &str) -> Pki {
+    pub(crate) fn generate(n: usize, domain: &str) -> Pki {
         use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
         let ca_params = |cn: &str| {
             let mut p = CertificateParams::new(Vec::<String>::new()).expect("params");
@@ -411,27 +411,27 @@ impl Pki {
     }
 }
 
-pub fn pem_of(label: &str, der: &[u8]) -> String {
+pub(crate) fn pem_of(label: &str, der: &[u8]) -> String {
     pem::encode(&pem::Pem::new(label, der.to_vec()))
 }
 
-pub fn pct(sorted: &[Duration], p: f64) -> Duration {
+pub(crate) fn pct(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i]
 }
 
-pub fn ms(d: Duration) -> String {
+pub(crate) fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)
 }
 
 /// Accepts any server certificate but still checks the handshake signature (the benches
 /// compare the served leaf byte for byte themselves): the one such verifier, shared with
 /// the cluster tests.
-pub use certraft_cluster_tests::client::AcceptAny;
+pub(crate) use certraft_cluster_tests::client::AcceptAny;
 
 /// A TLS 1.3 client config for load and probes: X25519 only, browsers' cipher-suite order,
 /// any certificate accepted.
-pub fn load_client(resume_sessions: Option<usize>) -> Arc<rustls::ClientConfig> {
+pub(crate) fn load_client(resume_sessions: Option<usize>) -> Arc<rustls::ClientConfig> {
     use rustls::crypto::ring::cipher_suite as cs;
     let mut provider = rustls::crypto::ring::default_provider();
     provider.kx_groups = vec![rustls::crypto::ring::kx_group::X25519];
@@ -457,7 +457,7 @@ pub fn load_client(resume_sessions: Option<usize>) -> Arc<rustls::ClientConfig> 
 }
 
 /// How one request went.
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// The answer came (200) with this leaf; `resumed` if the handshake was resumed.
     Ok {
         resumed: bool,
@@ -468,7 +468,7 @@ pub enum Outcome {
 
 /// One connection: TCP connect, TLS handshake with `sni`, `GET /` with `Connection: close`,
 /// read the answer to the end. `want` is the leaf DER the server should present.
-pub async fn request(
+pub(crate) async fn request(
     connector: &tokio_rustls::TlsConnector,
     port: u16,
     sni: &str,
@@ -517,12 +517,12 @@ pub async fn request(
 }
 
 /// The leaf a serve port presents for `sni` (a full handshake), or the error.
-pub async fn served_leaf(port: u16, sni: &str) -> Result<Vec<u8>, String> {
+pub(crate) async fn served_leaf(port: u16, sni: &str) -> Result<Vec<u8>, String> {
     probe(port, sni).await.map(|(leaf, _)| leaf)
 }
 
 /// One handshake with `sni`: the served leaf and the negotiated cipher suite.
-pub async fn probe(port: u16, sni: &str) -> Result<(Vec<u8>, String), String> {
+pub(crate) async fn probe(port: u16, sni: &str) -> Result<(Vec<u8>, String), String> {
     thread_local! {
         static CONNECTOR: tokio_rustls::TlsConnector = tokio_rustls::TlsConnector::from(load_client(None));
     }
@@ -547,7 +547,7 @@ pub async fn probe(port: u16, sni: &str) -> Result<(Vec<u8>, String), String> {
 }
 
 /// CPU time (user + system) of a process and its threads, in seconds, from /proc.
-pub fn cpu_seconds(pid: u32) -> f64 {
+pub(crate) fn cpu_seconds(pid: u32) -> f64 {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return 0.0;
     };
@@ -571,7 +571,7 @@ fn clock_ticks() -> f64 {
 }
 
 /// The process and all its descendants (nginx: master + worker).
-pub fn process_tree(pid: u32) -> Vec<u32> {
+pub(crate) fn process_tree(pid: u32) -> Vec<u32> {
     let mut out = vec![pid];
     let mut i = 0;
     while i < out.len() {
@@ -595,7 +595,7 @@ pub fn process_tree(pid: u32) -> Vec<u32> {
 }
 
 /// Resident memory of a process in MiB (VmRSS), and its peak (VmHWM).
-pub fn rss_mib(pid: u32) -> (f64, f64) {
+pub(crate) fn rss_mib(pid: u32) -> (f64, f64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let kb = |key: &str| {
         status

@@ -65,11 +65,16 @@ mod b64_opt {
     #[derive(Serialize, Deserialize)]
     struct Wrapped(#[serde(with = "super::b64")] Vec<u8>);
 
-    pub fn serialize<S: Serializer>(bytes: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(
+        bytes: &Option<Vec<u8>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         bytes.as_ref().map(|b| Wrapped(b.clone())).serialize(s)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Vec<u8>>, D::Error> {
         Ok(Option::<Wrapped>::deserialize(d)?.map(|w| w.0))
     }
 }

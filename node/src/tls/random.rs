@@ -28,7 +28,7 @@ fn os() -> &'static dyn SecureRandom {
 
 /// OS randomness through a per-thread pool (see the module docs for what it may serve).
 #[derive(Debug)]
-pub struct Pooled;
+pub(super) struct Pooled;
 
 impl SecureRandom for Pooled {
     fn fill(&self, out: &mut [u8]) -> Result<(), GetRandomFailed> {

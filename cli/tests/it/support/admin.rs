@@ -16,15 +16,15 @@ use tempfile::TempDir;
 use super::{certraft, Certraft};
 
 /// The token written to the token file; no output may ever contain it.
-pub const TOKEN: &str = "test-admin-token-c2VjcmV0";
+pub(crate) const TOKEN: &str = "test-admin-token-c2VjcmV0";
 
 /// One canned answer: status and JSON (or any) body.
-pub struct Answer {
+pub(crate) struct Answer {
     pub status: u16,
     pub body: String,
 }
 
-pub fn answer(status: u16, body: impl Into<String>) -> Answer {
+pub(crate) fn answer(status: u16, body: impl Into<String>) -> Answer {
     Answer {
         status,
         body: body.into(),
@@ -32,12 +32,12 @@ pub fn answer(status: u16, body: impl Into<String>) -> Answer {
 }
 
 /// `answer(200, json)`, from any serializable value (the DTOs themselves).
-pub fn ok_json(value: &impl serde::Serialize) -> Answer {
+pub(crate) fn ok_json(value: &impl serde::Serialize) -> Answer {
     answer(200, serde_json::to_string(value).expect("encodable"))
 }
 
 /// `{"error":{…}}` with this status.
-pub fn api_error(status: u16, code: &str, message: &str, hint: Option<&str>) -> Answer {
+pub(crate) fn api_error(status: u16, code: &str, message: &str, hint: Option<&str>) -> Answer {
     let mut error = serde_json::json!({"code": code, "message": message});
     if let Some(h) = hint {
         error["hint"] = h.into();
@@ -47,7 +47,7 @@ pub fn api_error(status: u16, code: &str, message: &str, hint: Option<&str>) -> 
 
 /// What the CLI sent.
 #[derive(Debug)]
-pub struct Recorded {
+pub(crate) struct Recorded {
     pub method: String,
     /// Path and query, as sent.
     pub target: String,
@@ -57,21 +57,21 @@ pub struct Recorded {
 }
 
 impl Recorded {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
     }
 
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("request body is not JSON ({e}): {self:?}"))
     }
 }
 
 /// The CA the mock's certificate chains to.
-pub enum Trust {
+pub(crate) enum Trust {
     /// The CA file given to the CLI issued the server certificate.
     Same,
     /// The CA file given to the CLI is another CA (verification must fail).
@@ -81,7 +81,7 @@ pub enum Trust {
     Revoked,
 }
 
-pub struct MockAdmin {
+pub(crate) struct MockAdmin {
     pub url: String,
     pub ca_file: PathBuf,
     pub token_file: PathBuf,
@@ -92,11 +92,11 @@ pub struct MockAdmin {
 
 impl MockAdmin {
     /// Serves `answers` in order, one per connection, then stops accepting.
-    pub fn serve(answers: Vec<Answer>) -> MockAdmin {
+    pub(crate) fn serve(answers: Vec<Answer>) -> MockAdmin {
         MockAdmin::serve_with(Trust::Same, answers)
     }
 
-    pub fn serve_with(trust: Trust, answers: Vec<Answer>) -> MockAdmin {
+    pub(crate) fn serve_with(trust: Trust, answers: Vec<Answer>) -> MockAdmin {
         let dir = tempfile::tempdir().expect("temp dir");
         let revoked = matches!(trust, Trust::Revoked);
         let (server_chain, server_key, ca_pem) = pki(trust);
@@ -155,7 +155,7 @@ impl MockAdmin {
     }
 
     /// `certraft --server URL --ca-file CA --token-file TOKEN <args>`.
-    pub fn certraft<S: AsRef<std::ffi::OsStr>>(
+    pub(crate) fn certraft<S: AsRef<std::ffi::OsStr>>(
         &self,
         args: impl IntoIterator<Item = S>,
     ) -> Certraft {
@@ -169,7 +169,7 @@ impl MockAdmin {
 
     /// The next request the CLI made; panics after 10 s without one.
     #[track_caller]
-    pub fn request(&self) -> Recorded {
+    pub(crate) fn request(&self) -> Recorded {
         match self.requests.recv_timeout(Duration::from_secs(10)) {
             Ok(r) => r,
             Err(RecvTimeoutError::Timeout) => panic!("the CLI sent no request within 10 s"),
@@ -179,7 +179,7 @@ impl MockAdmin {
 
     /// Asserts the CLI sent nothing (more).
     #[track_caller]
-    pub fn no_request(&self) {
+    pub(crate) fn no_request(&self) {
         if let Ok(r) = self.requests.try_recv() {
             panic!("unexpected request: {r:?}");
         }

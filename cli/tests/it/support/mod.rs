@@ -1,8 +1,8 @@
 //! Helpers for running the real `certraft` binary against the node crate's fixtures, a
 //! scripted admin endpoint ([`admin`]) and real `certraft-node` processes ([`node`]).
 
-pub mod admin;
-pub mod node;
+pub(crate) mod admin;
+pub(crate) mod node;
 
 use std::ffi::OsStr;
 use std::fmt;
@@ -12,13 +12,13 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 
 /// The OpenSSL-made fixtures of the bundle engine (`node/tests/fixtures/generate.sh`).
-pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../node/tests/fixtures");
+pub(crate) const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../node/tests/fixtures");
 
 /// The environment variable the binary reads a passphrase from.
-pub const ENV_PASSPHRASE: &str = "CERTRAFT_PASSPHRASE";
+pub(crate) const ENV_PASSPHRASE: &str = "CERTRAFT_PASSPHRASE";
 
 /// The path of one fixture, as the binary will be given it (and will print it back).
-pub fn fixture(name: &str) -> PathBuf {
+pub(crate) fn fixture(name: &str) -> PathBuf {
     let path = PathBuf::from(FIXTURES).join(name);
     assert!(
         path.exists(),
@@ -29,7 +29,7 @@ pub fn fixture(name: &str) -> PathBuf {
 }
 
 /// `fixture(name)` as the string the binary prints in its messages.
-pub fn fixture_str(name: &str) -> String {
+pub(crate) fn fixture_str(name: &str) -> String {
     fixture(name).display().to_string()
 }
 
@@ -42,18 +42,18 @@ fn first_line(name: &str) -> String {
 }
 
 /// The passphrase in `pass.txt`.
-pub fn passphrase() -> String {
+pub(crate) fn passphrase() -> String {
     first_line("pass.txt")
 }
 
 /// The passphrase in `wrong-pass.txt`.
-pub fn wrong_passphrase() -> String {
+pub(crate) fn wrong_passphrase() -> String {
     first_line("wrong-pass.txt")
 }
 
 /// The environment variables that point the binary at a cluster; removed from every run (as
 /// is every other `CERTRAFT_*` variable) so the caller's environment cannot leak into a test.
-pub const ENV_CLUSTER: [&str; 4] = [
+pub(crate) const ENV_CLUSTER: [&str; 4] = [
     "CERTRAFT_SERVER",
     "CERTRAFT_TOKEN",
     "CERTRAFT_DATA_DIR",
@@ -62,13 +62,13 @@ pub const ENV_CLUSTER: [&str; 4] = [
 
 /// One invocation of the binary: no `CERTRAFT_*` variable unless set here, stdin null
 /// (never a TTY, so no prompt can happen).
-pub struct Certraft {
+pub(crate) struct Certraft {
     cmd: Command,
     shown: Vec<String>,
 }
 
 /// Starts `certraft` with these arguments.
-pub fn certraft<S: AsRef<OsStr>>(args: impl IntoIterator<Item = S>) -> Certraft {
+pub(crate) fn certraft<S: AsRef<OsStr>>(args: impl IntoIterator<Item = S>) -> Certraft {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_certraft"));
     for key in ENV_CLUSTER {
         cmd.env_remove(key);
@@ -92,47 +92,47 @@ pub fn certraft<S: AsRef<OsStr>>(args: impl IntoIterator<Item = S>) -> Certraft 
 }
 
 /// Starts `certraft inspect` with these fixtures (by name) as its files.
-pub fn inspect_fixtures(files: &[&str]) -> Certraft {
+pub(crate) fn inspect_fixtures(files: &[&str]) -> Certraft {
     certraft(["inspect"]).fixtures(files)
 }
 
 impl Certraft {
-    pub fn arg(mut self, a: impl AsRef<OsStr>) -> Self {
+    pub(crate) fn arg(mut self, a: impl AsRef<OsStr>) -> Self {
         self.shown.push(a.as_ref().to_string_lossy().into_owned());
         self.cmd.arg(a);
         self
     }
 
-    pub fn args<S: AsRef<OsStr>>(mut self, args: impl IntoIterator<Item = S>) -> Self {
+    pub(crate) fn args<S: AsRef<OsStr>>(mut self, args: impl IntoIterator<Item = S>) -> Self {
         for a in args {
             self = self.arg(a);
         }
         self
     }
 
-    pub fn fixtures(self, names: &[&str]) -> Self {
+    pub(crate) fn fixtures(self, names: &[&str]) -> Self {
         self.args(names.iter().map(|n| fixture(n)))
     }
 
     /// `--passphrase-file` with the named fixture.
-    pub fn passphrase_fixture(self, name: &str) -> Self {
+    pub(crate) fn passphrase_fixture(self, name: &str) -> Self {
         self.arg("--passphrase-file").arg(fixture(name))
     }
 
-    pub fn env(mut self, key: &str, value: impl AsRef<OsStr>) -> Self {
+    pub(crate) fn env(mut self, key: &str, value: impl AsRef<OsStr>) -> Self {
         self.shown.push(format!("[{key} set]"));
         self.cmd.env(key, value);
         self
     }
 
     /// Runs in `dir` (where `./certraft-data` is looked for).
-    pub fn current_dir(mut self, dir: impl AsRef<std::path::Path>) -> Self {
+    pub(crate) fn current_dir(mut self, dir: impl AsRef<std::path::Path>) -> Self {
         self.shown.push(format!("[in {}]", dir.as_ref().display()));
         self.cmd.current_dir(dir);
         self
     }
 
-    pub fn run(mut self) -> Run {
+    pub(crate) fn run(mut self) -> Run {
         let out = self
             .cmd
             .output()
@@ -147,7 +147,7 @@ impl Certraft {
 }
 
 /// What one invocation did. `Display` shows all of it, for assertion messages.
-pub struct Run {
+pub(crate) struct Run {
     pub command: String,
     /// `None` when killed by a signal.
     pub code: Option<i32>,
@@ -168,14 +168,14 @@ impl fmt::Display for Run {
 impl Run {
     /// Asserts the exit code; returns self for chaining.
     #[track_caller]
-    pub fn exits(&self, code: i32) -> &Self {
+    pub(crate) fn exits(&self, code: i32) -> &Self {
         assert_eq!(self.code, Some(code), "wrong exit code: {self}");
         self
     }
 
     /// stdout as JSON; panics with the whole run when it is not.
     #[track_caller]
-    pub fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.stdout)
             .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self}"))
     }
@@ -183,7 +183,7 @@ impl Run {
     /// For `--json` refusals: checks the `{"error":{"code","message"}}` shape (and nothing
     /// else on stdout or stderr) and returns `(code, message)`.
     #[track_caller]
-    pub fn json_error(&self) -> (String, String) {
+    pub(crate) fn json_error(&self) -> (String, String) {
         let v = self.json();
         let obj = v
             .as_object()
@@ -210,7 +210,7 @@ impl Run {
     /// For `--json` failures that may carry a hint: checks `{"error":{"code","message"[,"hint"]}}`
     /// and nothing on stderr; returns `(code, message, hint)`.
     #[track_caller]
-    pub fn json_error_hint(&self) -> (String, String, Option<String>) {
+    pub(crate) fn json_error_hint(&self) -> (String, String, Option<String>) {
         let v = self.json();
         let err = v["error"]
             .as_object()
@@ -233,13 +233,13 @@ impl Run {
     }
 
     /// True when `needle` occurs on stdout or stderr.
-    pub fn prints(&self, needle: &str) -> bool {
+    pub(crate) fn prints(&self, needle: &str) -> bool {
         self.stdout.contains(needle) || self.stderr.contains(needle)
     }
 }
 
 /// `key` of a report as one string: `ec-p256`, `ec-p384`, `ed25519`, `rsa-2048`, …
-pub fn key_text(key: &Value) -> String {
+pub(crate) fn key_text(key: &Value) -> String {
     let algorithm = key["algorithm"].as_str().unwrap_or("?");
     match key.get("bits") {
         Some(bits) => format!("{algorithm}-{bits}"),
@@ -248,6 +248,6 @@ pub fn key_text(key: &Value) -> String {
 }
 
 /// True for 64 lowercase hex digits.
-pub fn is_hex64(s: &str) -> bool {
+pub(crate) fn is_hex64(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }

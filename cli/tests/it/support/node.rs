@@ -19,13 +19,13 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use certraft_cluster_tests::logs::Tail;
-pub use certraft_cluster_tests::ports::free_port;
+pub(crate) use certraft_cluster_tests::ports::free_port;
 
 use super::{certraft, Certraft};
 
 /// How long a node may take to start answering, or a cluster to elect or catch up. Generous:
 /// CI runs the suite on 2 cores with debug builds and tests in parallel.
-pub const PATIENCE: Duration = Duration::from_secs(60);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(60);
 
 /// Between two looks at a condition (each look is a `certraft` process).
 const POLL: Duration = Duration::from_millis(100);
@@ -41,7 +41,7 @@ const LOG_TAIL_LINES: usize = 40;
 /// certraft-cli` alone, which does not build it), it is built once per test process with
 /// `$CARGO build -p certraft-node` into the same target dir and profile; a failed build fails
 /// every test that needs it, with cargo's output.
-pub fn node_binary() -> &'static Path {
+pub(crate) fn node_binary() -> &'static Path {
     static BINARY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     match BINARY.get_or_init(find_or_build_node) {
         Ok(path) => path,
@@ -133,7 +133,7 @@ fn newest_node_source() -> Option<std::time::SystemTime> {
 
 /// Where a node keeps its data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DataDir {
+pub(crate) enum DataDir {
     /// No `--data-dir`: the default `./certraft-data` in the node's working directory.
     WorkingDir,
     /// `--data-dir DIR`, outside the working directory.
@@ -141,7 +141,7 @@ pub enum DataDir {
 }
 
 /// One `certraft-node run` process.
-pub struct Node {
+pub(crate) struct Node {
     /// `node1`, `node2`, … in start order: names the working dir and the log files.
     pub label: String,
     /// Working directory of the process.
@@ -160,12 +160,12 @@ pub struct Node {
 
 impl Node {
     /// `https://127.0.0.1:ADMIN`.
-    pub fn admin_url(&self) -> String {
+    pub(crate) fn admin_url(&self) -> String {
         format!("https://127.0.0.1:{}", self.admin)
     }
 
     /// `127.0.0.1:ADMIN`, as `cluster status` shows a member's admin address.
-    pub fn admin_addr(&self) -> String {
+    pub(crate) fn admin_addr(&self) -> String {
         format!("127.0.0.1:{}", self.admin)
     }
 
@@ -251,7 +251,7 @@ impl Drop for Node {
 
 /// The node processes of one cluster, in one temp dir, driven through the `certraft` binary
 /// with the first node's `ca.pem` and `admin.token`.
-pub struct Cluster {
+pub(crate) struct Cluster {
     dir: tempfile::TempDir,
     pub nodes: Vec<Node>,
 }
@@ -273,7 +273,7 @@ impl Cluster {
     }
 
     /// A one-node cluster, bootstrapped and ready.
-    pub fn single(data: DataDir) -> Cluster {
+    pub(crate) fn single(data: DataDir) -> Cluster {
         let mut c = Cluster::new();
         c.bootstrap(data);
         c
@@ -281,7 +281,7 @@ impl Cluster {
 
     /// A directory for the test's own files (exports, backups, token files); the working
     /// directory of every [`Cluster::cli`] run, and holding no `certraft-data`.
-    pub fn scratch(&self) -> PathBuf {
+    pub(crate) fn scratch(&self) -> PathBuf {
         self.dir.path().join("scratch")
     }
 
@@ -313,7 +313,7 @@ impl Cluster {
 
     /// Starts the first node on an empty data dir, so that it bootstraps a one-node cluster;
     /// returns its index once it answers `cluster status` as its own leader.
-    pub fn bootstrap(&mut self, data: DataDir) -> usize {
+    pub(crate) fn bootstrap(&mut self, data: DataDir) -> usize {
         assert!(self.nodes.is_empty(), "bootstrap starts the first node");
         let i = self.new_node(data);
         for attempt in 1..=5 {
@@ -368,7 +368,7 @@ impl Cluster {
 
     /// Starts a new node (data dir given by flag) that joins through node `via` with `token`;
     /// returns its index at once (see [`Cluster::await_answering`]).
-    pub fn join(&mut self, via: usize, token: &str) -> usize {
+    pub(crate) fn join(&mut self, via: usize, token: &str) -> usize {
         let url = self.nodes[via].admin_url();
         let i = self.new_node(DataDir::Flag);
         self.nodes[i].spawn(Some((&url, token)));
@@ -377,29 +377,29 @@ impl Cluster {
 
     /// Waits until node `i` answers `cluster status` (a joining node does once it is a
     /// member, possibly still a learner).
-    pub fn await_answering(&self, i: usize) {
+    pub(crate) fn await_answering(&self, i: usize) {
         let what = format!("{} to answer `cluster status`", self.nodes[i].label);
         self.wait_for(&what, || self.status(i));
     }
 
     /// The first node's cluster CA: `DATA/ca.pem`.
-    pub fn ca_file(&self) -> PathBuf {
+    pub(crate) fn ca_file(&self) -> PathBuf {
         self.nodes[0].data_dir.join("ca.pem")
     }
 
     /// The first node's `DATA/admin.token`.
-    pub fn token_file(&self) -> PathBuf {
+    pub(crate) fn token_file(&self) -> PathBuf {
         self.nodes[0].data_dir.join("admin.token")
     }
 
     /// `certraft --server NODE_i` in [`Cluster::scratch`], with no credentials.
-    pub fn cli_bare(&self, i: usize) -> Certraft {
+    pub(crate) fn cli_bare(&self, i: usize) -> Certraft {
         certraft(["--server", &self.nodes[i].admin_url()]).current_dir(self.scratch())
     }
 
     /// `certraft --server NODE_i --ca-file DATA1/ca.pem --token-file DATA1/admin.token`, in
     /// [`Cluster::scratch`]; add the command.
-    pub fn cli(&self, i: usize) -> Certraft {
+    pub(crate) fn cli(&self, i: usize) -> Certraft {
         self.cli_bare(i)
             .arg("--ca-file")
             .arg(self.ca_file())
@@ -408,7 +408,7 @@ impl Cluster {
     }
 
     /// `cluster status --json` through node `i`.
-    pub fn status(&self, i: usize) -> Result<Value, String> {
+    pub(crate) fn status(&self, i: usize) -> Result<Value, String> {
         let run = self.cli(i).args(["cluster", "status", "--json"]).run();
         match run.code {
             Some(0) => serde_json::from_str(&run.stdout)
@@ -420,7 +420,11 @@ impl Cluster {
     /// Looks at `probe` every [`POLL`] until it answers `Ok`, for at most [`PATIENCE`]. On
     /// timeout (or when a node the test expects to run has exited) fails with `what` and the
     /// last `Err` the probe gave; the drop then prints every node's log tail.
-    pub fn wait_for<T>(&self, what: &str, mut probe: impl FnMut() -> Result<T, String>) -> T {
+    pub(crate) fn wait_for<T>(
+        &self,
+        what: &str,
+        mut probe: impl FnMut() -> Result<T, String>,
+    ) -> T {
         let deadline = Instant::now() + PATIENCE;
         loop {
             self.assert_alive(what);
@@ -436,7 +440,7 @@ impl Cluster {
     }
 
     /// Fails if a node the test expects to be running has exited.
-    pub fn assert_alive(&self, what: &str) {
+    pub(crate) fn assert_alive(&self, what: &str) {
         for n in &self.nodes {
             if n.expect_running {
                 if let Some(status) = n.exited() {
@@ -451,12 +455,12 @@ impl Cluster {
 
     /// From now on node `i` may exit on its own (e.g. once removed from the cluster) without
     /// failing a wait; it is still killed on drop.
-    pub fn may_exit(&mut self, i: usize) {
+    pub(crate) fn may_exit(&mut self, i: usize) {
         self.nodes[i].expect_running = false;
     }
 
     /// SIGTERM to node `i`, then waits until it has exited; returns its exit status.
-    pub fn stop(&mut self, i: usize) -> ExitStatus {
+    pub(crate) fn stop(&mut self, i: usize) -> ExitStatus {
         self.nodes[i].expect_running = false;
         if let Some(pid) = self.nodes[i].pid() {
             if self.nodes[i].exited().is_none() {
@@ -474,7 +478,7 @@ impl Cluster {
         })
     }
 
-    pub fn log_tails(&self) -> String {
+    pub(crate) fn log_tails(&self) -> String {
         self.nodes.iter().map(Node::log_tail).collect()
     }
 }

@@ -38,11 +38,13 @@ pub struct SealedBundle {
 mod shared_bytes {
     use std::sync::Arc;
 
-    pub fn serialize<S: serde::Serializer>(v: &Arc<[u8]>, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: serde::Serializer>(v: &Arc<[u8]>, s: S) -> Result<S::Ok, S::Error> {
         serde_bytes::serialize(&v[..], s)
     }
 
-    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Arc<[u8]>, D::Error> {
+    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Arc<[u8]>, D::Error> {
         let v: serde_bytes::ByteBuf = serde::Deserialize::deserialize(d)?;
         Ok(Arc::from(v.into_vec()))
     }

@@ -17,11 +17,11 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use certraft_cluster_tests::logs::Tail;
-pub use certraft_cluster_tests::ports::free_port;
+pub(crate) use certraft_cluster_tests::ports::free_port;
 
 /// How long a node may take to start answering, a cluster to elect or catch up. Generous:
 /// CI runs the suite on 2 cores with debug builds and tests in parallel.
-pub const PATIENCE: Duration = Duration::from_secs(60);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(60);
 
 const LOG_TAIL_LINES: usize = 40;
 
@@ -29,24 +29,24 @@ const LOG_TAIL_LINES: usize = 40;
 
 /// An HTTP answer: status and body text.
 #[derive(Debug, Clone)]
-pub struct Reply {
+pub(crate) struct Reply {
     pub status: u16,
     pub text: String,
 }
 
 impl Reply {
-    pub fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.text).unwrap_or(Value::Null)
     }
 
     /// The body of a 200 answer; panics naming `what` and the answer otherwise.
-    pub fn ok(&self, what: &str) -> Value {
+    pub(crate) fn ok(&self, what: &str) -> Value {
         assert_eq!(self.status, 200, "{what}: expected 200, got {self}");
         self.json()
     }
 
     /// `error.code` of an error body.
-    pub fn error_code(&self) -> String {
+    pub(crate) fn error_code(&self) -> String {
         self.json()["error"]["code"]
             .as_str()
             .unwrap_or_default()
@@ -62,7 +62,7 @@ impl std::fmt::Display for Reply {
 
 /// One node's admin API, with (or without) a bearer token.
 #[derive(Clone)]
-pub struct Api {
+pub(crate) struct Api {
     client: reqwest::Client,
     pub base: String,
     token: Option<String>,
@@ -70,7 +70,7 @@ pub struct Api {
 
 impl Api {
     /// The same node with another `Authorization` (none when `token` is `None`).
-    pub fn with_token(&self, token: Option<&str>) -> Api {
+    pub(crate) fn with_token(&self, token: Option<&str>) -> Api {
         Api {
             token: token.map(String::from),
             ..self.clone()
@@ -78,7 +78,7 @@ impl Api {
     }
 
     /// Sends a request; a transport failure (refused, reset, timeout) is an `Err`.
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         method: Method,
         path: &str,
@@ -106,31 +106,31 @@ impl Api {
     }
 
     /// Like [`Api::send`], but a transport failure fails the test.
-    pub async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Reply {
+    pub(crate) async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Reply {
         self.send(method, path, body)
             .await
             .unwrap_or_else(|e| panic!("{e}"))
     }
 
-    pub async fn get(&self, path: &str) -> Reply {
+    pub(crate) async fn get(&self, path: &str) -> Reply {
         self.call(Method::GET, path, None).await
     }
 
-    pub async fn post(&self, path: &str, body: &Value) -> Reply {
+    pub(crate) async fn post(&self, path: &str, body: &Value) -> Reply {
         self.call(Method::POST, path, Some(body)).await
     }
 
-    pub async fn delete(&self, path: &str) -> Reply {
+    pub(crate) async fn delete(&self, path: &str) -> Reply {
         self.call(Method::DELETE, path, None).await
     }
 
     /// `GET /api/v1/certs`.
-    pub async fn certs(&self) -> CertList {
+    pub(crate) async fn certs(&self) -> CertList {
         CertList(self.get("/api/v1/certs").await.ok("list certificates"))
     }
 
     /// `GET /readyz` as JSON (it answers JSON when not ready too).
-    pub async fn readyz(&self) -> Result<Readyz, String> {
+    pub(crate) async fn readyz(&self) -> Result<Readyz, String> {
         let r = self.send(Method::GET, "/readyz", None).await?;
         match r.json() {
             Value::Object(_) => Ok(Readyz(r.json())),
@@ -141,19 +141,19 @@ impl Api {
 
 /// `GET /api/v1/certs`, with lookups by name.
 #[derive(Debug, Clone)]
-pub struct CertList(pub Value);
+pub(crate) struct CertList(pub Value);
 
 impl CertList {
-    pub fn certs(&self) -> &[Value] {
+    pub(crate) fn certs(&self) -> &[Value] {
         self.0["certs"].as_array().map(Vec::as_slice).unwrap_or(&[])
     }
 
-    pub fn get(&self, name: &str) -> Option<&Value> {
+    pub(crate) fn get(&self, name: &str) -> Option<&Value> {
         self.certs().iter().find(|c| c["name"] == name)
     }
 
     /// Name → id of every bundle: what "the inventory did not change" compares.
-    pub fn ids(&self) -> std::collections::BTreeMap<String, String> {
+    pub(crate) fn ids(&self) -> std::collections::BTreeMap<String, String> {
         self.certs()
             .iter()
             .map(|c| {
@@ -165,41 +165,41 @@ impl CertList {
             .collect()
     }
 
-    pub fn default(&self) -> Option<&str> {
+    pub(crate) fn default(&self) -> Option<&str> {
         self.0["default"].as_str()
     }
 }
 
 /// A node's `/readyz` answer.
 #[derive(Debug, Clone)]
-pub struct Readyz(pub Value);
+pub(crate) struct Readyz(pub Value);
 
 impl Readyz {
-    pub fn ready(&self) -> bool {
+    pub(crate) fn ready(&self) -> bool {
         self.0["ready"] == true
     }
-    pub fn node_id(&self) -> u64 {
+    pub(crate) fn node_id(&self) -> u64 {
         self.0["node_id"].as_u64().unwrap_or(0)
     }
-    pub fn leader(&self) -> Option<u64> {
+    pub(crate) fn leader(&self) -> Option<u64> {
         self.0["leader"].as_u64()
     }
-    pub fn state(&self) -> &str {
+    pub(crate) fn state(&self) -> &str {
         self.0["state"].as_str().unwrap_or_default()
     }
-    pub fn voting(&self) -> bool {
+    pub(crate) fn voting(&self) -> bool {
         self.0["voting"] == true
     }
-    pub fn last_applied(&self) -> Option<u64> {
+    pub(crate) fn last_applied(&self) -> Option<u64> {
         self.0["last_applied"].as_u64()
     }
-    pub fn last_log_index(&self) -> Option<u64> {
+    pub(crate) fn last_log_index(&self) -> Option<u64> {
         self.0["last_log_index"].as_u64()
     }
-    pub fn snapshot_index(&self) -> Option<u64> {
+    pub(crate) fn snapshot_index(&self) -> Option<u64> {
         self.0["snapshot_index"].as_u64()
     }
-    pub fn purged_index(&self) -> Option<u64> {
+    pub(crate) fn purged_index(&self) -> Option<u64> {
         self.0["purged_index"].as_u64()
     }
 }
@@ -211,7 +211,7 @@ impl std::fmt::Display for Readyz {
 }
 
 /// A client of the admin ports that trusts only this cluster's CA (as the CLI does).
-pub fn admin_client(ca_der: &[u8]) -> reqwest::Client {
+pub(crate) fn admin_client(ca_der: &[u8]) -> reqwest::Client {
     let tls =
         certraft::raft::tls::admin_client_config(ca_der).expect("cluster CA is a usable root");
     reqwest::Client::builder()
@@ -222,7 +222,7 @@ pub fn admin_client(ca_der: &[u8]) -> reqwest::Client {
 }
 
 /// The DER certificate in a PEM file.
-pub fn pem_cert_der(path: &Path) -> Vec<u8> {
+pub(crate) fn pem_cert_der(path: &Path) -> Vec<u8> {
     let text = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     pem::parse(text)
         .unwrap_or_else(|e| panic!("{}: not PEM: {e}", path.display()))
@@ -233,7 +233,7 @@ pub fn pem_cert_der(path: &Path) -> Vec<u8> {
 // ---- node processes ----------------------------------------------------------------------
 
 /// One `certraft-node run` process (or the memory of one, while it is stopped).
-pub struct Node {
+pub(crate) struct Node {
     /// `node1`, `node2`, … in start order: names log files.
     pub label: String,
     /// The node id it reported on `/readyz` (0 until it answered).
@@ -266,20 +266,20 @@ impl Node {
     }
 
     /// Stdout of the latest start (the bootstrap prints the admin token there).
-    pub fn stdout(&self) -> String {
+    pub(crate) fn stdout(&self) -> String {
         std::fs::read_to_string(self.log_path(self.starts, "stdout")).unwrap_or_default()
     }
 
     /// Stderr (the log) of the latest start.
-    pub fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         std::fs::read_to_string(self.log_path(self.starts, "stderr")).unwrap_or_default()
     }
 
-    pub fn admin_url(&self) -> String {
+    pub(crate) fn admin_url(&self) -> String {
         format!("https://127.0.0.1:{}", self.admin)
     }
 
-    pub fn is_running(&self) -> bool {
+    pub(crate) fn is_running(&self) -> bool {
         self.expect_running
     }
 
@@ -329,7 +329,7 @@ impl Node {
     }
 
     /// The process id of the running process, if any.
-    pub fn pid(&self) -> Option<u32> {
+    pub(crate) fn pid(&self) -> Option<u32> {
         let child = self.child.lock().unwrap_or_else(|e| e.into_inner());
         child.as_ref().map(Child::id)
     }
@@ -382,7 +382,7 @@ impl Drop for Node {
 
 /// What a cluster's nodes are started with.
 #[derive(Default, Clone)]
-pub struct Options {
+pub(crate) struct Options {
     /// Environment for every node (e.g. `CERTRAFT_SNAPSHOT_EVERY`).
     pub env: Vec<(String, String)>,
     /// Start nodes without `--data-dir`, so they use `./certraft-data` in their cwd.
@@ -392,14 +392,14 @@ pub struct Options {
 }
 
 impl Options {
-    pub fn env(mut self, key: &str, value: &str) -> Self {
+    pub(crate) fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.into(), value.into()));
         self
     }
 }
 
 /// A set of node processes of one cluster in one temp dir.
-pub struct Cluster {
+pub(crate) struct Cluster {
     pub dir: tempfile::TempDir,
     pub nodes: Vec<Node>,
     pub options: Options,
@@ -413,7 +413,7 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    pub fn new(options: Options) -> Cluster {
+    pub(crate) fn new(options: Options) -> Cluster {
         let dir = tempfile::Builder::new()
             .prefix("certraft-it-")
             .tempdir()
@@ -433,7 +433,7 @@ impl Cluster {
     /// A cluster of `voters` voting nodes: node 1 bootstraps, each next node joins through the
     /// node started before it (so joins are forwarded by followers too); returns once every
     /// node votes.
-    pub async fn start(voters: usize, options: Options) -> Cluster {
+    pub(crate) async fn start(voters: usize, options: Options) -> Cluster {
         let mut c = Cluster::new(options);
         c.bootstrap().await;
         for i in 1..voters {
@@ -443,7 +443,7 @@ impl Cluster {
         c
     }
 
-    pub fn logs_dir(&self) -> PathBuf {
+    pub(crate) fn logs_dir(&self) -> PathBuf {
         self.dir.path().join("logs")
     }
 
@@ -473,7 +473,7 @@ impl Cluster {
 
     /// Starts node 1 on an empty data dir: it bootstraps a one-node cluster. Returns once it
     /// is ready (knows itself as leader); reads the admin token and the CA from its data dir.
-    pub async fn bootstrap(&mut self) -> usize {
+    pub(crate) async fn bootstrap(&mut self) -> usize {
         let i = self.new_node();
         for attempt in 1..=5 {
             self.nodes[i].spawn();
@@ -502,7 +502,7 @@ impl Cluster {
 
     /// Waits until every node reports its state digest at one applied index, then asserts
     /// the digests are equal (issue 22's divergence check).
-    pub async fn assert_one_state(&self) {
+    pub(crate) async fn assert_one_state(&self) {
         let digests = self
             .wait_for("every node at one applied index", PATIENCE, || async {
                 let mut seen = Vec::new();
@@ -526,7 +526,7 @@ impl Cluster {
     /// Starts a new node that bootstraps with a crash injected right after bootstrap step
     /// `step` (`CERTRAFT_TEST_CRASH_AT`); returns once that process has died. Restart it with
     /// [`Cluster::restart`], then [`Cluster::adopt_bootstrap`].
-    pub async fn bootstrap_crashing_at(&mut self, step: &str) -> usize {
+    pub(crate) async fn bootstrap_crashing_at(&mut self, step: &str) -> usize {
         let i = self.new_node();
         let n = &mut self.nodes[i];
         n.env.push(("CERTRAFT_TEST_CRASH_AT".into(), step.into()));
@@ -548,7 +548,7 @@ impl Cluster {
     }
 
     /// After a restarted bootstrap: the admin token from `DATA/admin.token`, then ready.
-    pub async fn adopt_bootstrap(&mut self, i: usize) -> Readyz {
+    pub(crate) async fn adopt_bootstrap(&mut self, i: usize) -> Readyz {
         self.token = std::fs::read_to_string(self.nodes[i].data_dir.join("admin.token"))
             .expect("DATA/admin.token")
             .trim()
@@ -558,12 +558,12 @@ impl Cluster {
 
     /// Starts a new node that joins through node `via` with a fresh voter join token; returns
     /// once its admin port answers (it may still be a learner).
-    pub async fn join(&mut self, via: usize) -> usize {
+    pub(crate) async fn join(&mut self, via: usize) -> usize {
         self.join_as(via, "voter").await
     }
 
     /// Like [`Cluster::join`], with a join token for `role` (`voter`, `learner`, `witness`).
-    pub async fn join_as(&mut self, via: usize, role: &str) -> usize {
+    pub(crate) async fn join_as(&mut self, via: usize, role: &str) -> usize {
         let token = self
             .api(via)
             .post("/api/v1/cluster/join-tokens", &json!({ "role": role }))
@@ -585,7 +585,7 @@ impl Cluster {
 
     /// Starts one new node per entry of `via`, all at once, each joining through that node
     /// with its own fresh voter join token; returns once every admin port answers.
-    pub async fn join_together(&mut self, via: &[usize]) -> Vec<usize> {
+    pub(crate) async fn join_together(&mut self, via: &[usize]) -> Vec<usize> {
         let mut started = Vec::new();
         for &v in via {
             let token = self
@@ -659,7 +659,7 @@ impl Cluster {
     }
 
     /// The admin API of node `i`, with the admin token.
-    pub fn api(&self, i: usize) -> Api {
+    pub(crate) fn api(&self, i: usize) -> Api {
         Api {
             client: self.client.clone().expect("no node has bootstrapped yet"),
             base: self.nodes[i].admin_url(),
@@ -668,7 +668,7 @@ impl Cluster {
     }
 
     /// Index of the node with Raft id `id`.
-    pub fn index_of(&self, id: u64) -> usize {
+    pub(crate) fn index_of(&self, id: u64) -> usize {
         self.nodes
             .iter()
             .position(|n| n.id == id)
@@ -676,7 +676,7 @@ impl Cluster {
     }
 
     /// Indexes of the nodes the test expects to be running.
-    pub fn running(&self) -> Vec<usize> {
+    pub(crate) fn running(&self) -> Vec<usize> {
         (0..self.nodes.len())
             .filter(|&i| self.nodes[i].expect_running)
             .collect()
@@ -685,7 +685,7 @@ impl Cluster {
     /// Polls `probe` every 50 ms until it answers `Ok`, for at most `timeout`. On timeout (or
     /// when a node the test expects to run has exited) fails with `what`, the last `Err` the
     /// probe gave and the tail of every node's log.
-    pub async fn wait_for<T, F, Fut>(&self, what: &str, timeout: Duration, mut probe: F) -> T
+    pub(crate) async fn wait_for<T, F, Fut>(&self, what: &str, timeout: Duration, mut probe: F) -> T
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, String>>,
@@ -708,7 +708,7 @@ impl Cluster {
     }
 
     /// Fails if a node the test expects to be running has exited.
-    pub fn assert_alive(&self, what: &str) {
+    pub(crate) fn assert_alive(&self, what: &str) {
         for n in &self.nodes {
             if n.expect_running {
                 if let Some(status) = n.exited() {
@@ -722,7 +722,7 @@ impl Cluster {
         }
     }
 
-    pub async fn readyz(&self, i: usize) -> Result<Readyz, String> {
+    pub(crate) async fn readyz(&self, i: usize) -> Result<Readyz, String> {
         self.api(i)
             .readyz()
             .await
@@ -730,7 +730,7 @@ impl Cluster {
     }
 
     /// Waits until node `i` knows a leader.
-    pub async fn wait_ready(&self, i: usize) -> Readyz {
+    pub(crate) async fn wait_ready(&self, i: usize) -> Readyz {
         let what = format!("{} to know a leader", self.nodes[i].label);
         self.wait_for(&what, PATIENCE, || async move {
             let r = self.readyz(i).await?;
@@ -744,7 +744,7 @@ impl Cluster {
     }
 
     /// Waits until every running node is a voter (joined voters are promoted once caught up).
-    pub async fn wait_all_voting(&self) {
+    pub(crate) async fn wait_all_voting(&self) {
         self.wait_for(
             "every running node to be a voter",
             PATIENCE,
@@ -763,7 +763,7 @@ impl Cluster {
 
     /// Waits until every running node names the same running leader, which knows itself as
     /// leader; returns its index.
-    pub async fn leader(&self) -> usize {
+    pub(crate) async fn leader(&self) -> usize {
         self.wait_for(
             "one leader every running node agrees on",
             PATIENCE,
@@ -805,7 +805,7 @@ impl Cluster {
     }
 
     /// A running node other than `not`.
-    pub fn other_than(&self, not: usize) -> usize {
+    pub(crate) fn other_than(&self, not: usize) -> usize {
         self.running()
             .into_iter()
             .find(|&i| i != not)
@@ -813,12 +813,12 @@ impl Cluster {
     }
 
     /// kill -9.
-    pub fn kill(&mut self, i: usize) {
+    pub(crate) fn kill(&mut self, i: usize) {
         self.nodes[i].kill9();
     }
 
     /// SIGTERM to every node in `which`, then waits for each to exit; returns their statuses.
-    pub async fn stop(&mut self, which: &[usize]) -> Vec<ExitStatus> {
+    pub(crate) async fn stop(&mut self, which: &[usize]) -> Vec<ExitStatus> {
         for &i in which {
             self.nodes[i].sigterm();
         }
@@ -838,7 +838,7 @@ impl Cluster {
 
     /// Starts a stopped node again with the same data dir and ports (no join flags); returns
     /// once its admin port answers.
-    pub async fn restart(&mut self, i: usize) {
+    pub(crate) async fn restart(&mut self, i: usize) {
         assert!(
             self.nodes[i].exited().is_some(),
             "{} is still running",
@@ -851,7 +851,7 @@ impl Cluster {
     }
 
     /// Every captured stdout/stderr file of every start of every node.
-    pub fn log_files(&self) -> Vec<PathBuf> {
+    pub(crate) fn log_files(&self) -> Vec<PathBuf> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(self.logs_dir())
             .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect())
             .unwrap_or_default();
@@ -859,7 +859,7 @@ impl Cluster {
         files
     }
 
-    pub fn log_tails(&self) -> String {
+    pub(crate) fn log_tails(&self) -> String {
         self.nodes.iter().map(Node::log_tail).collect()
     }
 }

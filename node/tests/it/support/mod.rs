@@ -4,21 +4,21 @@
 
 #![allow(dead_code)]
 
-pub mod cluster;
-pub mod peer;
-pub mod probe;
-pub mod uploads;
+pub(crate) mod cluster;
+pub(crate) mod peer;
+pub(crate) mod probe;
+pub(crate) mod uploads;
 
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use certraft::bundle::{assemble, parse_file, AssembleOptions, Bundle, ParsedFile, Passphrase};
 
-pub fn fixtures_dir() -> PathBuf {
+pub(crate) fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
-pub fn fixture(name: &str) -> Vec<u8> {
+pub(crate) fn fixture(name: &str) -> Vec<u8> {
     let path = fixtures_dir().join(name);
     std::fs::read(&path).unwrap_or_else(|e| {
         panic!(
@@ -28,15 +28,15 @@ pub fn fixture(name: &str) -> Vec<u8> {
     })
 }
 
-pub fn passphrase() -> Passphrase {
+pub(crate) fn passphrase() -> Passphrase {
     Passphrase::from_file_contents(&fixture("pass.txt")).expect("pass.txt is UTF-8")
 }
 
-pub fn wrong_passphrase() -> Passphrase {
+pub(crate) fn wrong_passphrase() -> Passphrase {
     Passphrase::from_file_contents(&fixture("wrong-pass.txt")).expect("wrong-pass.txt is UTF-8")
 }
 
-pub fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("clock after 1970")
@@ -44,7 +44,10 @@ pub fn now() -> i64 {
 }
 
 /// Parses fixtures; the first error's code on failure.
-pub fn parse_all(names: &[&str], pass: Option<&Passphrase>) -> Result<Vec<ParsedFile>, String> {
+pub(crate) fn parse_all(
+    names: &[&str],
+    pass: Option<&Passphrase>,
+) -> Result<Vec<ParsedFile>, String> {
     names
         .iter()
         .map(|n| parse_file(n, &fixture(n), pass).map_err(|e| e.code().to_string()))
@@ -52,7 +55,7 @@ pub fn parse_all(names: &[&str], pass: Option<&Passphrase>) -> Result<Vec<Parsed
 }
 
 /// Parses and assembles fixtures as import would; the error code on refusal.
-pub fn bundle_of(
+pub(crate) fn bundle_of(
     names: &[&str],
     pass: Option<&Passphrase>,
     options: AssembleOptions,
@@ -62,7 +65,7 @@ pub fn bundle_of(
 }
 
 /// The bundle the fixtures `fullchain-ec256.pem` + `ec256.key` make.
-pub fn ec256_bundle() -> Bundle {
+pub(crate) fn ec256_bundle() -> Bundle {
     bundle_of(
         &["fullchain-ec256.pem", "ec256.key"],
         None,
@@ -72,7 +75,7 @@ pub fn ec256_bundle() -> Bundle {
 }
 
 /// True when the `openssl` command is installed; under CI=true it must be.
-pub fn have_openssl() -> bool {
+pub(crate) fn have_openssl() -> bool {
     let ok = std::process::Command::new("openssl")
         .arg("version")
         .output()

@@ -10,7 +10,7 @@ use certraft::raft::tls::{cluster_client_config, NodeIdentity};
 use super::cluster::Cluster;
 
 /// A node's keyring, CA and node key, unsealed with the unseal key in its data dir.
-pub fn secrets_of(data_dir: &Path) -> Secrets {
+pub(crate) fn secrets_of(data_dir: &Path) -> Secrets {
     let dd = DataDir::new(data_dir);
     let (unseal, _) = dd.unseal_key(None, false).expect("unseal key");
     dd.load_secrets(&unseal).expect("node secrets")
@@ -18,7 +18,7 @@ pub fn secrets_of(data_dir: &Path) -> Secrets {
 
 /// A client of node `target`'s cluster port presenting `cert`/`key` (fresh: no pooled
 /// connection from an earlier handshake).
-pub fn cluster_client(
+pub(crate) fn cluster_client(
     c: &Cluster,
     target: usize,
     cert_der: &[u8],
@@ -39,7 +39,7 @@ pub fn cluster_client(
 /// One request to node `target`'s cluster port route `/raft/{route}` presenting
 /// `cert`/`key`. `Err` when the TLS handshake (or the connection) failed; otherwise the
 /// status and body.
-pub async fn cluster_call(
+pub(crate) async fn cluster_call(
     c: &Cluster,
     target: usize,
     cert_der: &[u8],

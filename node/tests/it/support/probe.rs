@@ -15,13 +15,13 @@ const ONE_CONNECTION: Duration = Duration::from_secs(20);
 
 /// A TLS protocol version to force.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tls {
+pub(crate) enum Tls {
     V12,
     V13,
 }
 
 impl Tls {
-    pub const BOTH: [Tls; 2] = [Tls::V12, Tls::V13];
+    pub(crate) const BOTH: [Tls; 2] = [Tls::V12, Tls::V13];
 
     fn flag(self) -> &'static str {
         match self {
@@ -31,7 +31,7 @@ impl Tls {
     }
 
     /// How `openssl s_client` names it.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Tls::V12 => "TLSv1.2",
             Tls::V13 => "TLSv1.3",
@@ -94,7 +94,7 @@ fn run_with_input(mut cmd: Command, stdin: &[u8]) -> Result<Output, String> {
 
 /// What one `openssl s_client` connection printed.
 #[derive(Debug, Clone)]
-pub struct SClient {
+pub(crate) struct SClient {
     pub success: bool,
     pub stdout: String,
     pub stderr: String,
@@ -114,7 +114,7 @@ impl std::fmt::Display for SClient {
 
 /// `openssl s_client -connect 127.0.0.1:PORT` with `-servername SNI` (or `-noservername`)
 /// and the forced version; sends one HTTP request and reads until the server closes.
-pub async fn s_client(port: u16, sni: Option<&str>, tls: Tls) -> SClient {
+pub(crate) async fn s_client(port: u16, sni: Option<&str>, tls: Tls) -> SClient {
     let mut cmd = Command::new("openssl");
     cmd.args(["s_client", "-connect", &format!("127.0.0.1:{port}")]);
     match sni {
@@ -145,7 +145,7 @@ pub async fn s_client(port: u16, sni: Option<&str>, tls: Tls) -> SClient {
 
 /// A certificate as `openssl x509` reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct X509Text {
+pub(crate) struct X509Text {
     /// `CN = ...`, without the `subject=` prefix.
     pub subject: String,
     pub issuer: String,
@@ -154,7 +154,7 @@ pub struct X509Text {
 }
 
 /// `openssl x509 -noout -subject -issuer -ext subjectAltName` on one PEM certificate.
-pub async fn x509_text(pem: &str) -> Result<X509Text, String> {
+pub(crate) async fn x509_text(pem: &str) -> Result<X509Text, String> {
     let mut cmd = Command::new("openssl");
     cmd.args([
         "x509",
@@ -197,7 +197,7 @@ pub async fn x509_text(pem: &str) -> Result<X509Text, String> {
 /// One successful connection through `openssl s_client`: the served leaf, the negotiated
 /// protocol and the answer page.
 #[derive(Debug, Clone)]
-pub struct Served {
+pub(crate) struct Served {
     pub leaf_pem: String,
     pub leaf_der: Vec<u8>,
     pub leaf: X509Text,
@@ -212,7 +212,7 @@ pub struct Served {
 impl SClient {
     /// The served leaf, protocol and page; `Err` (with the whole output) when the handshake
     /// failed or something is missing.
-    pub async fn served(&self) -> Result<Served, String> {
+    pub(crate) async fn served(&self) -> Result<Served, String> {
         let fail = |why: &str| format!("{why}\n{self}");
         if !self.success {
             return Err(fail("the connection failed"));
@@ -269,7 +269,7 @@ impl SClient {
 // ---- rustls handshakes -------------------------------------------------------------------
 
 /// A rustls client for full handshakes (no resumption) with TLS 1.2 and 1.3 offered.
-pub fn any_leaf_client() -> Arc<ClientConfig> {
+pub(crate) fn any_leaf_client() -> Arc<ClientConfig> {
     // The node's own trust-anything-but-check-the-signature config (used by joiners for
     // their first request): the serve port answers with whatever the inventory holds.
     let mut config = certraft::raft::tls::fingerprint_probe_config();
@@ -279,7 +279,7 @@ pub fn any_leaf_client() -> Arc<ClientConfig> {
 
 /// One full handshake with 127.0.0.1:`port` sending `sni` (none for `None`); the served
 /// leaf's DER.
-pub async fn handshake(
+pub(crate) async fn handshake(
     config: &Arc<ClientConfig>,
     port: u16,
     sni: Option<&str>,

@@ -8,22 +8,22 @@ use serde_json::{json, Value};
 use super::fixture;
 
 /// The passphrase of every encrypted fixture (`pass.txt`).
-pub fn fixture_passphrase() -> String {
+pub(crate) fn fixture_passphrase() -> String {
     String::from_utf8(fixture("pass.txt")).expect("pass.txt is UTF-8")
 }
 
 /// `wrong-pass.txt`.
-pub fn wrong_fixture_passphrase() -> String {
+pub(crate) fn wrong_fixture_passphrase() -> String {
     String::from_utf8(fixture("wrong-pass.txt")).expect("wrong-pass.txt is UTF-8")
 }
 
 /// `{"name", "data"}` for one upload.
-pub fn upload(name: &str, data: &[u8]) -> Value {
+pub(crate) fn upload(name: &str, data: &[u8]) -> Value {
     json!({"name": name, "data": STANDARD.encode(data)})
 }
 
 /// An import body from fixture files, with an optional passphrase.
-pub fn fixture_import(files: &[&str], passphrase: Option<&str>) -> Value {
+pub(crate) fn fixture_import(files: &[&str], passphrase: Option<&str>) -> Value {
     let files: Vec<Value> = files.iter().map(|f| upload(f, &fixture(f))).collect();
     let mut body = json!({ "files": files });
     if let Some(p) = passphrase {
@@ -34,7 +34,7 @@ pub fn fixture_import(files: &[&str], passphrase: Option<&str>) -> Value {
 
 /// A self-signed P-256 leaf for one or more DNS names (wildcards such as `*.w.test` too), with
 /// its key: a fresh, distinct bundle per call.
-pub struct TestCert {
+pub(crate) struct TestCert {
     /// The first DNS name.
     pub host: String,
     pub cert_der: Vec<u8>,
@@ -46,12 +46,12 @@ pub struct TestCert {
 
 impl TestCert {
     /// A leaf for `host`, valid from rcgen's default not-before to its default not-after.
-    pub fn new(host: &str) -> TestCert {
+    pub(crate) fn new(host: &str) -> TestCert {
         TestCert::with(&[host], None)
     }
 
     /// A leaf for `hosts` (the first names the uploads), valid until `not_after` when given.
-    pub fn with(hosts: &[&str], not_after: Option<time::OffsetDateTime>) -> TestCert {
+    pub(crate) fn with(hosts: &[&str], not_after: Option<time::OffsetDateTime>) -> TestCert {
         let host = hosts.first().expect("at least one DNS name").to_string();
         let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("P-256 key");
         let sans: Vec<String> = hosts.iter().map(|h| h.to_string()).collect();
@@ -72,7 +72,7 @@ impl TestCert {
     }
 
     /// The uploads: certificate PEM and PKCS#8 PEM key, as two files.
-    pub fn files(&self) -> Value {
+    pub(crate) fn files(&self) -> Value {
         let stem = self.host.replace('*', "wildcard");
         json!([
             upload(&format!("{stem}.pem"), self.cert_pem.as_bytes()),
@@ -81,7 +81,7 @@ impl TestCert {
     }
 
     /// An import body; the node names the bundle after the host unless `name` is given.
-    pub fn import(&self, name: Option<&str>) -> Value {
+    pub(crate) fn import(&self, name: Option<&str>) -> Value {
         let mut body = json!({ "files": self.files() });
         if let Some(n) = name {
             body["name"] = json!(n);
