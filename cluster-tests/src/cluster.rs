@@ -5,15 +5,14 @@
 //! drop keeps the temp dir (data dirs and full logs) and prints where it is.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use crate::client::{Admin, Reply};
 use crate::faults::mount_tmpfs;
 use crate::ports::free_port;
+use crate::process::{node_binary, NodeCommand, NodeProcess, Output, Ports};
 
 /// How long a node may take to start, a cluster to elect or catch up. Generous: CI runs
 /// debug builds on 2 cores with tests in parallel.
@@ -42,30 +41,10 @@ impl Role {
     }
 }
 
-/// A workspace binary (`certraft-node`, `certraft`) next to the test executable's
-/// `deps/` dir, as `cargo test --workspace` builds them.
-pub fn binary(name: &str) -> PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    let dir = DIR.get_or_init(|| {
-        let exe = std::env::current_exe().expect("test executable path");
-        exe.parent()
-            .and_then(Path::parent)
-            .expect("target/PROFILE/deps/TEST")
-            .to_path_buf()
-    });
-    let path = dir.join(name);
-    assert!(
-        path.is_file(),
-        "{} is missing: run `cargo test --workspace` (or `cargo build -p certraft-node -p certraft-cli` first)",
-        path.display()
-    );
-    path
-}
-
 /// How a node runs.
 pub(crate) enum Run {
     /// A process on loopback.
-    Proc(Option<std::process::Child>),
+    Proc(Option<NodeProcess>),
     /// A container on the cluster's private Docker network.
     Container { name: String },
 }
@@ -110,46 +89,26 @@ impl Node {
     }
 
     pub(crate) fn spawn_process(&mut self, join: Option<(&str, &str)>) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("node log");
-        let mut cmd = std::process::Command::new(binary("certraft-node"));
-        cmd.arg("run").arg("--data-dir").arg(&self.data_dir);
-        for (flag, port) in [
-            ("--admin", self.admin),
-            ("--cluster", self.cluster),
-            ("--serve", self.serve),
-        ] {
-            cmd.arg(flag).arg(format!("127.0.0.1:{port}"));
-        }
-        if let Some((url, token)) = join {
-            cmd.args(["--join", url, "--join-token", token, "--role"])
-                .arg(self.role.as_str());
-        }
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("CERTRAFT_") {
-                cmd.env_remove(key);
-            }
-        }
-        cmd.env("NO_COLOR", "1")
+        let ports = Ports {
+            admin: self.admin,
+            cluster: self.cluster,
+            serve: self.serve,
+        };
+        let mut cmd = NodeCommand::new(node_binary(), ports)
+            .data_dir(&self.data_dir)
             .env("CERTRAFT_LOG", LOG_FILTER)
             .env("CERTRAFT_SNAPSHOT_EVERY", SNAPSHOT_EVERY)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log handle"))
-            .stderr(log);
-        self.run = Run::Proc(Some(cmd.spawn().expect("spawn certraft-node")));
+            .output(Output::Append(self.log.clone()));
+        if let Some((url, token)) = join {
+            cmd = cmd.join(url, token).role(self.role.as_str());
+        }
+        self.run = Run::Proc(Some(cmd.spawn()));
         self.paused = false;
     }
 
     pub(crate) fn signal(&self, sig: &str) {
         match &self.run {
-            Run::Proc(Some(c)) => {
-                let _ = std::process::Command::new("kill")
-                    .args([&format!("-{sig}"), &c.id().to_string()])
-                    .status();
-            }
+            Run::Proc(Some(p)) => p.signal(sig),
             Run::Proc(None) => {}
             Run::Container { name } => {
                 let _ = crate::docker::docker(&["kill", "-s", sig, name]);
@@ -459,22 +418,16 @@ impl Cluster {
 
     /// Polls `probe` every 50 ms until `Ok`, for at most `limit`; then fails with `what` and
     /// the last error.
-    pub async fn wait_for<T, F, Fut>(&self, what: &str, limit: Duration, mut probe: F) -> T
+    pub async fn wait_for<T, F, Fut>(&self, what: &str, limit: Duration, probe: F) -> T
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, String>>,
     {
-        let deadline = Instant::now() + limit;
-        loop {
-            let last = match probe().await {
-                Ok(v) => return v,
-                Err(e) => e,
-            };
-            if Instant::now() >= deadline {
-                panic!("timed out after {limit:?} waiting for {what}; last: {last}");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        crate::process::poll(limit, Duration::from_millis(50), probe)
+            .await
+            .unwrap_or_else(|last| {
+                panic!("timed out after {limit:?} waiting for {what}; last: {last}")
+            })
     }
 
     /// Every node's log tail, for failure messages.

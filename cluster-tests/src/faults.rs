@@ -15,9 +15,8 @@ impl Cluster {
         }
         match &mut n.run {
             Run::Proc(child) => {
-                if let Some(mut c) = child.take() {
-                    let _ = c.kill();
-                    let _ = c.wait();
+                if let Some(p) = child.take() {
+                    p.kill9();
                 }
             }
             Run::Container { name } => {

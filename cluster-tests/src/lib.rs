@@ -14,8 +14,9 @@
 //! - [`checker`]: the Wing–Gong linearizability check.
 //! - [`verify`]: convergence of what every node serves after healing.
 //! - [`run`]: a test run: workload around the faults, checks after healing.
-//! - [`ports`], [`logs`]: free loopback ports and node log tails, also used by the node's
-//!   and the CLI's integration tests and benches (as a dev-dependency).
+//! - [`process`], [`ports`], [`logs`]: one `certraft-node` process (binary, command line,
+//!   logs, signals, polling), free loopback ports and node log tails: the one harness the
+//!   node's and the CLI's integration tests and the benches build on (as a dev-dependency).
 
 pub mod cases;
 pub mod checker;
@@ -28,6 +29,7 @@ pub mod history;
 pub mod hostile;
 pub mod logs;
 pub mod ports;
+pub mod process;
 pub mod run;
 pub mod verify;
 pub mod workload;

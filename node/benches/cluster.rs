@@ -13,116 +13,14 @@
 // A measuring tool, like a test: it stops on anything unexpected.
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+mod support;
+
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_certraft-node");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
-struct Node {
-    id: u64,
-    dir: PathBuf,
-    admin: u16,
-    cluster: u16,
-    serve: u16,
-    child: Option<Child>,
-}
-
-impl Node {
-    fn new(root: &Path, id: u64) -> Node {
-        Node {
-            id,
-            dir: root.join(format!("n{id}")),
-            admin: free_port(),
-            cluster: free_port(),
-            serve: free_port(),
-            child: None,
-        }
-    }
-
-    fn start(&mut self, join: Option<(&str, &str)>) {
-        let mut cmd = Command::new(BIN);
-        cmd.arg("run")
-            .arg("--data-dir")
-            .arg(&self.dir)
-            .arg("--admin")
-            .arg(format!("127.0.0.1:{}", self.admin))
-            .arg("--cluster")
-            .arg(format!("127.0.0.1:{}", self.cluster))
-            .arg("--serve")
-            .arg(format!("127.0.0.1:{}", self.serve))
-            .env("CERTRAFT_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        if let Some((url, token)) = join {
-            cmd.arg("--join").arg(url).arg("--join-token").arg(token);
-        }
-        self.child = Some(cmd.spawn().expect("spawn certraft-node"));
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.admin)
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
-fn client(ca_pem: &[u8]) -> reqwest::Client {
-    let mut roots = rustls::RootCertStore::empty();
-    let der = pem::parse(ca_pem).expect("ca.pem").into_contents();
-    roots.add(der.into()).expect("CA as root");
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("TLS versions")
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
-        .timeout(Duration::from_secs(15))
-        .build()
-        .expect("client")
-}
-
-async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + timeout;
-    while !f().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-async fn readyz(c: &reqwest::Client, n: &Node) -> Option<Value> {
-    let r = c.get(format!("{}/readyz", n.url())).send().await.ok()?;
-    r.json().await.ok()
-}
+use support::{ms, pct, readyz, wait_for, Cluster, Node};
 
 /// A fresh, distinct P-256 bundle as an import request body.
 fn bundle(i: usize) -> Value {
@@ -139,15 +37,6 @@ fn bundle(i: usize) -> Value {
     ]})
 }
 
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1e3)
-}
-
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let n: usize = std::env::var("N")
@@ -159,44 +48,10 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(10);
     let verbose = std::env::var("VERBOSE").is_ok();
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let mut nodes: Vec<Node> = (1..=3).map(|id| Node::new(tmp.path(), id)).collect();
-    nodes[0].start(None);
-    let token_path = nodes[0].dir.join("admin.token");
-    wait_for("bootstrap", Duration::from_secs(20), || {
-        let p = token_path.clone();
-        async move { p.exists() && p.with_file_name("ca.pem").exists() }
-    })
-    .await;
-    let token = std::fs::read_to_string(&token_path).expect("token");
-    let token = token.trim().to_string();
-    let c = client(&std::fs::read(nodes[0].dir.join("ca.pem")).expect("ca"));
-    let auth = format!("Bearer {token}");
-    wait_for("node 1 ready", Duration::from_secs(20), || async {
-        readyz(&c, &nodes[0])
-            .await
-            .is_some_and(|v| v["ready"] == true)
-    })
-    .await;
-    for i in 1..3 {
-        let t: Value = c
-            .post(format!("{}/api/v1/cluster/join-tokens", nodes[0].url()))
-            .header("authorization", &auth)
-            .json(&json!({"role": "voter"}))
-            .send()
-            .await
-            .expect("join token")
-            .json()
-            .await
-            .expect("join token json");
-        let url = nodes[0].url();
-        nodes[i].start(Some((&url, t["token"].as_str().expect("token"))));
-        let node = &nodes[i];
-        wait_for("joiner voting", Duration::from_secs(30), || async {
-            readyz(&c, node).await.is_some_and(|v| v["voting"] == true)
-        })
-        .await;
-    }
+    let cluster = Cluster::start(3, None).await;
+    let c = cluster.client.clone();
+    let auth = cluster.auth.clone();
+    let mut nodes = cluster.nodes;
     println!(
         "3-node loopback cluster up ({} cores)",
         std::thread::available_parallelism()
@@ -288,10 +143,7 @@ async fn main() {
     // 3. Leader kill → next acknowledged write.
     let mut failover = Vec::with_capacity(runs);
     for run in 0..runs {
-        let probe = nodes
-            .iter()
-            .find(|n| n.child.is_some())
-            .expect("a live node");
+        let probe = nodes.iter().find(|n| n.is_running()).expect("a live node");
         let leader = leader_of(&readyz(&c, probe).await.expect("readyz")).expect("leader");
         let idx = nodes
             .iter()
@@ -302,7 +154,7 @@ async fn main() {
         nodes[idx].kill9();
         let survivors: Vec<String> = nodes
             .iter()
-            .filter(|n| n.child.is_some())
+            .filter(|n| n.is_running())
             .map(|n| n.url())
             .collect();
         let mut k = 0;

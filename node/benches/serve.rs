@@ -37,6 +37,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use certraft_cluster_tests::ports::free_port;
 use serde_json::json;
 use support::*;
 

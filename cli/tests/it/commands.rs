@@ -4,8 +4,6 @@
 //!
 //! Every run has stdin null and no `CERTRAFT_*` variable unless the test sets it.
 
-use std::net::TcpListener;
-
 use crate::support::admin::{answer, api_error, ok_json, MockAdmin, Trust, TOKEN};
 use crate::support::*;
 use base64::Engine;
@@ -14,12 +12,7 @@ use certraft::api::dto::{
     ImportOutcome, ImportResponse, JoinTokenResponse, Member,
 };
 use certraft::inventory::NodeRole;
-
-/// A port nothing listens on: bound, then released.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local addr").port()
-}
+use certraft_cluster_tests::ports::free_port;
 
 /// Asserts no output of `run` contains the admin token.
 #[track_caller]

@@ -5,12 +5,14 @@
 #![allow(dead_code)] // each bench uses a different part
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use serde_json::{json, Value};
+
+use certraft_cluster_tests::process::{poll, NodeCommand, NodeProcess, Output, Ports};
 
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_certraft-node");
 
@@ -20,13 +22,6 @@ pub(crate) fn node_bin() -> String {
     std::env::var("CERTRAFT_NODE_BIN").unwrap_or_else(|_| BIN.to_string())
 }
 
-pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
 pub(crate) fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
         .ok()
@@ -34,14 +29,15 @@ pub(crate) fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-/// One `certraft-node` process (optionally pinned to CPUs with `taskset`).
+/// One `certraft-node` process (optionally pinned to CPUs with `taskset`), started through
+/// the harness every suite shares ([`NodeCommand`]).
 pub(crate) struct Node {
     pub id: u64,
     pub dir: PathBuf,
     pub admin: u16,
     pub cluster: u16,
     pub serve: u16,
-    pub child: Option<Child>,
+    pub process: Option<NodeProcess>,
     /// `taskset -c` list, e.g. "0".
     pub cpus: Option<String>,
     /// The `certraft-node` binary ([`BIN`] unless a bench measures another build).
@@ -50,93 +46,73 @@ pub(crate) struct Node {
 
 impl Node {
     pub(crate) fn new(root: &Path, id: u64) -> Node {
+        let ports = Ports::free();
         Node {
             id,
             dir: root.join(format!("n{id}")),
-            admin: free_port(),
-            cluster: free_port(),
-            serve: free_port(),
-            child: None,
+            admin: ports.admin,
+            cluster: ports.cluster,
+            serve: ports.serve,
+            process: None,
             cpus: None,
             bin: node_bin(),
         }
     }
 
     pub(crate) fn start(&mut self, join: Option<(&str, &str)>) {
-        let mut cmd = match &self.cpus {
-            Some(cpus) => {
-                let mut c = Command::new("taskset");
-                c.arg("-c").arg(cpus).arg(&self.bin);
-                c
-            }
-            None => Command::new(&self.bin),
+        let ports = Ports {
+            admin: self.admin,
+            cluster: self.cluster,
+            serve: self.serve,
         };
+        let mut cmd = NodeCommand::new(&self.bin, ports)
+            .data_dir(&self.dir)
+            .env("CERTRAFT_LOG", "warn");
+        if let Some(cpus) = &self.cpus {
+            cmd = cmd.wrapped_in(&["taskset", "-c", cpus]);
+        }
         // NODE_NOFILE=N runs the node under an open-files limit of N (`prlimit`).
         if let Some(n) = std::env::var("NODE_NOFILE").ok().filter(|n| !n.is_empty()) {
-            let inner = cmd;
-            cmd = Command::new("prlimit");
-            cmd.arg(format!("--nofile={n}:{n}"))
-                .arg(inner.get_program())
-                .args(inner.get_args());
+            cmd = cmd.wrapped_in(&["prlimit", &format!("--nofile={n}:{n}")]);
         }
-        cmd.arg("run")
-            .arg("--data-dir")
-            .arg(&self.dir)
-            .arg("--admin")
-            .arg(format!("127.0.0.1:{}", self.admin))
-            .arg("--cluster")
-            .arg(format!("127.0.0.1:{}", self.cluster))
-            .arg("--serve")
-            .arg(format!("127.0.0.1:{}", self.serve))
-            .env("CERTRAFT_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
         // NODE_LOGS=DIR keeps each node's log as DIR/n<id>.log.
         if let Some(dir) = std::env::var_os("NODE_LOGS") {
-            let path = Path::new(&dir).join(format!("n{}.log", self.id));
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .expect("node log file");
-            cmd.stderr(file);
+            cmd = cmd.output(Output::Append(
+                Path::new(&dir).join(format!("n{}.log", self.id)),
+            ));
         }
         if let Some((url, token)) = join {
-            cmd.arg("--join").arg(url).arg("--join-token").arg(token);
+            cmd = cmd.join(url, token);
         }
-        self.child = Some(cmd.spawn().expect("spawn certraft-node"));
+        self.process = Some(cmd.spawn());
+    }
+
+    pub(crate) fn is_running(&self) -> bool {
+        self.process.is_some()
     }
 
     pub(crate) fn pid(&self) -> u32 {
-        self.child.as_ref().expect("running").id()
+        self.process
+            .as_ref()
+            .and_then(NodeProcess::pid)
+            .expect("running")
     }
 
     pub(crate) fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+        if let Some(p) = self.process.take() {
+            p.kill9();
         }
     }
 
     /// SIGTERM and wait for the exit (a clean shutdown).
     pub(crate) fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(c.id().to_string())
-                .status();
-            let _ = c.wait();
+        if let Some(p) = self.process.take() {
+            let _ = p.stop(Duration::from_secs(60));
         }
     }
 
     pub(crate) fn url(&self) -> String {
         format!("https://127.0.0.1:{}", self.admin)
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.kill9();
     }
 }
 
@@ -163,10 +139,15 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = Instant::now() + timeout;
-    while !f().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    let probe = || {
+        let answer = f();
+        async move { answer.await.then_some(()).ok_or(String::new()) }
+    };
+    if poll(timeout, Duration::from_millis(20), probe)
+        .await
+        .is_err()
+    {
+        panic!("timed out after {timeout:?} waiting for {what}");
     }
 }
 
@@ -263,7 +244,7 @@ impl Cluster {
         let live = self
             .nodes
             .iter()
-            .find(|n| n.child.is_some())
+            .find(|n| n.is_running())
             .expect("a live node");
         let v = readyz(&self.client, live).await.expect("readyz");
         let id = v["leader"].as_u64().expect("a leader");

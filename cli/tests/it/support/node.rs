@@ -1,25 +1,22 @@
-//! Real `certraft-node` processes for the end-to-end tests: the binary (built on demand), free
-//! ports, temp dirs, captured logs, SIGTERM, and condition waits that fail with what was
-//! awaited and what was last seen.
+//! Real `certraft-node` processes for the end-to-end tests: free ports, temp dirs, captured
+//! logs, SIGTERM, and condition waits that fail with what was awaited and what was last seen.
 //!
 //! Every process a [`Cluster`] starts is killed when the cluster is dropped; when the test is
 //! failing, the drop prints every node's log tail and keeps the temp dir for a post-mortem.
 //!
-//! Free ports and filtered log tails come from the cluster tests' library
-//! (`certraft_cluster_tests::{ports, logs}`), shared with `node/tests/it/support`; the
-//! retried bootstrap when a port was taken is that harness's idea. This side drives the
-//! nodes only through the `certraft` binary, with no HTTP client of its own.
+//! Each node is a [`certraft_cluster_tests::process::NodeProcess`] (binary found or built on
+//! demand, command line, logs, signals, polling), the harness every suite shares. This side
+//! drives the nodes only through the `certraft` binary, with no HTTP client of its own.
 
-use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::path::PathBuf;
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use certraft_cluster_tests::logs::Tail;
-pub(crate) use certraft_cluster_tests::ports::free_port;
+use certraft_cluster_tests::process::{
+    log_tail, node_binary, poll_blocking, port_was_taken, NodeCommand, NodeProcess, Output, Ports,
+};
 
 use super::{certraft, Certraft};
 
@@ -31,103 +28,6 @@ pub(crate) const PATIENCE: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(100);
 
 const LOG_TAIL_LINES: usize = 40;
-
-// ---- the node binary ---------------------------------------------------------------------
-
-/// `certraft-node`, next to the `certraft` binary under test (same target dir and profile).
-///
-/// `cargo test --workspace` builds it before the tests run. When it is missing, or older than
-/// a file of `node/src`, `node/Cargo.toml` or `Cargo.lock` (e.g. under `cargo test -p
-/// certraft-cli` alone, which does not build it), it is built once per test process with
-/// `$CARGO build -p certraft-node` into the same target dir and profile; a failed build fails
-/// every test that needs it, with cargo's output.
-pub(crate) fn node_binary() -> &'static Path {
-    static BINARY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    match BINARY.get_or_init(find_or_build_node) {
-        Ok(path) => path,
-        Err(e) => panic!("{e}"),
-    }
-}
-
-fn find_or_build_node() -> Result<PathBuf, String> {
-    let cli = Path::new(env!("CARGO_BIN_EXE_certraft"));
-    let node = cli.with_file_name(format!("certraft-node{}", std::env::consts::EXE_SUFFIX));
-    let built = node.metadata().and_then(|m| m.modified()).ok();
-    let why = match (built, newest_node_source()) {
-        (None, _) => "is missing",
-        (Some(built), Some(source)) if source > built => "is older than the node's sources",
-        _ => return Ok(node),
-    };
-    let bin_dir = cli
-        .parent()
-        .ok_or_else(|| format!("{} has no parent directory", cli.display()))?;
-    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    cmd.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-        .args(["build", "-p", "certraft-node", "--bin", "certraft-node"]);
-    // TARGET/PROFILE_DIR/certraft, or TARGET/TRIPLE/PROFILE_DIR/certraft with --target.
-    match bin_dir.file_name().and_then(|n| n.to_str()) {
-        Some("debug") | None => {}
-        Some("release") => {
-            cmd.arg("--release");
-        }
-        Some(profile) => {
-            cmd.args(["--profile", profile]);
-        }
-    }
-    let is_target_dir = |d: &Path| d.join("CACHEDIR.TAG").is_file();
-    if let Some(parent) = bin_dir.parent() {
-        if is_target_dir(parent) {
-            cmd.arg("--target-dir").arg(parent);
-        } else if let (Some(triple), Some(root)) = (parent.file_name(), parent.parent()) {
-            if is_target_dir(root) {
-                cmd.arg("--target")
-                    .arg(triple)
-                    .arg("--target-dir")
-                    .arg(root);
-            }
-        }
-    }
-    eprintln!("{} {why}; building it: {cmd:?}", node.display());
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run cargo to build certraft-node ({cmd:?}): {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "building certraft-node failed ({cmd:?} exited {}); build it yourself with `cargo build -p certraft-node`, or run `cargo test --workspace`\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    if !node.is_file() {
-        return Err(format!(
-            "{cmd:?} succeeded but {} is still missing; run `cargo test --workspace`",
-            node.display()
-        ));
-    }
-    Ok(node)
-}
-
-/// When the newest of `node/src/**`, `node/Cargo.toml` and `Cargo.lock` was modified.
-fn newest_node_source() -> Option<std::time::SystemTime> {
-    let root = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
-    let mut files = vec![root.join("node/Cargo.toml"), root.join("Cargo.lock")];
-    let mut dirs = vec![root.join("node/src")];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(dir).ok()?.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else {
-                files.push(path);
-            }
-        }
-    }
-    files
-        .iter()
-        .filter_map(|f| f.metadata().and_then(|m| m.modified()).ok())
-        .max()
-}
 
 // ---- node processes ----------------------------------------------------------------------
 
@@ -151,7 +51,7 @@ pub(crate) struct Node {
     pub admin: u16,
     pub cluster: u16,
     pub serve: u16,
-    child: Mutex<Option<Child>>,
+    process: Option<NodeProcess>,
     /// Whether the test expects it to be running (false once stopped).
     expect_running: bool,
     stdout_log: PathBuf,
@@ -170,80 +70,47 @@ impl Node {
     }
 
     fn spawn(&mut self, join: Option<(&str, &str)>) {
-        let out = File::create(&self.stdout_log).expect("create stdout log");
-        let err = File::create(&self.stderr_log).expect("create stderr log");
-        let mut cmd = Command::new(node_binary());
-        cmd.arg("run");
+        let ports = Ports {
+            admin: self.admin,
+            cluster: self.cluster,
+            serve: self.serve,
+        };
+        let mut cmd = NodeCommand::new(node_binary(), ports)
+            .cwd(&self.cwd)
+            .output(Output::Files {
+                stdout: self.stdout_log.clone(),
+                stderr: self.stderr_log.clone(),
+            });
         if self.data_flag == DataDir::Flag {
-            cmd.arg("--data-dir").arg(&self.data_dir);
-        }
-        for (flag, port) in [
-            ("--admin", self.admin),
-            ("--cluster", self.cluster),
-            ("--serve", self.serve),
-        ] {
-            cmd.arg(flag).arg(format!("127.0.0.1:{port}"));
+            cmd = cmd.data_dir(&self.data_dir);
         }
         if let Some((url, token)) = join {
-            cmd.args(["--join", url, "--join-token", token]);
+            cmd = cmd.join(url, token);
         }
-        // No CERTRAFT_* from the environment running the tests.
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("CERTRAFT_") {
-                cmd.env_remove(key);
-            }
-        }
-        cmd.env("NO_COLOR", "1")
-            .current_dir(&self.cwd)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err);
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", node_binary().display()));
-        *self.child.lock().unwrap_or_else(|e| e.into_inner()) = Some(child);
+        self.process = Some(cmd.spawn());
         self.expect_running = true;
     }
 
     /// The exit status if the process has ended.
     fn exited(&self) -> Option<ExitStatus> {
-        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
-        child.as_mut().and_then(|c| c.try_wait().ok().flatten())
-    }
-
-    fn pid(&self) -> Option<u32> {
-        let child = self.child.lock().unwrap_or_else(|e| e.into_inner());
-        child.as_ref().map(Child::id)
+        self.process.as_ref().and_then(NodeProcess::exited)
     }
 
     /// SIGKILL, and reap.
     fn kill9(&mut self) {
         self.expect_running = false;
-        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(c) = child.as_mut() {
-            let _ = c.kill();
-            let _ = c.wait();
+        if let Some(p) = &self.process {
+            p.kill9();
         }
     }
 
-    /// The last lines of stdout and stderr, leaving out openraft's retry chatter about
-    /// unreachable peers (counted instead), which drowns the rest.
+    /// The last lines of stdout and stderr.
     fn log_tail(&self) -> String {
-        let mut out = String::new();
-        for (stream, path) in [("stdout", &self.stdout_log), ("stderr", &self.stderr_log)] {
-            let text = std::fs::read_to_string(path).unwrap_or_default();
-            out.push_str(
-                &Tail::of(&text, LOG_TAIL_LINES)
-                    .render(&format!("{} (admin {}) {stream}", self.label, self.admin)),
-            );
-        }
-        out
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.kill9();
+        log_tail(
+            &format!("{} (admin {})", self.label, self.admin),
+            &[("stdout", &self.stdout_log), ("stderr", &self.stderr_log)],
+            LOG_TAIL_LINES,
+        )
     }
 }
 
@@ -295,6 +162,7 @@ impl Cluster {
             DataDir::Flag => self.dir.path().join(format!("{label}-data")),
         };
         let logs = self.dir.path().join("logs");
+        let ports = Ports::free();
         self.nodes.push(Node {
             stdout_log: logs.join(format!("{label}.stdout.log")),
             stderr_log: logs.join(format!("{label}.stderr.log")),
@@ -302,10 +170,10 @@ impl Cluster {
             cwd,
             data_dir,
             data_flag: data,
-            admin: free_port(),
-            cluster: free_port(),
-            serve: free_port(),
-            child: Mutex::new(None),
+            admin: ports.admin,
+            cluster: ports.cluster,
+            serve: ports.serve,
+            process: None,
             expect_running: false,
         });
         n - 1
@@ -322,12 +190,11 @@ impl Cluster {
                 Ok(()) => return i,
                 // Another process took a port between our check and the node's bind: the
                 // bootstrap never got further than binding, so start afresh on new ports.
-                Err(log) if log.contains("cannot listen on") && attempt < 5 => {
+                Err(log) if port_was_taken(&log) && attempt < 5 => {
                     let n = &mut self.nodes[i];
                     let _ = std::fs::remove_dir_all(&n.data_dir);
-                    n.admin = free_port();
-                    n.cluster = free_port();
-                    n.serve = free_port();
+                    let ports = Ports::free();
+                    (n.admin, n.cluster, n.serve) = (ports.admin, ports.cluster, ports.serve);
                 }
                 Err(log) => panic!("{} exited during bootstrap:\n{log}", self.nodes[i].label),
             }
@@ -425,18 +292,13 @@ impl Cluster {
         what: &str,
         mut probe: impl FnMut() -> Result<T, String>,
     ) -> T {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
+        poll_blocking(PATIENCE, POLL, || {
             self.assert_alive(what);
-            let last = match probe() {
-                Ok(v) => return v,
-                Err(e) => e,
-            };
-            if Instant::now() >= deadline {
-                panic!("timed out after {PATIENCE:?} waiting for {what}; last observed: {last}");
-            }
-            std::thread::sleep(POLL);
-        }
+            probe()
+        })
+        .unwrap_or_else(|last| {
+            panic!("timed out after {PATIENCE:?} waiting for {what}; last observed: {last}")
+        })
     }
 
     /// Fails if a node the test expects to be running has exited.
@@ -462,14 +324,8 @@ impl Cluster {
     /// SIGTERM to node `i`, then waits until it has exited; returns its exit status.
     pub(crate) fn stop(&mut self, i: usize) -> ExitStatus {
         self.nodes[i].expect_running = false;
-        if let Some(pid) = self.nodes[i].pid() {
-            if self.nodes[i].exited().is_none() {
-                let status = Command::new("kill")
-                    .args(["-TERM", &pid.to_string()])
-                    .status()
-                    .expect("run kill -TERM");
-                assert!(status.success(), "kill -TERM {pid} failed");
-            }
+        if let Some(p) = &self.nodes[i].process {
+            p.signal("TERM");
         }
         let what = format!("{} to exit after SIGTERM", self.nodes[i].label);
         let node = &self.nodes[i];

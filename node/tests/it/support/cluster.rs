@@ -1,4 +1,5 @@
-//! Real `certraft-node` processes for the cluster tests: free ports, temp dirs, captured
+//! Real `certraft-node` processes for the cluster tests (each one a
+//! [`certraft_cluster_tests::process::NodeProcess`], the harness every suite shares): free ports, temp dirs, captured
 //! logs, an admin API client, kill -9 / SIGTERM / restart, and condition waits that fail
 //! with what was awaited, what was last seen and the tail of every node's log.
 //!
@@ -6,18 +7,17 @@
 //! failing, the drop also prints every node's log tail.
 
 use std::collections::BTreeSet;
-use std::fs::File;
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::Mutex;
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use certraft_cluster_tests::logs::Tail;
-pub(crate) use certraft_cluster_tests::ports::free_port;
+use certraft_cluster_tests::process::{
+    log_tail, poll, port_was_taken, NodeCommand, NodeProcess, Output, Ports,
+};
 
 /// How long a node may take to start answering, a cluster to elect or catch up. Generous:
 /// CI runs the suite on 2 cores with debug builds and tests in parallel.
@@ -252,7 +252,7 @@ pub(crate) struct Node {
     pub binary: Option<PathBuf>,
     /// `--join URL --join-token TOKEN`, for the first start only.
     join: Option<(String, String)>,
-    child: Mutex<Option<Child>>,
+    process: Option<NodeProcess>,
     /// Whether the test expects it to be running (false once killed or stopped).
     expect_running: bool,
     starts: u32,
@@ -285,98 +285,69 @@ impl Node {
 
     fn spawn(&mut self) {
         self.starts += 1;
-        let out = File::create(self.log_path(self.starts, "stdout")).expect("create stdout log");
-        let err = File::create(self.log_path(self.starts, "stderr")).expect("create stderr log");
-        let mut cmd = match &self.binary {
-            Some(bin) => Command::new(bin),
-            None => Command::new(env!("CARGO_BIN_EXE_certraft-node")),
+        let ports = Ports {
+            admin: self.admin,
+            cluster: self.cluster,
+            serve: self.serve,
         };
-        cmd.arg("run");
+        let bin = self
+            .binary
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_certraft-node")));
+        let mut cmd = NodeCommand::new(bin, ports)
+            .envs(&self.env)
+            .cwd(&self.cwd)
+            .output(Output::Files {
+                stdout: self.log_path(self.starts, "stdout"),
+                stderr: self.log_path(self.starts, "stderr"),
+            });
         if self.explicit_data_dir {
-            cmd.arg("--data-dir").arg(&self.data_dir);
-        }
-        for (flag, port) in [
-            ("--admin", self.admin),
-            ("--cluster", self.cluster),
-            ("--serve", self.serve),
-        ] {
-            cmd.arg(flag).arg(format!("127.0.0.1:{port}"));
+            cmd = cmd.data_dir(&self.data_dir);
         }
         if let Some((url, token)) = self.join.take() {
-            cmd.args(["--join", &url, "--join-token", &token]);
+            cmd = cmd.join(&url, &token);
         }
-        // Only what the test sets: no CERTRAFT_* from the environment running the tests.
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("CERTRAFT_") {
-                cmd.env_remove(key);
-            }
-        }
-        cmd.env("NO_COLOR", "1")
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .current_dir(&self.cwd)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err);
-        let child = cmd.spawn().expect("spawn certraft-node");
-        *self.child.lock().unwrap_or_else(|e| e.into_inner()) = Some(child);
+        self.process = Some(cmd.spawn());
         self.expect_running = true;
     }
 
     /// The exit status if the process has ended.
     fn exited(&self) -> Option<ExitStatus> {
-        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
-        child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+        self.process.as_ref().and_then(NodeProcess::exited)
     }
 
     /// The process id of the running process, if any.
     pub(crate) fn pid(&self) -> Option<u32> {
-        let child = self.child.lock().unwrap_or_else(|e| e.into_inner());
-        child.as_ref().map(Child::id)
+        self.process.as_ref().and_then(NodeProcess::pid)
     }
 
     /// SIGKILL, and reap.
     fn kill9(&mut self) {
         self.expect_running = false;
-        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(c) = child.as_mut() {
-            let _ = c.kill();
-            let _ = c.wait();
+        if let Some(p) = &self.process {
+            p.kill9();
         }
     }
 
     /// SIGTERM (graceful stop), without waiting.
     fn sigterm(&mut self) {
         self.expect_running = false;
-        if let Some(pid) = self.pid() {
-            if self.exited().is_none() {
-                let status = Command::new("kill")
-                    .args(["-TERM", &pid.to_string()])
-                    .status()
-                    .expect("run kill -TERM");
-                assert!(status.success(), "kill -TERM {pid} failed");
-            }
+        if let Some(p) = &self.process {
+            p.signal("TERM");
         }
     }
 
-    /// The last lines of the latest start's stdout and stderr, leaving out openraft's
-    /// retry chatter about unreachable peers (counted instead), which drowns the rest.
+    /// The last lines of the latest start's stdout and stderr.
     fn log_tail(&self) -> String {
-        let mut out = String::new();
-        for stream in ["stdout", "stderr"] {
-            let text =
-                std::fs::read_to_string(self.log_path(self.starts, stream)).unwrap_or_default();
-            out.push_str(&Tail::of(&text, LOG_TAIL_LINES).render(&format!(
-                "{} (id {}) run {} {stream}",
-                self.label, self.id, self.starts
-            )));
-        }
-        out
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.kill9();
+        let (out, err) = (
+            self.log_path(self.starts, "stdout"),
+            self.log_path(self.starts, "stderr"),
+        );
+        log_tail(
+            &format!("{} (id {}) run {}", self.label, self.id, self.starts),
+            &[("stdout", &out), ("stderr", &err)],
+            LOG_TAIL_LINES,
+        )
     }
 }
 
@@ -451,19 +422,20 @@ impl Cluster {
         let n = self.nodes.len() + 1;
         let cwd = self.dir.path().join(format!("node{n}"));
         std::fs::create_dir_all(&cwd).expect("node dir");
+        let ports = Ports::free();
         self.nodes.push(Node {
             label: format!("node{n}"),
             id: 0,
             data_dir: cwd.join("certraft-data"),
             cwd,
             explicit_data_dir: !self.options.default_data_dir,
-            admin: free_port(),
-            cluster: free_port(),
-            serve: free_port(),
+            admin: ports.admin,
+            cluster: ports.cluster,
+            serve: ports.serve,
             env: self.options.env.clone(),
             binary: self.options.binary.clone(),
             join: None,
-            child: Mutex::new(None),
+            process: None,
             expect_running: false,
             starts: 0,
             logs: self.logs_dir(),
@@ -481,12 +453,11 @@ impl Cluster {
                 Ok(()) => break,
                 // Another process took a port between our check and the node's bind: the
                 // bootstrap never got further than binding, so start afresh on new ports.
-                Err(log) if log.contains("cannot listen on") && attempt < 5 => {
+                Err(log) if port_was_taken(&log) && attempt < 5 => {
                     let n = &mut self.nodes[i];
                     let _ = std::fs::remove_dir_all(&n.data_dir);
-                    n.admin = free_port();
-                    n.cluster = free_port();
-                    n.serve = free_port();
+                    let ports = Ports::free();
+                    (n.admin, n.cluster, n.serve) = (ports.admin, ports.cluster, ports.serve);
                 }
                 Err(log) => panic!("node1 exited during bootstrap:\n{log}"),
             }
@@ -531,15 +502,17 @@ impl Cluster {
         let n = &mut self.nodes[i];
         n.env.push(("CERTRAFT_TEST_CRASH_AT".into(), step.into()));
         n.spawn();
-        let deadline = Instant::now() + PATIENCE;
-        while self.nodes[i].exited().is_none() {
-            assert!(
-                Instant::now() < deadline,
-                "{} did not crash after {step}:\n{}",
-                self.nodes[i].label,
-                self.nodes[i].log_tail()
+        let node = &self.nodes[i];
+        if let Err(last) = poll(PATIENCE, Duration::from_millis(20), || async {
+            node.exited().map(drop).ok_or("still running".to_string())
+        })
+        .await
+        {
+            panic!(
+                "{} did not crash after {step} ({last}):\n{}",
+                node.label,
+                node.log_tail()
             );
-            tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let n = &mut self.nodes[i];
         n.expect_running = false;
@@ -690,21 +663,17 @@ impl Cluster {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, String>>,
     {
-        let deadline = Instant::now() + timeout;
-        loop {
+        poll(timeout, Duration::from_millis(50), || {
             self.assert_alive(what);
-            let last = match probe().await {
-                Ok(v) => return v,
-                Err(e) => e,
-            };
-            if Instant::now() >= deadline {
-                panic!(
-                    "timed out after {timeout:?} waiting for {what}; last observed: {last}\n{}",
-                    self.log_tails()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            probe()
+        })
+        .await
+        .unwrap_or_else(|last| {
+            panic!(
+                "timed out after {timeout:?} waiting for {what}; last observed: {last}\n{}",
+                self.log_tails()
+            )
+        })
     }
 
     /// Fails if a node the test expects to be running has exited.
