@@ -32,10 +32,10 @@
 //!   65,535, which allows only `N ≤ 32`). OpenSSL's default is `N = 16384, r = 8, p = 1`:
 //!   16 MiB. Memory is computed in `u128`, so no parameter can overflow the check.
 //! - **Runs per file**: each encrypted PEM key, each PKCS#12 MAC, encrypted container and key
-//!   bag is one derivation; a file may ask for at most 8. certraft itself may run a PKCS#12
-//!   container's derivation twice (once to look inside before the PKCS#12 reader runs, once
-//!   in the reader), and a PKCS#12 file is tried with the given passphrase and then the empty
-//!   one, so the worst case per file is a small multiple of 8 derivations at the caps.
+//!   bag is one derivation; a file may ask for at most 8. Each is checked and counted right
+//!   before it runs, so a refused one never runs. A PKCS#12 file is tried with the given
+//!   passphrase and then the empty one, so the worst case per file is 16 derivations at the
+//!   caps.
 
 use std::fmt;
 

@@ -5,9 +5,11 @@
 //!
 //! - [`formats`]: detect a file's format from its content; PEM, DER, PKCS#8 (plain and
 //!   encrypted), PKCS#1, SEC1 and PKCS#12 → certificates and keys.
-//! - `pkcs12` (private, for `formats`): PKCS#12 files, read by p12-keystore only after a
-//!   pre-flight walk of the DER has checked every key derivation it would run.
+//! - `pkcs12` (private, for `formats`): certraft's own PKCS#12 reader (BER, every MAC and
+//!   cipher real tools write), each key derivation checked against the caps before it runs.
+//! - `pbe` (private): the PKCS#12 KDF and PBE ciphers, PBES2, the PKCS#12 MAC and PBMAC1.
 //! - [`key`]: private keys normalised to PKCS#8, passphrases; neither ever printed.
+//! - [`cipher`]: the block and stream ciphers of encrypted key files, decryption only.
 //! - [`cert`]: the facts about one X.509 certificate.
 //! - [`assemble`](mod@assemble): exactly one key, its leaf, the chain ordered by signature, completeness,
 //!   validity, warnings, the content-derived [`BundleId`].
@@ -20,10 +22,12 @@
 
 pub mod assemble;
 pub mod cert;
+pub mod cipher;
 pub mod export;
 pub mod formats;
 pub mod key;
 pub mod limits;
+mod pbe;
 mod pkcs12;
 pub mod record;
 pub mod report;

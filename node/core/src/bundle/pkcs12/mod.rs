@@ -1,80 +1,132 @@
-//! Reading a PKCS#12 file: p12-keystore does the reading, after a pre-flight here has checked
-//! every key derivation it would run, before anything derives a key.
+//! Reading a PKCS#12 (PFX) file: certraft's own reader, written for files from every tool
+//! operators use (OpenSSL 1.x/3.x, Java keytool, GnuTLS certtool, NSS pk12util, Python
+//! cryptography, Windows) and for hostile ones.
 //!
-//! - [`parse`]: the entry point [`formats`](super::formats) calls; the candidate passphrases,
-//!   the pre-flight, then p12-keystore.
-//! - [`preflight`]: the walk over the DER that finds every derivation and certificate.
-//! - [`open_container`]: the decrypt step that lets the walk see inside encrypted containers.
-//! - [`der`]: a small DER reader (for the walk) and writer (for the decrypt step's probe).
+//! - BER is accepted anywhere ([`der::to_der`] first): NSS and Windows write indefinite
+//!   lengths and constructed OCTET STRINGs.
+//! - Integrity: the MAC (HMAC with SHA-1/224/256/384/512 over the PKCS#12 KDF, or PBMAC1 of
+//!   RFC 9579), or none. Public-key integrity (`signedData`) is refused by name.
+//! - Privacy: plain `data` containers and `encryptedData` ones under any scheme [`pbe`]
+//!   knows (PKCS#12 PBE: 3DES, 2-key 3DES, RC2-40/128, RC4; PBES2: PBKDF2 with any HMAC-SHA
+//!   PRF or scrypt, AES-128/192/256-CBC, 3DES, DES).
+//! - Bags: key bags, shrouded key bags, certificate bags (X.509), nested `safeContents`
+//!   bags; CRL, secret and unknown bags are noted and skipped. Friendly names and local key
+//!   ids are not needed: the assembler matches keys to certificates by public key.
 //!
-//! p12-keystore 0.2 has no hook between parsing and deriving: `KeyStore::from_pkcs12` derives
-//! the MAC key, then decrypts each encrypted container of the authenticated safe, then each
-//! shrouded key bag (and each secret bag's wrapped key) it finds, all with parameters taken
-//! from the file, in one call. So certraft walks the DER itself first, with no new dependency
-//! (a small TLV reader in [`der`], `pkcs5` for PBES2 parameters, `x509-parser` for names).
-//!
-//! **Reachable without decryption**, checked by [`preflight::read`] before any derivation:
-//! - the MAC's iteration count (`MacData`);
-//! - the algorithm identifier of each encrypted container (`EncryptedData`);
-//! - every PBES2 or `pkcs-12PbeIds` algorithm identifier anywhere in the plain (`data`)
-//!   containers: shrouded key bags, secret bags wrapping an encrypted key, and anything else,
-//!   found by a scan that descends into every constructed element and every OCTET STRING that
-//!   holds DER (a superset of what p12-keystore decodes, so nothing it would use is missed).
-//!
-//! **Reachable only after decryption**: the bags inside an encrypted container. p12-keystore
-//! would decrypt the container and at once derive a key for every shrouded key bag inside,
-//! with parameters no one has seen. So [`open_container`] decrypts each container first,
-//! *through p12-keystore itself*: the container's (already checked) algorithm identifier and
-//! ciphertext become the one shrouded key bag of a synthetic, MAC-less PKCS#12 beside a dummy
-//! certificate, and the "key" p12-keystore hands back is the container's plaintext. The
-//! decryption is exactly p12-keystore's, PBES1 (RC2-40, 3DES) and PBES2 alike, and runs only
-//! the derivation already checked. The plaintext is walked like a plain container
-//! ([`preflight::Seen::walk_nested`]) before the real parse runs. The price: each container's
-//! derivation runs twice.
-//!
-//! **What remains**: nothing p12-keystore derives a key for goes unchecked. Decrypted key bags
-//! are PKCS#8 keys and decrypted secret bags `PrivateKeyInfo`s, which p12-keystore does not
-//! decrypt further. Bags nested in `safeContentsBag`s are ignored by p12-keystore, and scanned
-//! here anyway.
-//!
-//! The walk also collects every certificate bag, plain or decrypted, to count them and to
-//! refuse issuer loops: p12-keystore builds each key's chain by following issuer names until a
-//! self-issued certificate, so two certificates that name each other as issuer make it loop
-//! for ever, pushing to a vector until the process runs out of memory.
+//! **Cost**: every key derivation's parameters are checked against the caps and counted
+//! ([`KdfBudget`]) immediately before it runs, so nothing over a cap ever runs and one
+//! attempt runs at most [`MAX_KDF_RUNS_PER_FILE`](super::limits::MAX_KDF_RUNS_PER_FILE).
+//! The file is tried with the given passphrase, then the empty one (a common export default).
 
 pub(super) mod der;
-mod preflight;
 
 use std::fmt;
 
-use pkcs8::der::asn1::ObjectIdentifier;
 use zeroize::Zeroizing;
 
 use self::der::{
-    cert_bag, oid, pfx, shrouded_key_bag, tlv, BIT_STRING, CONTEXT_0, INTEGER, SEQUENCE, SET,
-    UTC_TIME, UTF8_STRING,
+    integer, to_der, Malformed, Tlv, CERT_BAG, CONTEXT_0, CONTEXT_0_PRIMITIVE, DATA,
+    ENCRYPTED_DATA, INTEGER, OCTET_STRING, SEQUENCE, SHROUDED_KEY_BAG, X509_CERTIFICATE,
 };
-use self::preflight::Container;
 use super::cert::{parse_cert, CertInfo};
-use super::formats::{FormatError, ParsedFile};
+use super::cipher::CipherError;
+use super::formats::{FormatError, KdfSite, ParsedFile};
 use super::key::{Passphrase, PrivateKey};
+use super::limits::{KdfBudget, KdfLimit, MAX_CERTS_PER_FILE};
+use super::pbe::{algorithm, bmp_password, Hash, Pbmac1, Scheme, SchemeError, PBMAC1_OID};
+use pkcs8::der::asn1::ObjectIdentifier;
 
-const ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
-const COMMON_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.3");
+const KEY_BAG: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.12.10.1.1");
+const SAFE_CONTENTS_BAG: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.2.840.113549.1.12.10.1.6");
+const SIGNED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.2");
+/// How deep `safeContents` bags may nest (real files: never).
+const MAX_BAG_DEPTH: usize = 4;
 
-/// Reads a PKCS#12 file into `out` with p12-keystore, after [`preflight`] has checked every
-/// key derivation the reader would run (see the module doc for how, and for why that takes
-/// decrypting each container first).
+/// Why one attempt (one candidate passphrase) failed.
+enum Failure {
+    /// The passphrase does not fit: the MAC fails, or decryption gives garbage.
+    WrongPassphrase,
+    /// The file itself is the problem, whatever the passphrase.
+    Refused(Refusal),
+}
+
+/// What is wrong with the file, turned into a [`FormatError`] naming it.
+#[derive(Debug)]
+enum Refusal {
+    Malformed(String),
+    Unsupported(String),
+    Kdf { site: KdfSite, limit: KdfLimit },
+    TooManyCertificates(usize),
+    Key(super::key::KeyError),
+}
+
+impl From<Malformed> for Failure {
+    fn from(Malformed(what): Malformed) -> Failure {
+        Failure::Refused(Refusal::Malformed(what.into()))
+    }
+}
+
+fn malformed(what: &str) -> Failure {
+    Failure::Refused(Refusal::Malformed(what.into()))
+}
+
+impl From<SchemeError> for Failure {
+    fn from(e: SchemeError) -> Failure {
+        Failure::Refused(match e {
+            SchemeError::Malformed(what) => Refusal::Malformed(what.into()),
+            SchemeError::Unsupported(what) => Refusal::Unsupported(what),
+        })
+    }
+}
+
+impl Refusal {
+    fn into_format_error(self, file: &str) -> FormatError {
+        let file = file.to_string();
+        match self {
+            Refusal::Malformed(what) => FormatError::Pkcs12 {
+                detail: format!("the file is malformed ({what}); export it again from its source"),
+                file,
+            },
+            Refusal::Unsupported(what) => FormatError::Pkcs12 {
+                detail: format!(
+                    "it uses {what}, which certraft does not read; convert it with `openssl pkcs12 -in {file} -nodes -out bundle.pem` (keep bundle.pem private) and import that"
+                ),
+                file,
+            },
+            Refusal::Kdf { site, limit } => FormatError::KdfLimit { file, site, limit },
+            Refusal::TooManyCertificates(found) => FormatError::TooManyCertificates {
+                file,
+                found,
+                max: MAX_CERTS_PER_FILE,
+            },
+            Refusal::Key(source) => FormatError::Key { file, source },
+        }
+    }
+}
+
+impl fmt::Debug for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::WrongPassphrase => f.write_str("WrongPassphrase"),
+            Failure::Refused(r) => write!(f, "Refused({r:?})"),
+        }
+    }
+}
+
+/// Reads a PKCS#12 file into `out`.
 pub(super) fn parse(
     out: &mut ParsedFile,
-    der: &[u8],
+    input: &[u8],
     passphrase: Option<&Passphrase>,
 ) -> Result<(), FormatError> {
     const WHAT: &str = "the PKCS#12 file";
     let file = out.name.clone();
-    let refused = |r: preflight::Refusal| r.into_format_error(&file);
-    let plan = preflight::read(der).map_err(refused)?;
-    // Try the given passphrase, then the empty one (a common export default).
+    let refused = |r: Refusal| r.into_format_error(&file);
+    let pfx = Pfx::read(input).map_err(|f| match f {
+        Failure::Refused(r) => refused(r),
+        Failure::WrongPassphrase => refused(Refusal::Malformed("PFX".into())),
+    })?;
     let mut candidates: Vec<&str> = Vec::new();
     if let Some(p) = passphrase {
         candidates.push(p.expose());
@@ -82,84 +134,18 @@ pub(super) fn parse(
     if passphrase.is_none_or(|p| !p.is_empty()) {
         candidates.push("");
     }
-    let mut wrong = false;
-    'candidates: for candidate in candidates {
-        // Look inside every encrypted container before p12-keystore derives a key for what is
-        // in there. A container that does not decrypt, or decrypts to garbage, means a wrong
-        // passphrase, as it would in p12-keystore.
-        let mut seen = plan.seen.clone();
-        for container in &plan.containers {
-            let plain = match open_container(container, candidate) {
-                Ok(plain) => plain,
-                Err(OpenFailure::Reader(e)) if is_password_error(&e) => {
-                    wrong = true;
-                    continue 'candidates;
-                }
-                Err(failure) => {
-                    return Err(FormatError::Pkcs12 {
-                        file,
-                        detail: failure.to_string(),
-                    })
-                }
-            };
-            match seen.walk_nested(&plain) {
-                Err(preflight::Refusal::Malformed(_)) => {
-                    wrong = true;
-                    continue 'candidates;
-                }
-                other => other.map_err(refused)?,
+    for candidate in candidates {
+        match pfx.open(candidate) {
+            Ok(found) => {
+                out.certs.extend(found.certs);
+                out.keys.extend(found.keys);
+                out.ignored.extend(found.ignored);
+                return Ok(());
             }
+            Err(Failure::WrongPassphrase) => continue,
+            Err(Failure::Refused(r)) => return Err(refused(r)),
         }
-        seen.check_issuers().map_err(refused)?;
-
-        // The PKCS#12 parser is third-party code fed untrusted input: a panic in it must not
-        // take the process down, so it is contained and reported as a corrupt file.
-        let attempt =
-            std::panic::catch_unwind(|| p12_keystore::KeyStore::from_pkcs12(der, candidate));
-        let store = match attempt {
-            Err(_) => {
-                return Err(FormatError::Pkcs12 {
-                    file,
-                    detail: "the file is malformed".into(),
-                })
-            }
-            Ok(Err(e)) if is_password_error(&e) => {
-                wrong = true;
-                continue;
-            }
-            Ok(Err(e)) => {
-                return Err(FormatError::Pkcs12 {
-                    file,
-                    detail: e.to_string(),
-                })
-            }
-            Ok(Ok(store)) => store,
-        };
-        for (_, entry) in store.entries() {
-            match entry {
-                p12_keystore::KeyStoreEntry::PrivateKeyChain(chain) => {
-                    let key = PrivateKey::from_pkcs8_der(chain.key()).map_err(|source| {
-                        FormatError::Key {
-                            file: file.clone(),
-                            source,
-                        }
-                    })?;
-                    out.keys.push(key);
-                    for cert in chain.chain() {
-                        out.certs.push(parse_p12_cert(&file, cert.as_der())?);
-                    }
-                }
-                p12_keystore::KeyStoreEntry::Certificate(cert) => {
-                    out.certs.push(parse_p12_cert(&file, cert.as_der())?)
-                }
-                p12_keystore::KeyStoreEntry::Secret(_) => {
-                    out.ignored.push("a PKCS#12 secret bag".into())
-                }
-            }
-        }
-        return Ok(());
     }
-    debug_assert!(wrong);
     if passphrase.is_none() {
         Err(FormatError::PassphraseRequired { file, what: WHAT })
     } else {
@@ -167,213 +153,362 @@ pub(super) fn parse(
     }
 }
 
-fn parse_p12_cert(file: &str, der: &[u8]) -> Result<CertInfo, FormatError> {
-    parse_cert(der).map_err(|detail| FormatError::Pkcs12 {
-        file: file.into(),
-        detail: format!("it holds an unreadable certificate: {detail}"),
-    })
+/// The parts of a PFX, read without any key derivation.
+struct Pfx {
+    /// The `AuthenticatedSafe` (the MAC covers exactly these bytes).
+    auth_safe: Vec<u8>,
+    mac: Option<MacData>,
 }
 
-fn is_password_error(e: &p12_keystore::error::Error) -> bool {
-    use p12_keystore::error::Error as E;
-    // A wrong passphrase fails the MAC; without a MAC it shows up as bad padding or as
-    // garbage where the decrypted DER should be.
-    matches!(e, E::MacError(_) | E::UnpadError | E::Pkcs5Error(_))
+/// `MacData`: the algorithm, the expected tag, the salt and count of the PKCS#12 KDF.
+struct MacData {
+    algorithm: MacAlgorithm,
+    tag: Vec<u8>,
+    salt: Vec<u8>,
+    iterations: u64,
 }
 
-/// Why a container could not be opened.
-#[derive(Debug)]
-enum OpenFailure {
-    /// p12-keystore's own error (a wrong passphrase among them).
-    Reader(p12_keystore::error::Error),
-    /// p12-keystore panicked on the container.
-    Panicked,
+enum MacAlgorithm {
+    Hmac(Hash),
+    Pbmac1(Pbmac1),
 }
 
-impl fmt::Display for OpenFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            OpenFailure::Reader(e) => write!(f, "{e}"),
-            OpenFailure::Panicked => f.write_str("the file is malformed"),
+/// What one opened file holds.
+#[derive(Default)]
+struct Found {
+    certs: Vec<CertInfo>,
+    keys: Vec<PrivateKey>,
+    ignored: Vec<String>,
+}
+
+impl Pfx {
+    fn read(input: &[u8]) -> Result<Pfx, Failure> {
+        let der = to_der(input)?;
+        let pfx = Tlv::only(&der, SEQUENCE, "not a single PFX SEQUENCE")?;
+        let fields = pfx.children("PFX")?;
+        let [version, auth_safe, rest @ ..] = fields.as_slice() else {
+            return Err(malformed("PFX"));
+        };
+        if version.tag != INTEGER || integer(version.body) != 3 || rest.len() > 1 {
+            return Err(malformed("PFX version (must be 3)"));
+        }
+        let ci = auth_safe.children("authSafe")?;
+        let content_type = ci.first().and_then(Tlv::oid);
+        if content_type == Some(SIGNED_DATA) {
+            return Err(Failure::Refused(Refusal::Unsupported(
+                "public-key integrity mode (a signed authSafe)".into(),
+            )));
+        }
+        let [oid, content] = ci.as_slice() else {
+            return Err(malformed("authSafe ContentInfo"));
+        };
+        if oid.oid() != Some(DATA) {
+            return Err(malformed("authSafe content type (must be data)"));
+        }
+        let octets = content.explicit_0("authSafe content")?;
+        if octets.tag != OCTET_STRING {
+            return Err(malformed("authSafe content"));
+        }
+        let mac = rest.first().map(MacData::read).transpose()?;
+        Ok(Pfx {
+            auth_safe: octets.body.to_vec(),
+            mac,
+        })
+    }
+
+    /// Checks the MAC and reads every container and bag with `passphrase`.
+    fn open(&self, passphrase: &str) -> Result<Found, Failure> {
+        let mut budget = KdfBudget::default();
+        let mac_ok = match &self.mac {
+            Some(mac) => {
+                if !mac.verifies(passphrase, &self.auth_safe, &mut budget)? {
+                    return Err(Failure::WrongPassphrase);
+                }
+                true
+            }
+            None => false,
+        };
+        let mut reader = Reader {
+            passphrase,
+            budget,
+            mac_ok,
+            found: Found::default(),
+        };
+        let safe = to_der(&self.auth_safe)?;
+        let safe = Tlv::only(&safe, SEQUENCE, "AuthenticatedSafe")?;
+        for ci in safe.children("AuthenticatedSafe")? {
+            reader.container(&ci)?;
+        }
+        Ok(reader.found)
+    }
+}
+
+impl MacData {
+    fn read(tlv: &Tlv<'_>) -> Result<MacData, Failure> {
+        let fields = tlv.children("MacData")?;
+        let (digest_info, salt, count) = match fields.as_slice() {
+            [d, s] => (d, s, None),
+            [d, s, c] => (d, s, Some(c)),
+            _ => return Err(malformed("MacData")),
+        };
+        let di = digest_info.children("MAC DigestInfo")?;
+        let [alg, tag] = di.as_slice() else {
+            return Err(malformed("MAC DigestInfo"));
+        };
+        if tag.tag != OCTET_STRING || salt.tag != OCTET_STRING {
+            return Err(malformed("MacData"));
+        }
+        let (oid, params) = algorithm(alg).ok_or(malformed("MAC algorithm"))?;
+        let algorithm = if oid == PBMAC1_OID {
+            let params = params.ok_or(malformed("PBMAC1 parameters"))?;
+            MacAlgorithm::Pbmac1(Pbmac1::parse(&params)?)
+        } else {
+            MacAlgorithm::Hmac(Hash::of_digest(&oid).ok_or_else(|| {
+                Failure::Refused(Refusal::Unsupported(format!("a MAC with digest {oid}")))
+            })?)
+        };
+        let iterations = match count {
+            Some(c) if c.tag == INTEGER => integer(c.body),
+            Some(_) => return Err(malformed("MAC iteration count")),
+            None => 1,
+        };
+        Ok(MacData {
+            algorithm,
+            tag: tag.body.to_vec(),
+            salt: salt.body.to_vec(),
+            iterations,
+        })
+    }
+
+    /// Whether the MAC checks out under `passphrase` (after charging its derivation).
+    fn verifies(
+        &self,
+        passphrase: &str,
+        data: &[u8],
+        budget: &mut KdfBudget,
+    ) -> Result<bool, Failure> {
+        let charge = |budget: &mut KdfBudget, kdf| {
+            budget.charge(kdf).map_err(|limit| {
+                Failure::Refused(Refusal::Kdf {
+                    site: KdfSite::Pkcs12Mac,
+                    limit,
+                })
+            })
+        };
+        match &self.algorithm {
+            MacAlgorithm::Hmac(hash) => {
+                charge(budget, super::limits::Kdf::Pkcs12 {
+                    iterations: self.iterations,
+                })?;
+                let verify = |bmp: &[u8]| {
+                    let key = hash.pkcs12_kdf(bmp, &self.salt, 3, self.iterations, hash.output_len());
+                    hash.hmac_verifies(&key, data, &self.tag)
+                };
+                if verify(&bmp_password(passphrase)) {
+                    return Ok(true);
+                }
+                // An empty passphrase is written either as the BMPString terminator alone
+                // (OpenSSL) or as no bytes at all (some Java and Windows versions).
+                Ok(passphrase.is_empty() && verify(&[]))
+            }
+            MacAlgorithm::Pbmac1(p) => {
+                charge(budget, p.kdf())?;
+                Ok(p.verifies(passphrase, data, &self.tag))
+            }
         }
     }
 }
 
-/// Decrypts one container with p12-keystore's own decryption (see the module doc) and
-/// returns its plaintext, a `SafeContents` if the passphrase was right. Runs exactly the
-/// container's derivation, which [`preflight::read`] has checked.
-fn open_container(
-    container: &Container<'_>,
-    passphrase: &str,
-) -> Result<Zeroizing<Vec<u8>>, OpenFailure> {
-    let pfx = synthetic_pfx(container.algorithm, container.ciphertext);
-    let attempt =
-        std::panic::catch_unwind(|| p12_keystore::KeyStore::from_pkcs12(&pfx, passphrase));
-    let store = match attempt {
-        Err(_) => return Err(OpenFailure::Panicked),
-        Ok(Err(e)) => return Err(OpenFailure::Reader(e)),
-        Ok(Ok(store)) => store,
-    };
-    store
-        .entries()
-        .find_map(|(_, entry)| match entry {
-            p12_keystore::KeyStoreEntry::PrivateKeyChain(chain) => {
-                Some(Zeroizing::new(chain.key().to_vec()))
+/// One attempt's walk over the containers and bags.
+struct Reader<'p> {
+    passphrase: &'p str,
+    budget: KdfBudget,
+    /// The MAC checked out: a later decryption failure is a damaged file, not a wrong
+    /// passphrase.
+    mac_ok: bool,
+    found: Found,
+}
+
+impl Reader<'_> {
+    /// One `ContentInfo` of the `AuthenticatedSafe`.
+    fn container(&mut self, ci: &Tlv<'_>) -> Result<(), Failure> {
+        let fields = ci.children("ContentInfo")?;
+        let [oid, content] = fields.as_slice() else {
+            return Err(malformed("ContentInfo"));
+        };
+        match oid.oid() {
+            Some(DATA) => {
+                let octets = content.explicit_0("data content")?;
+                if octets.tag != OCTET_STRING {
+                    return Err(malformed("data content"));
+                }
+                self.safe_contents(octets.body, false, 0)
             }
-            _ => None,
-        })
-        .ok_or(OpenFailure::Panicked)
-}
+            Some(ENCRYPTED_DATA) => {
+                let ed = content.explicit_0("EncryptedData")?;
+                let ed_fields = ed.children("EncryptedData")?;
+                let [_version, eci, ..] = ed_fields.as_slice() else {
+                    return Err(malformed("EncryptedData"));
+                };
+                let eci = eci.children("EncryptedContentInfo")?;
+                let [_type, alg, body @ ..] = eci.as_slice() else {
+                    return Err(malformed("EncryptedContentInfo"));
+                };
+                let ciphertext = match body {
+                    [c] if c.tag == CONTEXT_0_PRIMITIVE => c.body.to_vec(),
+                    // BER: a constructed [0] of OCTET STRING segments.
+                    [c] if c.tag == CONTEXT_0 => {
+                        let mut all = Vec::new();
+                        for seg in c.children("encrypted content")? {
+                            if seg.tag != OCTET_STRING {
+                                return Err(malformed("encrypted content"));
+                            }
+                            all.extend_from_slice(seg.body);
+                        }
+                        all
+                    }
+                    // An empty container (no encryptedContent) holds nothing.
+                    [] => return Ok(()),
+                    _ => return Err(malformed("encrypted content")),
+                };
+                let plain = self.decrypt(alg, &ciphertext, KdfSite::Pkcs12Container)?;
+                self.safe_contents(&plain, true, 0)
+            }
+            Some(other) => {
+                self.found
+                    .ignored
+                    .push(format!("a PKCS#12 container of type {other}"));
+                Ok(())
+            }
+            None => Err(malformed("ContentInfo type")),
+        }
+    }
 
-/// The probe: a PFX without a MAC holding the container's algorithm and ciphertext as a
-/// shrouded key bag, and a dummy certificate with the same local key id, so p12-keystore
-/// returns the decrypted bytes as that key's (it does not parse them).
-fn synthetic_pfx(algorithm: &[u8], ciphertext: &[u8]) -> Vec<u8> {
-    pfx(&[
-        &shrouded_key_bag(algorithm, ciphertext),
-        &cert_bag(&probe_certificate(), true),
-    ])
-}
+    /// Derives and decrypts, charging the derivation first; garbage is a wrong passphrase
+    /// unless the MAC has already proven the passphrase right.
+    fn decrypt(
+        &mut self,
+        alg: &Tlv<'_>,
+        data: &[u8],
+        site: KdfSite,
+    ) -> Result<Zeroizing<Vec<u8>>, Failure> {
+        let scheme = Scheme::parse(alg)?;
+        self.budget
+            .charge(scheme.kdf())
+            .map_err(|limit| Failure::Refused(Refusal::Kdf { site, limit }))?;
+        match scheme.decrypt(self.passphrase, data) {
+            Ok(plain) => Ok(plain),
+            Err(CipherError::BadDecrypt) if !self.mac_ok => Err(Failure::WrongPassphrase),
+            Err(e) => Err(malformed(&format!(
+                "{} does not decrypt: {e}",
+                scheme.describe()
+            ))),
+        }
+    }
 
-/// A self-issued Ed25519 certificate named `CN=certraft pkcs12 probe` with a zero key and
-/// signature: structurally valid, so p12-keystore parses it, and it signs nothing.
-fn probe_certificate() -> Vec<u8> {
-    let algorithm = tlv(SEQUENCE, &[&oid(ED25519)]);
-    let name = tlv(
-        SEQUENCE,
-        &[&tlv(
-            SET,
-            &[&tlv(
-                SEQUENCE,
-                &[
-                    &oid(COMMON_NAME),
-                    &tlv(UTF8_STRING, &[b"certraft pkcs12 probe"]),
-                ],
-            )],
-        )],
-    );
-    let validity = tlv(
-        SEQUENCE,
-        &[
-            &tlv(UTC_TIME, &[b"250101000000Z"]),
-            &tlv(UTC_TIME, &[b"250102000000Z"]),
-        ],
-    );
-    let spki = tlv(SEQUENCE, &[&algorithm, &tlv(BIT_STRING, &[&[0; 33]])]);
-    let tbs = tlv(
-        SEQUENCE,
-        &[
-            &tlv(CONTEXT_0, &[&tlv(INTEGER, &[&[2]])]),
-            &tlv(INTEGER, &[&[1]]),
-            &algorithm,
-            &name,
-            &validity,
-            &name,
-            &spki,
-        ],
-    );
-    tlv(SEQUENCE, &[&tbs, &algorithm, &tlv(BIT_STRING, &[&[0; 65]])])
+    /// A `SafeContents`: a SEQUENCE of bags (BER allowed).
+    fn safe_contents(&mut self, bytes: &[u8], encrypted: bool, depth: usize) -> Result<(), Failure> {
+        if depth > MAX_BAG_DEPTH {
+            return Err(malformed("safeContents bags nested too deep"));
+        }
+        let der = match to_der(bytes) {
+            Ok(der) => der,
+            // Decrypted garbage: the passphrase was wrong (without a MAC to say so first).
+            Err(_) if encrypted && !self.mac_ok => return Err(Failure::WrongPassphrase),
+            Err(e) => return Err(e.into()),
+        };
+        let seq = match Tlv::only(&der, SEQUENCE, "SafeContents") {
+            Ok(seq) => seq,
+            Err(_) if encrypted && !self.mac_ok => return Err(Failure::WrongPassphrase),
+            Err(e) => return Err(e.into()),
+        };
+        for bag in seq.children("SafeContents")? {
+            self.bag(&bag, encrypted, depth)?;
+        }
+        Ok(())
+    }
+
+    fn bag(&mut self, bag: &Tlv<'_>, encrypted: bool, depth: usize) -> Result<(), Failure> {
+        let fields = bag.children("SafeBag")?;
+        let [id, value, ..] = fields.as_slice() else {
+            return Err(malformed("SafeBag"));
+        };
+        let value = value.explicit_0("SafeBag value")?;
+        match id.oid() {
+            Some(KEY_BAG) => self.key(value.raw, false),
+            Some(SHROUDED_KEY_BAG) => {
+                let epki = value.children("EncryptedPrivateKeyInfo")?;
+                let [alg, data] = epki.as_slice() else {
+                    return Err(malformed("EncryptedPrivateKeyInfo"));
+                };
+                if data.tag != OCTET_STRING {
+                    return Err(malformed("EncryptedPrivateKeyInfo"));
+                }
+                let site = if encrypted {
+                    KdfSite::Pkcs12NestedBag
+                } else {
+                    KdfSite::Pkcs12Bag
+                };
+                let plain = self.decrypt(alg, data.body, site)?;
+                self.key(&plain, true)
+            }
+            Some(CERT_BAG) => {
+                let cb = value.children("CertBag")?;
+                let [kind, cert] = cb.as_slice() else {
+                    return Err(malformed("CertBag"));
+                };
+                if kind.oid() != Some(X509_CERTIFICATE) {
+                    self.found
+                        .ignored
+                        .push("a PKCS#12 certificate bag that is not X.509".into());
+                    return Ok(());
+                }
+                let octets = cert.explicit_0("CertBag value")?;
+                if octets.tag != OCTET_STRING {
+                    return Err(malformed("CertBag value"));
+                }
+                if self.found.certs.len() >= MAX_CERTS_PER_FILE {
+                    return Err(Failure::Refused(Refusal::TooManyCertificates(
+                        self.found.certs.len() + 1,
+                    )));
+                }
+                let cert = parse_cert(octets.body).map_err(|detail| {
+                    Failure::Refused(Refusal::Malformed(format!(
+                        "it holds an unreadable certificate: {detail}"
+                    )))
+                })?;
+                self.found.certs.push(cert);
+                Ok(())
+            }
+            Some(SAFE_CONTENTS_BAG) => self.safe_contents(value.raw, encrypted, depth + 1),
+            Some(other) => {
+                self.found.ignored.push(format!(
+                    "a PKCS#12 {} bag",
+                    match other.to_string().as_str() {
+                        "1.2.840.113549.1.12.10.1.4" => "CRL".to_string(),
+                        "1.2.840.113549.1.12.10.1.5" => "secret".to_string(),
+                        o => format!("{o}"),
+                    }
+                ));
+                Ok(())
+            }
+            None => Err(malformed("SafeBag type")),
+        }
+    }
+
+    /// A PKCS#8 key from a (decrypted) key bag.
+    fn key(&mut self, pkcs8: &[u8], decrypted: bool) -> Result<(), Failure> {
+        match PrivateKey::from_pkcs8_der(pkcs8) {
+            Ok(key) => {
+                self.found.keys.push(key);
+                Ok(())
+            }
+            // Decrypted garbage that happened to pass the padding check.
+            Err(_) if decrypted && !self.mac_ok => Err(Failure::WrongPassphrase),
+            Err(e) => Err(Failure::Refused(Refusal::Key(e))),
+        }
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::bundle::crafted::{
-        pbes2_alg, pbkdf2_params, pfx, pfx_with_container, pfx_with_mac, pkcs12_pbe_alg,
-        scrypt_params, shrouded_key_bag, PASS, PBE_SHA1_3DES, PBE_SHA1_RC2_40,
-    };
-    use crate::bundle::limits::MAX_KDF_ITERATIONS;
-
-    /// Only the walk runs here (it derives nothing), so the caps cost nothing to test.
-    #[test]
-    fn pkcs12_preflight_boundaries() {
-        let max = MAX_KDF_ITERATIONS;
-        let cases: Vec<(&str, Vec<u8>, bool)> = vec![
-            ("MAC at the cap", pfx_with_mac(max), true),
-            ("MAC over the cap", pfx_with_mac(max + 1), false),
-            ("MAC of OpenSSL's default", pfx_with_mac(2048), true),
-            (
-                "3DES bag at the cap",
-                pfx(&[&shrouded_key_bag(
-                    &pkcs12_pbe_alg(PBE_SHA1_3DES, max),
-                    &[0; 8],
-                )]),
-                true,
-            ),
-            (
-                "3DES bag over the cap",
-                pfx(&[&shrouded_key_bag(
-                    &pkcs12_pbe_alg(PBE_SHA1_3DES, max + 1),
-                    &[0; 8],
-                )]),
-                false,
-            ),
-            (
-                "PBES2 bag at the cap",
-                pfx(&[&shrouded_key_bag(
-                    &pbes2_alg(pbkdf2_params(max as u32)),
-                    &[0; 8],
-                )]),
-                true,
-            ),
-            (
-                "PBES2 bag over the cap",
-                pfx(&[&shrouded_key_bag(
-                    &pbes2_alg(pbkdf2_params(max as u32 + 1)),
-                    &[0; 8],
-                )]),
-                false,
-            ),
-            (
-                "scrypt bag at 256 MiB",
-                pfx(&[&shrouded_key_bag(
-                    &pbes2_alg(scrypt_params(1 << 18, 8, 16)),
-                    &[0; 8],
-                )]),
-                true,
-            ),
-            (
-                "scrypt bag at 512 MiB",
-                pfx(&[&shrouded_key_bag(
-                    &pbes2_alg(scrypt_params(1 << 19, 8, 1)),
-                    &[0; 8],
-                )]),
-                false,
-            ),
-            (
-                "RC2 container at the cap",
-                pfx_with_container(&pkcs12_pbe_alg(PBE_SHA1_RC2_40, max), &[0; 8]),
-                true,
-            ),
-            (
-                "RC2 container over the cap",
-                pfx_with_container(&pkcs12_pbe_alg(PBE_SHA1_RC2_40, max + 1), &[0; 8]),
-                false,
-            ),
-        ];
-        for (name, der, accepted) in cases {
-            let got = preflight::read(&der);
-            assert_eq!(got.is_ok(), accepted, "{name}: {got:?}");
-        }
-    }
-
-    /// A real OpenSSL 3 PKCS#12 is read as it is: the MAC, one encrypted container (the
-    /// certificates) and one plain shrouded key bag; opening the container with the
-    /// passphrase shows the three certificates, and the empty passphrase does not open it.
-    #[test]
-    fn preflight_reads_an_openssl_pkcs12() {
-        let der = include_bytes!("../../../../tests/fixtures/ec256.p12");
-        let plan = preflight::read(der).unwrap();
-        assert_eq!(plan.containers.len(), 1);
-        let mut seen = plan.seen.clone();
-        let plain = open_container(&plan.containers[0], PASS).unwrap();
-        seen.walk_nested(&plain).unwrap();
-        seen.check_issuers().unwrap();
-        let debug = format!("{seen:?}");
-        assert!(
-            debug.contains("runs: 3"),
-            "MAC, container, key bag: {debug}"
-        );
-        assert!(open_container(&plan.containers[0], "").is_err());
-    }
-}
+mod tests;
