@@ -61,9 +61,10 @@ pub(crate) enum CertCommand {
     Show(ShowArgs),
 
     /// Export a bundle to a file: PKCS#12 with key, leaf and chain (passphrase required),
-    /// or PEM with the certificates only (never the key).
+    /// or PEM with the certificates only, or, with --with-key, the certificates and the key
+    /// (encrypted PKCS#8 under a passphrase; --unencrypted-key for a plain one, with a warning).
     ///
-    /// The PKCS#12 passphrase comes from --passphrase-file F, else CERTRAFT_PASSPHRASE, else
+    /// The passphrase comes from --passphrase-file F, else CERTRAFT_PASSPHRASE, else
     /// is asked twice on a terminal. The default PKCS#12 (PBES2, AES-256-CBC, HMAC-SHA256)
     /// is read by OpenSSL 3 without -legacy; --legacy writes 3DES + SHA-1 for old systems.
     /// The file is created with mode 0600; an existing file is replaced only with --force.
@@ -71,6 +72,7 @@ pub(crate) enum CertCommand {
     /// Examples:
     ///   certraft cert export www.example.com --out www.p12 --passphrase-file pass.txt
     ///   certraft cert export www.example.com --out www-chain.pem --format pem
+    ///   certraft cert export www.example.com --out www.pem --format pem --with-key
     ///   certraft cert export old-lb --out old-lb.p12 --legacy
     #[command(verbatim_doc_comment)]
     Export(ExportArgs),
@@ -143,7 +145,7 @@ pub(crate) struct ShowArgs {
 pub(crate) enum FormatArg {
     /// PKCS#12 / PFX: key, leaf and chain, passphrase protected.
     P12,
-    /// PEM: leaf and chain certificates, never the key.
+    /// PEM: leaf and chain certificates; the key too only with --with-key.
     Pem,
 }
 
@@ -154,9 +156,19 @@ pub(crate) struct ExportArgs {
     /// The file to write (mode 0600).
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
-    /// p12 (key + certificates, passphrase protected) or pem (certificates only).
+    /// p12 (key + certificates, passphrase protected) or pem (certificates only, unless
+    /// --with-key).
     #[arg(long, value_enum, default_value_t = FormatArg::P12)]
     pub format: FormatArg,
+    /// With --format pem: append the private key, as encrypted PKCS#8 (PBES2, PBKDF2-SHA256
+    /// 600,000 iterations, AES-256) under the passphrase: the one file nginx and HAProxy take
+    /// (nginx reads the passphrase from `ssl_password_file`).
+    #[arg(long)]
+    pub with_key: bool,
+    /// With --with-key: write the key unencrypted (`PRIVATE KEY`), for servers that cannot be
+    /// given a passphrase. Anyone who reads the file holds the key; certraft warns.
+    #[arg(long, requires = "with_key")]
+    pub unencrypted_key: bool,
     /// File whose first line is the PKCS#12 passphrase (else $CERTRAFT_PASSPHRASE, else
     /// asked twice on a terminal).
     #[arg(long, value_name = "F")]
@@ -367,10 +379,22 @@ fn export(args: &ExportArgs, connect: &ConnectArgs) -> Result<Output, Failure> {
             "--legacy applies to PKCS#12 only; drop it, or use --format p12",
         ));
     }
+    if args.with_key && args.format != FormatArg::Pem {
+        return Err(Failure::usage(
+            "usage",
+            "--with-key applies to --format pem (a PKCS#12 export always holds the key); drop it, or add --format pem",
+        ));
+    }
     let overwrite = Overwrite::from_force(args.force);
     outfile::check_free(&args.out, overwrite)?;
     let client = Client::connect(connect)?;
     let (format, passphrase) = match args.format {
+        FormatArg::Pem if args.with_key && !args.unencrypted_key => {
+            let what = format!("the private key in the PEM export of {}", args.name);
+            let strength = passphrase::Strength::from_flag(args.allow_weak_passphrase);
+            let p = passphrase::for_new_secret(args.passphrase_file.as_deref(), &what, strength)?;
+            (ExportFormat::Pem, Some(p.expose().to_string()))
+        }
         FormatArg::Pem => (ExportFormat::Pem, None),
         FormatArg::P12 => {
             let what = format!("the PKCS#12 export of {}", args.name);
@@ -384,9 +408,18 @@ fn export(args: &ExportArgs, connect: &ConnectArgs) -> Result<Output, Failure> {
         passphrase,
         legacy: args.legacy,
         allow_weak_passphrase: args.allow_weak_passphrase,
+        with_key: args.with_key,
+        unencrypted_key: args.unencrypted_key,
     };
     let reply = client.post::<_, ExportResponse>(&["certs", &args.name, "export"], &request)?;
     let r = reply.body;
+    // A node from before --with-key ignores it and answers certificates only.
+    if args.with_key && !r.data.windows(11).any(|w| w == b"PRIVATE KEY") {
+        return Err(Failure::refused(
+            "unsupported_by_server",
+            "the node answered certificates only: it predates PEM exports with the key; upgrade the cluster, or export --format p12 and convert with `openssl pkcs12 -in FILE -nodes`",
+        ));
+    }
     outfile::write(&args.out, &r.data, overwrite)?;
     let mut warnings = r.warnings.clone();
     if args.legacy && warnings.is_empty() {
@@ -398,6 +431,8 @@ fn export(args: &ExportArgs, connect: &ConnectArgs) -> Result<Output, Failure> {
     let format_name = match r.format {
         ExportFormat::P12 if args.legacy => "PKCS#12 (legacy)",
         ExportFormat::P12 => "PKCS#12",
+        ExportFormat::Pem if args.unencrypted_key => "PEM with the key UNENCRYPTED",
+        ExportFormat::Pem if args.with_key => "PEM with the key (encrypted PKCS#8)",
         ExportFormat::Pem => "PEM, certificates only",
     };
     let out = args.out.display().to_string();

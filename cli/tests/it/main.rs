@@ -1,7 +1,8 @@
 //! The `certraft` CLI's integration tests, one binary: `inspect.rs` (the fixture table
 //! through the binary, offline), `commands.rs` (the cluster commands against a scripted
 //! TLS endpoint, `support/admin.rs`), `e2e.rs` (against real `certraft-node` processes,
-//! `support/node.rs`).
+//! `support/node.rs`), `tools.rs` (the tools corpus: files made by keytool, certtool,
+//! pk12util, Python cryptography and OpenSSL, inspected and imported into a real node).
 
 // Tests: `unwrap` is how a test says "this cannot fail here".
 #![allow(clippy::unwrap_used)]
@@ -10,3 +11,4 @@ mod commands;
 mod e2e;
 mod inspect;
 mod support;
+mod tools;

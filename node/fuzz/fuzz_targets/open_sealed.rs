@@ -1,7 +1,7 @@
 //! Any bytes as a sealed bundle record: refused, never a panic.
 #![no_main]
 
-use certraft::bundle::{DataKey, Keyring, SealedBundle};
+use certraft_core::bundle::{DataKey, Keyring, SealedBundle};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

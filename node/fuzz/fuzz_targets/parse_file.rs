@@ -1,7 +1,7 @@
 //! Any bytes, as any file, with or without a passphrase: parse, then assemble. Must not panic.
 #![no_main]
 
-use certraft::bundle::{assemble, parse_file, AssembleOptions, Passphrase};
+use certraft_core::bundle::{assemble, parse_file, AssembleOptions, Passphrase};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -11,8 +11,8 @@ use super::error::AppError;
 use super::server::*;
 use crate::bundle::assemble::fmt_time;
 use crate::bundle::{
-    assemble, export_pem, export_pkcs12, AssembleOptions, Bundle, ParsedFile, Passphrase,
-    Pkcs12Profile,
+    assemble, export_pem, export_pem_with_key, export_pkcs12, AssembleOptions, Bundle, ParsedFile,
+    Passphrase, PemKey, Pkcs12Profile,
 };
 use crate::clock::unix_now as now;
 use crate::inventory::{
@@ -360,7 +360,19 @@ pub(super) async fn export(
     Path(name): Path<String>,
     Json(body): Json<ExportRequest>,
 ) -> Result<Json<ExportResponse>, AppError> {
-    if let (ExportFormat::P12, Some(p)) = (body.format, body.passphrase.as_ref()) {
+    let encrypted_key = body.format == ExportFormat::Pem && body.with_key && !body.unencrypted_key;
+    if body.with_key && body.format != ExportFormat::Pem {
+        return Err(AppError::BadRequest {
+            code: "usage",
+            message: "with_key applies to the PEM format (a PKCS#12 export always holds the key)"
+                .into(),
+            hint: Some("drop --with-key, or use --format pem".into()),
+        });
+    }
+    if let (true, Some(p)) = (
+        body.format == ExportFormat::P12 || encrypted_key,
+        body.passphrase.as_ref(),
+    ) {
         check_strength(p, body.allow_weak_passphrase, "export")?;
     }
     let inv = st.read_barrier().await?;
@@ -369,7 +381,38 @@ pub(super) async fn export(
     let parts = crate::bundle::ExportParts::from(&material);
     let mut warnings = Vec::new();
     let data = match body.format {
-        ExportFormat::Pem => export_pem(&parts).into_bytes(),
+        ExportFormat::Pem if !body.with_key => export_pem(&parts).into_bytes(),
+        ExportFormat::Pem => {
+            let key = if body.unencrypted_key {
+                warnings.push(crate::bundle::export::UNENCRYPTED_KEY_WARNING.to_string());
+                None
+            } else {
+                let Some(p) = body.passphrase.as_ref() else {
+                    return Err(AppError::BadRequest {
+                        code: "passphrase_required",
+                        message: "a PEM export with the key encrypts it and needs a passphrase".into(),
+                        hint: Some("pass --passphrase-file F or set CERTRAFT_PASSPHRASE; or --unencrypted-key for a plain key (not advised)".into()),
+                    });
+                };
+                Some(Passphrase::new(p.as_str()))
+            };
+            // PBKDF2 at 600,000 iterations is CPU work: keep it off the async workers.
+            let parts_owned = (material.key_pkcs8().to_vec(), material.certs().to_vec());
+            tokio::task::spawn_blocking(move || {
+                let pkcs8 = Zeroizing::new(parts_owned.0);
+                let parts = crate::bundle::ExportParts {
+                    key_pkcs8: &pkcs8,
+                    certs: parts_owned.1.iter().map(Vec::as_slice).collect(),
+                };
+                let how = match &key {
+                    Some(p) => PemKey::Encrypted(p),
+                    None => PemKey::Plain,
+                };
+                export_pem_with_key(&parts, how).map(String::into_bytes)
+            })
+            .await
+            .map_err(|e| AppError::Internal(e.to_string()))??
+        }
         ExportFormat::P12 => {
             let Some(p) = body.passphrase.as_ref() else {
                 return Err(AppError::BadRequest {
@@ -401,6 +444,10 @@ pub(super) async fn export(
         }
     };
     let what = match body.format {
+        ExportFormat::Pem if body.unencrypted_key => {
+            format!("export {name} with its key unencrypted (PEM)")
+        }
+        ExportFormat::Pem if body.with_key => format!("export {name} with its key encrypted (PEM)"),
         ExportFormat::Pem => format!("export {name} (certificates only, PEM)"),
         ExportFormat::P12 if body.legacy => format!("export {name} with its key (legacy PKCS#12)"),
         ExportFormat::P12 => format!("export {name} with its key (PKCS#12)"),

@@ -219,9 +219,16 @@ pub enum ExportFormat {
 pub struct ExportRequest {
     #[serde(default)]
     pub format: ExportFormat,
-    /// Required for `p12`; ignored for `pem`.
+    /// Required for `p12`, and for `pem` with `with_key` unless `unencrypted_key`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub passphrase: Option<String>,
+    /// `pem` only: append the private key (encrypted PKCS#8 under `passphrase`). Nodes before
+    /// this field ignore it and answer certificates only; the CLI checks the answer.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub with_key: bool,
+    /// With `with_key`: the key as plain PKCS#8 (no passphrase), with a warning.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unencrypted_key: bool,
     /// 3DES + SHA-1 PKCS#12 for old systems.
     #[serde(default)]
     pub legacy: bool,

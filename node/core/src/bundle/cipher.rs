@@ -23,9 +23,13 @@ pub enum Cipher {
     /// Two-key triple DES (K1, K2, K1), PKCS#12's `pbeWithSHAAnd2-KeyTripleDES-CBC`.
     DesEde2Cbc,
     /// RC2-CBC with this effective key size in bits (40 or 128 in practice).
-    Rc2Cbc { effective_bits: usize },
+    Rc2Cbc {
+        effective_bits: usize,
+    },
     /// RC4 with a key of this many bytes (5 or 16 in practice).
-    Rc4 { key_len: usize },
+    Rc4 {
+        key_len: usize,
+    },
 }
 
 impl Cipher {
@@ -180,17 +184,39 @@ mod tests {
     fn cbc_ciphers_decrypt_and_refuse_a_wrong_key() {
         let plain = b"a private key, more or less".to_vec();
         let cases: Vec<(Cipher, Vec<u8>)> = vec![
-            (Cipher::Aes128Cbc, encrypt::<aes::Aes128>(&[1; 16], &[2; 16], &plain)),
-            (Cipher::Aes192Cbc, encrypt::<aes::Aes192>(&[1; 24], &[2; 16], &plain)),
-            (Cipher::Aes256Cbc, encrypt::<aes::Aes256>(&[1; 32], &[2; 16], &plain)),
-            (Cipher::DesCbc, encrypt::<des::Des>(&[1; 8], &[2; 8], &plain)),
-            (Cipher::DesEde3Cbc, encrypt::<des::TdesEde3>(&[1; 24], &[2; 8], &plain)),
-            (Cipher::DesEde2Cbc, encrypt::<des::TdesEde2>(&[1; 16], &[2; 8], &plain)),
+            (
+                Cipher::Aes128Cbc,
+                encrypt::<aes::Aes128>(&[1; 16], &[2; 16], &plain),
+            ),
+            (
+                Cipher::Aes192Cbc,
+                encrypt::<aes::Aes192>(&[1; 24], &[2; 16], &plain),
+            ),
+            (
+                Cipher::Aes256Cbc,
+                encrypt::<aes::Aes256>(&[1; 32], &[2; 16], &plain),
+            ),
+            (
+                Cipher::DesCbc,
+                encrypt::<des::Des>(&[1; 8], &[2; 8], &plain),
+            ),
+            (
+                Cipher::DesEde3Cbc,
+                encrypt::<des::TdesEde3>(&[1; 24], &[2; 8], &plain),
+            ),
+            (
+                Cipher::DesEde2Cbc,
+                encrypt::<des::TdesEde2>(&[1; 16], &[2; 8], &plain),
+            ),
         ];
         for (cipher, ct) in cases {
             let key = vec![1; cipher.key_len()];
             let iv = vec![2; cipher.iv_len()];
-            assert_eq!(*decrypt(cipher, &key, &iv, &ct).unwrap(), plain, "{cipher:?}");
+            assert_eq!(
+                *decrypt(cipher, &key, &iv, &ct).unwrap(),
+                plain,
+                "{cipher:?}"
+            );
             let wrong = vec![9; cipher.key_len()];
             match decrypt(cipher, &wrong, &iv, &ct) {
                 Err(CipherError::BadDecrypt) => {}

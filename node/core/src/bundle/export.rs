@@ -1,4 +1,5 @@
-//! Writing a bundle back out: PKCS#12 for moving it with its key, PEM for certificates only.
+//! Writing a bundle back out: PKCS#12 for moving it with its key, PEM for the certificates
+//! (and, asked for explicitly, the key: encrypted PKCS#8 by default) for nginx and HAProxy.
 
 use sha2::{Digest, Sha256};
 
@@ -29,6 +30,8 @@ pub enum ExportError {
     PassphraseOutsideBmp,
     #[error("PKCS#12 encoding failed: {detail}")]
     Pkcs12 { detail: String },
+    #[error("encrypting the private key failed: {detail}")]
+    KeyEncryption { detail: String },
 }
 
 impl ExportError {
@@ -36,10 +39,13 @@ impl ExportError {
         match self {
             ExportError::EmptyPassphrase => "passphrase_required",
             ExportError::PassphraseOutsideBmp => "passphrase_unsupported",
-            ExportError::Pkcs12 { .. } => "export_failed",
+            ExportError::Pkcs12 { .. } | ExportError::KeyEncryption { .. } => "export_failed",
         }
     }
 }
+
+/// The warning an operator sees for a PEM export with an unencrypted key.
+pub const UNENCRYPTED_KEY_WARNING: &str = "the PEM file holds the private key unencrypted: anyone who can read the file can impersonate these hosts; keep it mode 0600 on the server that needs it and delete other copies";
 
 /// The warning an operator sees for `--legacy`.
 pub const LEGACY_WARNING: &str = "legacy PKCS#12 (3DES, SHA-1 MAC, 2048 iterations) is weak: use it only for systems that cannot read modern PKCS#12, and protect the file";
@@ -125,4 +131,54 @@ pub fn export_pem(parts: &ExportParts<'_>) -> String {
         &blocks,
         pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
     )
+}
+
+/// How a PEM export carries the private key.
+pub enum PemKey<'a> {
+    /// `ENCRYPTED PRIVATE KEY`: PKCS#8 under PBES2 (PBKDF2-HMAC-SHA256 with
+    /// [`PKCS12_ITERATIONS`], AES-256-CBC), which nginx (`ssl_password_file`) and OpenSSL read.
+    Encrypted(&'a Passphrase),
+    /// `PRIVATE KEY`: plain PKCS#8, only when the operator insists (warn them).
+    Plain,
+}
+
+/// Leaf, chain and then the private key as PEM: the one file nginx's `ssl_certificate` /
+/// `ssl_certificate_key` and HAProxy's `crt` take.
+pub fn export_pem_with_key(
+    parts: &ExportParts<'_>,
+    key: PemKey<'_>,
+) -> Result<String, ExportError> {
+    let mut out = export_pem(parts);
+    let block = match key {
+        PemKey::Plain => pem::Pem::new("PRIVATE KEY", parts.key_pkcs8.to_vec()),
+        PemKey::Encrypted(passphrase) => {
+            if passphrase.is_empty() {
+                return Err(ExportError::EmptyPassphrase);
+            }
+            let failed = |detail: String| ExportError::KeyEncryption { detail };
+            let mut salt = [0u8; 16];
+            let mut iv = [0u8; 16];
+            let rng = rustls::crypto::ring::default_provider().secure_random;
+            rng.fill(&mut salt)
+                .and_then(|()| rng.fill(&mut iv))
+                .map_err(|_| failed("no randomness for the salt and IV".into()))?;
+            let params = pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(
+                PKCS12_ITERATIONS as u32,
+                &salt,
+                &iv,
+            )
+            .map_err(|e| failed(e.to_string()))?;
+            let info = pkcs8::PrivateKeyInfo::try_from(parts.key_pkcs8)
+                .map_err(|e| failed(e.to_string()))?;
+            let doc = info
+                .encrypt_with_params(params, passphrase.expose().as_bytes())
+                .map_err(|e| failed(e.to_string()))?;
+            pem::Pem::new("ENCRYPTED PRIVATE KEY", doc.as_bytes().to_vec())
+        }
+    };
+    out.push_str(&pem::encode_config(
+        &block,
+        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+    ));
+    Ok(out)
 }

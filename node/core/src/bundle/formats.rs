@@ -1,7 +1,12 @@
 //! Reading one input file: detect its format from its content (never its name) and pull out
 //! every certificate and private key in it. PEM, DER and PKCS#8 are read here; PKCS#12 files
-//! go to the private `pkcs12` module, which checks their key derivations before p12-keystore
-//! reads them.
+//! go to the private `pkcs12` module, PKCS#7/CMS certificate files to `pkcs7`, and keys with
+//! traditional OpenSSL PEM encryption (`Proc-Type: 4,ENCRYPTED`) to `legacy_pem`.
+//!
+//! PEM text is read as operators paste it: a UTF-8 byte-order mark, CRLF line ends, blanks
+//! after lines and prose before, between and after the blocks (`Bag Attributes`, `subject=`,
+//! certtool's `Public Key Info:` dump) are all accepted; every BEGIN line must still give a
+//! whole block, so no block is ever skipped silently.
 
 use std::fmt;
 
@@ -9,11 +14,13 @@ use pkcs8::der::Decode;
 use serde::Serialize;
 
 use super::cert::{parse_cert, CertInfo};
-use super::key::{encrypted_pkcs8_kdf, EncryptedKeyError, KeyError, Passphrase, PrivateKey};
+use super::key::{EncryptedKey, EncryptedKeyError, KeyError, Passphrase, PrivateKey};
+use super::legacy_pem::{self, EncryptedBlock};
 use super::limits::{
     KdfBudget, KdfLimit, MAX_CERTS_PER_FILE, MAX_FILE_BYTES, MAX_KDF_ITERATIONS, MAX_KEYS_PER_FILE,
 };
 use super::pkcs12;
+use super::pkcs7;
 
 /// The container format a file was recognised as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -26,6 +33,8 @@ pub enum FileFormat {
     DerPkcs1,
     DerSec1,
     Pkcs12,
+    /// PKCS#7 / CMS certificates (`.p7b`, `.p7c`) in DER or BER.
+    Pkcs7,
 }
 
 impl fmt::Display for FileFormat {
@@ -38,6 +47,7 @@ impl fmt::Display for FileFormat {
             FileFormat::DerPkcs1 => "PKCS#1 DER RSA key",
             FileFormat::DerSec1 => "SEC1 DER EC key",
             FileFormat::Pkcs12 => "PKCS#12",
+            FileFormat::Pkcs7 => "PKCS#7 certificates",
         })
     }
 }
@@ -49,7 +59,7 @@ pub struct ParsedFile {
     pub format: FileFormat,
     pub certs: Vec<CertInfo>,
     pub keys: Vec<PrivateKey>,
-    /// PEM blocks that were skipped because they are not part of a bundle.
+    /// PEM blocks and PKCS#7 entries that were skipped because they are not part of a bundle.
     pub ignored: Vec<String>,
 }
 
@@ -79,8 +89,16 @@ pub enum FormatError {
     PassphraseRequired { file: String, what: &'static str },
     #[error("{file}: wrong passphrase for {what}; check the passphrase you gave (--passphrase-file uses only the first line of the file; CERTRAFT_PASSPHRASE is used as is)")]
     WrongPassphrase { file: String, what: &'static str },
-    #[error("{file}: the key uses legacy OpenSSL PEM encryption ({label} with Proc-Type); convert it with `openssl pkcs8 -topk8 -in {file} -out key.p8` and import that")]
-    LegacyPemEncryption { file: String, label: String },
+    #[error("{file}: the key is encrypted with {cipher} (its DEK-Info header), which certraft does not decrypt (it reads AES-128/192/256-CBC, DES-EDE3-CBC and DES-CBC); convert it with `openssl pkey -in {file} -out key.pem` (keep key.pem private) and import that")]
+    UnsupportedPemCipher { file: String, cipher: String },
+    #[error("{file}: the PKCS#7 file could not be read: {detail}; convert it with `openssl pkcs7{} -print_certs -in {file} -out chain.pem` and import that", if *.der { " -inform DER" } else { "" })]
+    Pkcs7 {
+        file: String,
+        detail: String,
+        der: bool,
+    },
+    #[error("{file}: the PKCS#7 file holds no certificates; give the certificate and its chain (PEM, or a .p7b made with `openssl crl2pkcs7 -nocrl -certfile fullchain.pem -out chain.p7b`)")]
+    Pkcs7NoCertificates { file: String },
     #[error("{file}: {source}")]
     Key { file: String, source: KeyError },
     #[error("{file}: PKCS#12 could not be read: {detail}")]
@@ -109,8 +127,6 @@ pub enum FormatError {
         site: KdfSite,
         limit: KdfLimit,
     },
-    #[error("{file}: the PKCS#12 file's certificates name each other as issuers in a loop ({}); no chain can be built from it; convert it with `openssl pkcs12 -in {file} -nodes -out bundle.pem` (keep bundle.pem private), remove the certificates that are not in the chain and import that", .names.join(" → "))]
-    Pkcs12IssuerLoop { file: String, names: Vec<String> },
 }
 
 /// Where in a file a password-based key derivation was asked for, for messages.
@@ -175,13 +191,15 @@ impl FormatError {
             FormatError::Corrupt { .. } => "corrupt_file",
             FormatError::PassphraseRequired { .. } => "passphrase_required",
             FormatError::WrongPassphrase { .. } => "wrong_passphrase",
-            FormatError::LegacyPemEncryption { .. } => "legacy_pem_encryption",
+            FormatError::UnsupportedPemCipher { .. } => "unsupported_pem_cipher",
+            FormatError::Pkcs7 { .. } => "invalid_pkcs7",
+            FormatError::Pkcs7NoCertificates { .. } => "empty_pkcs7",
             FormatError::Key {
                 source: KeyError::Unsupported { .. },
                 ..
             } => "unsupported_key",
             FormatError::Key { .. } => "invalid_key",
-            FormatError::Pkcs12 { .. } | FormatError::Pkcs12IssuerLoop { .. } => "invalid_pkcs12",
+            FormatError::Pkcs12 { .. } => "invalid_pkcs12",
             FormatError::TooLarge { .. } => "too_large",
             FormatError::TooManyCertificates { .. } => "too_many_certificates",
             FormatError::TooManyKeys { .. } => "too_many_keys",
@@ -217,6 +235,7 @@ pub fn parse_file(
         keys: Vec::new(),
         ignored: Vec::new(),
     };
+    let bytes = bytes.strip_prefix(UTF8_BOM).unwrap_or(bytes);
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(FormatError::Empty { file: name.into() });
     }
@@ -226,6 +245,39 @@ pub fn parse_file(
         parse_der(&mut parsed, bytes, passphrase)?;
     }
     Ok(parsed)
+}
+
+/// The UTF-8 byte-order mark some Windows editors put before the first line.
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// PEM text as the `pem` crate reads it best: no byte-order mark, `\n` line ends (CRLF and
+/// lone CR both become `\n`), and no spaces or tabs at the end of a line. Only whitespace
+/// changes, so no block can be lost or altered; without this, blanks after the headers of an
+/// encrypted key hide the blank line that ends them.
+fn normalize_pem(bytes: &[u8]) -> Vec<u8> {
+    let bytes = bytes.strip_prefix(UTF8_BOM).unwrap_or(bytes);
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let end = rest
+            .iter()
+            .position(|b| *b == b'\n' || *b == b'\r')
+            .unwrap_or(rest.len());
+        let (line, tail) = rest.split_at(end);
+        let kept = line
+            .iter()
+            .rposition(|b| *b != b' ' && *b != b'\t')
+            .map_or(0, |last| last + 1);
+        out.extend_from_slice(line.get(..kept).unwrap_or(line));
+        rest = match tail {
+            [b'\r', b'\n', after @ ..] | [b'\r' | b'\n', after @ ..] => {
+                out.push(b'\n');
+                after
+            }
+            _ => &[],
+        };
+    }
+    out
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -245,6 +297,8 @@ fn parse_pem(
     passphrase: Option<&Passphrase>,
 ) -> Result<(), FormatError> {
     let file = out.name.clone();
+    let text = normalize_pem(bytes);
+    let bytes = text.as_slice();
     let blocks = pem::parse_many(bytes).map_err(|e| FormatError::MalformedPem {
         file: file.clone(),
         detail: e.to_string(),
@@ -291,10 +345,7 @@ fn parse_pem(
             label: label.clone(),
             detail,
         };
-        let encrypted_legacy = block
-            .headers()
-            .get("Proc-Type")
-            .is_some_and(|v| v.contains("ENCRYPTED"));
+        let encrypted_legacy = legacy_pem::is_encrypted(block.headers().get("Proc-Type"));
         let key_err = |source: KeyError| FormatError::Key {
             file: file.clone(),
             source,
@@ -303,12 +354,20 @@ fn parse_pem(
             "CERTIFICATE" | "X509 CERTIFICATE" => {
                 out.certs.push(parse_cert(block.contents()).map_err(bad)?)
             }
+            "PRIVATE KEY" | "RSA PRIVATE KEY" | "EC PRIVATE KEY" if encrypted_legacy => {
+                let encrypted = EncryptedBlock {
+                    file: &file,
+                    index,
+                    label: &label,
+                    dek_info: block.headers().get("DEK-Info"),
+                    ciphertext: block.contents(),
+                };
+                out.keys
+                    .push(legacy_pem::read_key(&encrypted, passphrase, &mut budget)?);
+            }
             "PRIVATE KEY" => out
                 .keys
                 .push(PrivateKey::from_pkcs8_der(block.contents()).map_err(key_err)?),
-            "RSA PRIVATE KEY" | "EC PRIVATE KEY" if encrypted_legacy => {
-                return Err(FormatError::LegacyPemEncryption { file, label });
-            }
             "RSA PRIVATE KEY" => out
                 .keys
                 .push(PrivateKey::from_pkcs1_der(block.contents()).map_err(key_err)?),
@@ -322,6 +381,9 @@ fn parse_pem(
                 &mut budget,
                 KdfSite::EncryptedKey { der: false },
             )?),
+            "PKCS7" | "CMS" | "PKCS #7 SIGNED DATA" => {
+                pkcs7::parse(out, block.contents(), pkcs7::Source::Pem)?
+            }
             _ => out.ignored.push(format!("PEM block {index} ({label})")),
         }
     }
@@ -339,28 +401,23 @@ fn decrypt_pkcs8(
     const WHAT: &str = "the private key";
     // Fail early on garbage rather than asking for a passphrase for it, and on a derivation
     // over the caps before anything derives a key.
-    let info = pkcs8::EncryptedPrivateKeyInfo::from_der(der).map_err(|e| FormatError::Key {
+    let key = EncryptedKey::parse(der).map_err(|source| FormatError::Key {
         file: file.into(),
-        source: KeyError::Invalid {
-            encoding: "encrypted PKCS#8",
-            detail: e.to_string(),
-        },
+        source,
     })?;
     let kdf_limit = |limit| FormatError::KdfLimit {
         file: file.into(),
         site,
         limit,
     };
-    if let Some(kdf) = encrypted_pkcs8_kdf(&info) {
-        budget.charge(kdf).map_err(kdf_limit)?;
-    }
+    budget.charge(key.kdf()).map_err(kdf_limit)?;
     let Some(passphrase) = passphrase else {
         return Err(FormatError::PassphraseRequired {
             file: file.into(),
             what: WHAT,
         });
     };
-    PrivateKey::from_encrypted_pkcs8_der(der, passphrase).map_err(|e| match e {
+    key.decrypt(passphrase).map_err(|e| match e {
         EncryptedKeyError::WrongPassphrase => FormatError::WrongPassphrase {
             file: file.into(),
             what: WHAT,
@@ -398,6 +455,16 @@ fn parse_der(
     passphrase: Option<&Passphrase>,
 ) -> Result<(), FormatError> {
     let file = out.name.clone();
+    // PKCS#7 and PKCS#12 may be BER with indefinite lengths (certtool, NSS, Windows), which
+    // `outer_sequence` does not read: their readers take the whole input.
+    if pkcs7::is_pkcs7(bytes) {
+        out.format = FileFormat::Pkcs7;
+        return pkcs7::parse(out, bytes, pkcs7::Source::Der);
+    }
+    if bytes.starts_with(&[0x30, 0x80, 0x02, 0x01, 0x03]) {
+        out.format = FileFormat::Pkcs12;
+        return pkcs12::parse(out, bytes, passphrase);
+    }
     let Some((header, len)) = outer_sequence(bytes) else {
         let detail = if bytes
             .iter()

@@ -14,7 +14,10 @@ use rustls::sign::SigningKey;
 use serde::Serialize;
 use zeroize::Zeroizing;
 
+use super::cipher::CipherError;
 use super::limits::{check_kdf, Kdf, KdfLimit};
+use super::pbe::{Scheme, SchemeError};
+use super::pkcs12::der::{Tlv, OCTET_STRING, SEQUENCE};
 
 const OID_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
 const OID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
@@ -105,33 +108,53 @@ impl fmt::Debug for PrivateKey {
 
 impl PrivateKey {
     /// Loads a PKCS#8 (`PRIVATE KEY`) DER key.
+    ///
+    /// An EC key is rebuilt in canonical form first (see `canonical_ec_pkcs8`): keys
+    /// without their public key (Java keytool, `openssl ec -no_public`), without curve
+    /// parameters inside, or with GnuTLS's 33-byte scalar all load, and a key whose embedded
+    /// public key does not belong to its scalar is refused.
     pub fn from_pkcs8_der(der: &[u8]) -> Result<Self, KeyError> {
         let info = PrivateKeyInfo::from_der(der).map_err(|e| KeyError::Invalid {
             encoding: "PKCS#8",
             detail: e.to_string(),
         })?;
         let algorithm = describe_algorithm(&info.algorithm);
-        let supported = match info.algorithm.oid {
-            OID_RSA | OID_ED25519 => true,
-            OID_EC_PUBLIC_KEY => {
-                matches!(info.algorithm.parameters_oid(), Ok(OID_P256) | Ok(OID_P384))
+        match info.algorithm.oid {
+            oid @ (OID_RSA | OID_ED25519) => {
+                Self::load_canonical(Zeroizing::new(der.to_vec()), oid, algorithm, "PKCS#8")
             }
-            _ => false,
-        };
-        if !supported {
-            return Err(KeyError::Unsupported { algorithm });
+            OID_EC_PUBLIC_KEY => {
+                let curve = match info.algorithm.parameters {
+                    None => None,
+                    Some(any) if any.is_null() => None,
+                    Some(any) => Some(any.decode_as::<ObjectIdentifier>().map_err(|_| {
+                        KeyError::Unsupported {
+                            algorithm: algorithm.clone(),
+                        }
+                    })?),
+                };
+                let (canonical, curve) = canonical_ec_pkcs8(curve, info.private_key, "PKCS#8")?;
+                let algorithm = curve.algorithm().to_string();
+                Self::load_canonical(canonical, OID_EC_PUBLIC_KEY, algorithm, "PKCS#8")
+            }
+            _ => Err(KeyError::Unsupported { algorithm }),
         }
-        let pkcs8 = Zeroizing::new(der.to_vec());
+    }
+
+    /// Loads a canonical PKCS#8 key into ring and derives its kind and public key.
+    fn load_canonical(
+        pkcs8: Zeroizing<Vec<u8>>,
+        oid: ObjectIdentifier,
+        algorithm: String,
+        encoding: &'static str,
+    ) -> Result<Self, KeyError> {
         let signing = load_signing_key(&pkcs8).map_err(|detail| {
-            if info.algorithm.oid == OID_RSA {
+            if oid == OID_RSA {
                 KeyError::Unsupported {
                     algorithm: format!("{algorithm} (RSA keys must be 2048–8192 bits: {detail})"),
                 }
             } else {
-                KeyError::Invalid {
-                    encoding: "PKCS#8",
-                    detail,
-                }
+                KeyError::Invalid { encoding, detail }
             }
         })?;
         let spki = signing
@@ -169,29 +192,16 @@ impl PrivateKey {
         Self::from_pkcs8_der(&wrapped).map_err(|e| relabel(e, "PKCS#1 RSA"))
     }
 
-    /// Loads a legacy `EC PRIVATE KEY` (SEC1) DER key.
+    /// Loads a legacy `EC PRIVATE KEY` (SEC1) DER key: its curve comes from its own
+    /// parameters, and it is rebuilt in canonical form like an EC PKCS#8 key.
     pub fn from_sec1_der(der: &[u8]) -> Result<Self, KeyError> {
-        let invalid = |detail: String| KeyError::Invalid {
-            encoding: "SEC1 EC",
-            detail,
-        };
-        let ec = sec1::EcPrivateKey::from_der(der).map_err(|e| invalid(e.to_string()))?;
-        let curve = ec
-            .parameters
-            .and_then(|p| p.named_curve())
-            .ok_or_else(|| invalid("the key does not name its curve".into()))?;
-        let info = PrivateKeyInfo::new(
-            AlgorithmIdentifierRef {
-                oid: OID_EC_PUBLIC_KEY,
-                parameters: Some(AnyRef::from(&curve)),
-            },
-            der,
-        );
-        let wrapped = Zeroizing::new(info.to_der().map_err(|e| invalid(e.to_string()))?);
-        Self::from_pkcs8_der(&wrapped).map_err(|e| relabel(e, "SEC1 EC"))
+        const SEC1: &str = "SEC1 EC";
+        let (canonical, curve) = canonical_ec_pkcs8(None, der, SEC1)?;
+        Self::load_canonical(canonical, OID_EC_PUBLIC_KEY, curve.algorithm().into(), SEC1)
     }
 
-    /// Decrypts an `ENCRYPTED PRIVATE KEY` (PKCS#8 PBES2 with PBKDF2 or scrypt).
+    /// Decrypts an `ENCRYPTED PRIVATE KEY` (PKCS#8 under PBES2 with PBKDF2 or scrypt, or
+    /// under a PKCS#12 PBE cipher).
     ///
     /// The key derivation's parameters come from the file, so they are checked against
     /// [`limits`](super::limits) first: a derivation over the caps is refused
@@ -200,34 +210,9 @@ impl PrivateKey {
         der: &[u8],
         passphrase: &Passphrase,
     ) -> Result<Self, EncryptedKeyError> {
-        let info = pkcs8::EncryptedPrivateKeyInfo::from_der(der).map_err(|e| {
-            EncryptedKeyError::Key(KeyError::Invalid {
-                encoding: "encrypted PKCS#8",
-                detail: e.to_string(),
-            })
-        })?;
-        if let Some(kdf) = encrypted_pkcs8_kdf(&info) {
-            check_kdf(kdf).map_err(EncryptedKeyError::KdfLimit)?;
-        }
-        let doc = info
-            .decrypt(passphrase.expose().as_bytes())
-            .map_err(|e| match e {
-                // pkcs5 0.7 reports bad padding on decryption as `EncryptFailed`.
-                pkcs8::Error::EncryptedPrivateKey(
-                    pkcs5::Error::DecryptFailed | pkcs5::Error::EncryptFailed,
-                ) => EncryptedKeyError::WrongPassphrase,
-                // A wrong passphrase usually shows up as bad padding, or as garbage that is
-                // not DER; both are reported as a wrong passphrase.
-                pkcs8::Error::Asn1(_) => EncryptedKeyError::WrongPassphrase,
-                other => EncryptedKeyError::Key(KeyError::Invalid {
-                    encoding: "encrypted PKCS#8",
-                    detail: other.to_string(),
-                }),
-            })?;
-        Self::from_pkcs8_der(doc.as_bytes()).map_err(|e| match e {
-            KeyError::Invalid { .. } => EncryptedKeyError::WrongPassphrase,
-            other => EncryptedKeyError::Key(other),
-        })
+        let key = EncryptedKey::parse(der).map_err(EncryptedKeyError::Key)?;
+        check_kdf(key.kdf()).map_err(EncryptedKeyError::KdfLimit)?;
+        key.decrypt(passphrase)
     }
 
     pub fn kind(&self) -> KeyKind {
@@ -259,12 +244,69 @@ pub enum EncryptedKeyError {
     KdfLimit(KdfLimit),
 }
 
-/// The key derivation an encrypted PKCS#8 key asks for, read without running it. `None` for
-/// PBES1, which certraft (pkcs5 0.7) cannot decrypt, so no derivation ever runs for it.
-pub fn encrypted_pkcs8_kdf(info: &pkcs8::EncryptedPrivateKeyInfo<'_>) -> Option<Kdf> {
-    info.encryption_algorithm
-        .pbes2()
-        .map(|params| Kdf::of_pbes2(&params.kdf))
+/// An `ENCRYPTED PRIVATE KEY` (PKCS#8 `EncryptedPrivateKeyInfo`), read but not decrypted:
+/// [`EncryptedKey::kdf`] says what derivation decrypting it would run, for the caps.
+pub struct EncryptedKey<'a> {
+    scheme: Scheme,
+    data: &'a [u8],
+}
+
+impl<'a> EncryptedKey<'a> {
+    /// Reads the structure and its encryption scheme; derives nothing.
+    pub fn parse(der: &'a [u8]) -> Result<EncryptedKey<'a>, KeyError> {
+        const ENCODING: &str = "encrypted PKCS#8";
+        let invalid = |detail: String| KeyError::Invalid {
+            encoding: ENCODING,
+            detail,
+        };
+        let epki = Tlv::only(der, SEQUENCE, "EncryptedPrivateKeyInfo")
+            .map_err(|_| invalid("not a single DER SEQUENCE".into()))?;
+        let fields = epki
+            .children("EncryptedPrivateKeyInfo")
+            .map_err(|_| invalid("malformed EncryptedPrivateKeyInfo".into()))?;
+        let [alg, data] = fields.as_slice() else {
+            return Err(invalid(
+                "an EncryptedPrivateKeyInfo holds an algorithm and the encrypted data".into(),
+            ));
+        };
+        if data.tag != OCTET_STRING {
+            return Err(invalid("the encrypted data is not an OCTET STRING".into()));
+        }
+        let scheme = Scheme::parse(alg).map_err(|e| match e {
+            SchemeError::Malformed(what) => invalid(format!("malformed {what}")),
+            SchemeError::Unsupported(what) => invalid(format!(
+                "it is encrypted with {what}, which certraft does not read; decrypt it with `openssl pkcs8 -in KEY -out key.pem` (keep key.pem private) and import that"
+            )),
+        })?;
+        Ok(EncryptedKey {
+            scheme,
+            data: data.body,
+        })
+    }
+
+    /// The derivation decrypting it runs.
+    pub fn kdf(&self) -> Kdf {
+        self.scheme.kdf()
+    }
+
+    /// Derives the key from `passphrase` and decrypts. Bad padding, or plaintext that is not
+    /// a key, is a wrong passphrase.
+    pub fn decrypt(&self, passphrase: &Passphrase) -> Result<PrivateKey, EncryptedKeyError> {
+        let plain = self
+            .scheme
+            .decrypt(passphrase.expose(), self.data)
+            .map_err(|e| match e {
+                CipherError::BadDecrypt => EncryptedKeyError::WrongPassphrase,
+                other => EncryptedKeyError::Key(KeyError::Invalid {
+                    encoding: "encrypted PKCS#8",
+                    detail: other.to_string(),
+                }),
+            })?;
+        PrivateKey::from_pkcs8_der(&plain).map_err(|e| match e {
+            KeyError::Invalid { .. } => EncryptedKeyError::WrongPassphrase,
+            other => EncryptedKeyError::Key(other),
+        })
+    }
 }
 
 fn relabel(e: KeyError, encoding: &'static str) -> KeyError {
@@ -272,6 +314,166 @@ fn relabel(e: KeyError, encoding: &'static str) -> KeyError {
         KeyError::Invalid { detail, .. } => KeyError::Invalid { encoding, detail },
         other => other,
     }
+}
+
+/// The curves whose keys certraft rebuilds and serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Curve {
+    P256,
+    P384,
+}
+
+impl Curve {
+    fn of(oid: ObjectIdentifier) -> Option<Curve> {
+        match oid {
+            OID_P256 => Some(Curve::P256),
+            OID_P384 => Some(Curve::P384),
+            _ => None,
+        }
+    }
+
+    fn oid(self) -> ObjectIdentifier {
+        match self {
+            Curve::P256 => OID_P256,
+            Curve::P384 => OID_P384,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Curve::P256 => "P-256",
+            Curve::P384 => "P-384",
+        }
+    }
+
+    fn algorithm(self) -> &'static str {
+        match self {
+            Curve::P256 => "ECDSA P-256",
+            Curve::P384 => "ECDSA P-384",
+        }
+    }
+
+    /// Bytes of a scalar (and of each point coordinate).
+    fn scalar_len(self) -> usize {
+        match self {
+            Curve::P256 => 32,
+            Curve::P384 => 48,
+        }
+    }
+
+    /// The uncompressed public point of a `scalar_len`-byte scalar; `None` when the scalar
+    /// is zero or not below the group order.
+    fn public_point(self, scalar: &[u8]) -> Option<Vec<u8>> {
+        use p256::elliptic_curve::sec1::ToEncodedPoint;
+        match self {
+            Curve::P256 => p256::SecretKey::from_slice(scalar)
+                .ok()
+                .map(|k| k.public_key().to_encoded_point(false).as_bytes().to_vec()),
+            Curve::P384 => p384::SecretKey::from_slice(scalar)
+                .ok()
+                .map(|k| k.public_key().to_encoded_point(false).as_bytes().to_vec()),
+        }
+    }
+
+    /// A SEC1-encoded point (compressed or not) of this curve, uncompressed; `None` when
+    /// the bytes are not a point of the curve.
+    fn uncompressed(self, point: &[u8]) -> Option<Vec<u8>> {
+        use p256::elliptic_curve::sec1::ToEncodedPoint;
+        match self {
+            Curve::P256 => p256::PublicKey::from_sec1_bytes(point)
+                .ok()
+                .map(|p| p.to_encoded_point(false).as_bytes().to_vec()),
+            Curve::P384 => p384::PublicKey::from_sec1_bytes(point)
+                .ok()
+                .map(|p| p.to_encoded_point(false).as_bytes().to_vec()),
+        }
+    }
+}
+
+/// Rebuilds an EC private key as the canonical PKCS#8 ring loads: the named curve in the
+/// AlgorithmIdentifier, and inside it a SEC1 `ECPrivateKey` v1 with the scalar at its
+/// curve's width, the curve parameters and the uncompressed public key.
+///
+/// `pkcs8_curve` is the curve the PKCS#8 AlgorithmIdentifier names (`None` for a bare SEC1
+/// key or absent parameters); `sec1_der` is the `ECPrivateKey`. RFC 5915 lets the key leave
+/// out its parameters and public key; GnuTLS writes the scalar as a 33-byte INTEGER-like
+/// string with a leading zero. The public key is always derived from the scalar, and an
+/// embedded one that differs is refused: such a key is corrupt.
+fn canonical_ec_pkcs8(
+    pkcs8_curve: Option<ObjectIdentifier>,
+    sec1_der: &[u8],
+    encoding: &'static str,
+) -> Result<(Zeroizing<Vec<u8>>, Curve), KeyError> {
+    let invalid = |detail: String| KeyError::Invalid { encoding, detail };
+    let ec = sec1::EcPrivateKey::from_der(sec1_der)
+        .map_err(|e| invalid(format!("its ECPrivateKey structure does not parse: {e}")))?;
+    let sec1_curve = ec.parameters.and_then(|p| p.named_curve());
+    let oid = match (pkcs8_curve, sec1_curve) {
+        (Some(outer), Some(inner)) if outer != inner => {
+            return Err(invalid(format!(
+                "the PKCS#8 header names curve {} but the EC key inside names {}",
+                curve_name(&outer),
+                curve_name(&inner)
+            )))
+        }
+        (Some(oid), _) | (None, Some(oid)) => oid,
+        (None, None) => return Err(invalid("the key does not name its curve".into())),
+    };
+    let curve = Curve::of(oid).ok_or_else(|| KeyError::Unsupported {
+        algorithm: format!("ECDSA on curve {}", curve_name(&oid)),
+    })?;
+    let width = curve.scalar_len();
+    let significant = ec
+        .private_key
+        .iter()
+        .position(|b| *b != 0)
+        .and_then(|start| ec.private_key.get(start..))
+        .ok_or_else(|| invalid("its private scalar is zero".into()))?;
+    if significant.len() > width {
+        return Err(invalid(format!(
+            "its private scalar is {} bytes long; a {} scalar has at most {width}",
+            significant.len(),
+            curve.name()
+        )));
+    }
+    let mut scalar = Zeroizing::new(vec![0u8; width - significant.len()]);
+    scalar.extend_from_slice(significant);
+    let derived = curve.public_point(&scalar).ok_or_else(|| {
+        invalid(format!(
+            "its private scalar is out of range (not below the {} group order)",
+            curve.name()
+        ))
+    })?;
+    if let Some(embedded) = ec.public_key {
+        let embedded = curve.uncompressed(embedded).ok_or_else(|| {
+            invalid(format!(
+                "its embedded public key is not a point on {}; the key is corrupt, export it again from its source",
+                curve.name()
+            ))
+        })?;
+        if embedded != derived {
+            return Err(invalid(
+                "the key's public key does not match its private scalar; the key is corrupt, export it again from its source"
+                    .into(),
+            ));
+        }
+    }
+    let encode = |e: pkcs8::der::Error| invalid(format!("the rebuilt key does not encode: {e}"));
+    let sec1 = sec1::EcPrivateKey {
+        private_key: &scalar,
+        parameters: Some(sec1::EcParameters::NamedCurve(curve.oid())),
+        public_key: Some(&derived),
+    };
+    let sec1_der = Zeroizing::new(sec1.to_der().map_err(encode)?);
+    let curve_oid = curve.oid();
+    let info = PrivateKeyInfo::new(
+        AlgorithmIdentifierRef {
+            oid: OID_EC_PUBLIC_KEY,
+            parameters: Some(AnyRef::from(&curve_oid)),
+        },
+        &sec1_der,
+    );
+    Ok((Zeroizing::new(info.to_der().map_err(encode)?), curve))
 }
 
 /// Loads a PKCS#8 key into a rustls signing key (ring provider).
@@ -296,6 +498,8 @@ fn describe_algorithm(alg: &AlgorithmIdentifierRef<'_>) -> String {
 
 fn curve_name(oid: &ObjectIdentifier) -> String {
     match oid.to_string().as_str() {
+        "1.2.840.10045.3.1.7" => "P-256".into(),
+        "1.3.132.0.34" => "P-384".into(),
         "1.3.132.0.35" => "P-521".into(),
         "1.3.132.0.10" => "secp256k1".into(),
         other => other.into(),
@@ -320,3 +524,6 @@ pub(crate) fn kind_from_spki(spki: &[u8]) -> Option<KeyKind> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -8,6 +8,10 @@
 //! - `pkcs12` (private, for `formats`): certraft's own PKCS#12 reader (BER, every MAC and
 //!   cipher real tools write), each key derivation checked against the caps before it runs.
 //! - `pbe` (private): the PKCS#12 KDF and PBE ciphers, PBES2, the PKCS#12 MAC and PBMAC1.
+//! - `pkcs7` (private, for `formats`): PKCS#7/CMS certs-only files (`.p7b`, `.p7c`, PEM
+//!   `PKCS7`/`CMS`), DER or BER, through a small depth-bounded reader of their own.
+//! - `legacy_pem` (private, for `formats`): keys under traditional OpenSSL PEM encryption
+//!   (`Proc-Type: 4,ENCRYPTED`, `DEK-Info`; EVP_BytesToKey with MD5).
 //! - [`key`]: private keys normalised to PKCS#8, passphrases; neither ever printed.
 //! - [`cipher`]: the block and stream ciphers of encrypted key files, decryption only.
 //! - [`cert`]: the facts about one X.509 certificate.
@@ -26,9 +30,11 @@ pub mod cipher;
 pub mod export;
 pub mod formats;
 pub mod key;
+mod legacy_pem;
 pub mod limits;
 mod pbe;
 mod pkcs12;
+mod pkcs7;
 pub mod record;
 pub mod report;
 pub mod seal;
@@ -41,7 +47,9 @@ pub use assemble::{
     assemble, AssembleError, AssembleOptions, Bundle, BundleId, Completeness, Warning,
 };
 pub use cert::CertInfo;
-pub use export::{export_pem, export_pkcs12, ExportError, ExportParts, Pkcs12Profile};
+pub use export::{
+    export_pem, export_pem_with_key, export_pkcs12, ExportError, ExportParts, PemKey, Pkcs12Profile,
+};
 pub use formats::{parse_file, FileFormat, FormatError, KdfSite, ParsedFile};
 pub use key::{KeyKind, Passphrase, PrivateKey};
 pub use record::{BundleMaterial, OpenError, SealedBundle};

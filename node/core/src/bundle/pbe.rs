@@ -271,7 +271,9 @@ impl Scheme {
         }
         if oid != PBES2 {
             return Err(SchemeError::Unsupported(match name.as_str() {
-                "1.2.840.113549.1.5.3" => "PBES1 pbeWithMD5AndDES-CBC (1.2.840.113549.1.5.3)".into(),
+                "1.2.840.113549.1.5.3" => {
+                    "PBES1 pbeWithMD5AndDES-CBC (1.2.840.113549.1.5.3)".into()
+                }
                 "1.2.840.113549.1.5.10" => {
                     "PBES1 pbeWithSHA1AndDES-CBC (1.2.840.113549.1.5.10)".into()
                 }
@@ -279,7 +281,9 @@ impl Scheme {
             }));
         }
         let params = params.ok_or(m("PBES2 parameters"))?;
-        let fields = params.children("PBES2 parameters").map_err(|_| m("PBES2 parameters"))?;
+        let fields = params
+            .children("PBES2 parameters")
+            .map_err(|_| m("PBES2 parameters"))?;
         let [kdf, enc] = fields.as_slice() else {
             return Err(m("PBES2 parameters"));
         };
@@ -458,7 +462,9 @@ pub(crate) struct Pbmac1 {
 impl Pbmac1 {
     pub(crate) fn parse(params: &Tlv<'_>) -> Result<Pbmac1, SchemeError> {
         let m = SchemeError::Malformed;
-        let fields = params.children("PBMAC1").map_err(|_| m("PBMAC1 parameters"))?;
+        let fields = params
+            .children("PBMAC1")
+            .map_err(|_| m("PBMAC1 parameters"))?;
         let [kdf, scheme] = fields.as_slice() else {
             return Err(m("PBMAC1 parameters"));
         };
@@ -546,9 +552,7 @@ pub(crate) fn algorithm<'a>(alg: &Tlv<'a>) -> Option<(ObjectIdentifier, Option<T
 fn salt_and_count(params: &Tlv<'_>) -> Option<(Vec<u8>, u64)> {
     let fields = params.children("PBE parameters").ok()?;
     match fields.as_slice() {
-        [salt, count]
-            if salt.tag == OCTET_STRING && count.tag == super::pkcs12::der::INTEGER =>
-        {
+        [salt, count] if salt.tag == OCTET_STRING && count.tag == super::pkcs12::der::INTEGER => {
             Some((salt.body.to_vec(), integer(count.body)))
         }
         _ => None,

@@ -339,3 +339,210 @@ fn kdf_refusal_names_the_values_and_the_next_step() {
         "{msg}"
     );
 }
+
+/// 2025-06-15: inside every tools leaf's validity (2024–2099).
+const TOOLS_NOW: i64 = 1_750_000_000;
+
+/// Messy PEM as operators paste it and as tools write it (BOM, CRLF, trailing blanks, prose,
+/// `openssl pkcs12 -nodes` Bag Attributes, certtool's text dump before its key): each file
+/// (with its `extra` file from `expected.tsv`) gives the right key and certificates, and they
+/// assemble into the expected leaf and its 2 chain certificates.
+#[test]
+fn messy_pem_from_real_tools_reads_whole() {
+    use crate::bundle::assemble::{assemble, AssembleOptions};
+    use crate::bundle::key::KeyKind;
+    macro_rules! tools {
+        ($name:literal) => {
+            (
+                $name,
+                &include_bytes!(concat!("../../../../tests/fixtures/tools/", $name))[..],
+            )
+        };
+    }
+    let p256 = ("p256.tools.test", KeyKind::EcP256);
+    let rsa = ("rsa.tools.test", KeyKind::Rsa { bits: 2048 });
+    let none: Option<(&str, &[u8])> = None;
+    let cases = [
+        (tools!("messy-p256-crlf.pem"), none, 3, p256),
+        (tools!("messy-p256-bom.pem"), none, 3, p256),
+        (tools!("messy-p256-trailing-ws.pem"), none, 3, p256),
+        (tools!("messy-p256-prose.pem"), none, 3, p256),
+        (tools!("messy-rsa-everything.pem"), none, 3, rsa),
+        (tools!("openssl-p256-nodes-dump.pem"), none, 3, p256),
+        (
+            tools!("certtool-ec.key"),
+            Some(tools!("certtool-ec-fullchain.pem")),
+            0,
+            ("certtool-p256.tools.test", KeyKind::EcP256),
+        ),
+        (
+            tools!("certtool-rsa.key"),
+            Some(tools!("certtool-rsa-fullchain.pem")),
+            0,
+            ("certtool-rsa.tools.test", KeyKind::Rsa { bits: 2048 }),
+        ),
+    ];
+    let mut failures = Vec::new();
+    for ((name, bytes), extra, certs, (leaf, kind)) in cases {
+        let parsed = match parse_file(name, bytes, None) {
+            Ok(p) => p,
+            Err(e) => {
+                failures.push(format!("{name}: {e}"));
+                continue;
+            }
+        };
+        if parsed.certs.len() != certs || parsed.keys.len() != 1 || !parsed.ignored.is_empty() {
+            failures.push(format!(
+                "{name}: {} certs, {} keys, ignored {:?}",
+                parsed.certs.len(),
+                parsed.keys.len(),
+                parsed.ignored
+            ));
+            continue;
+        }
+        let mut files = vec![parsed];
+        if let Some((extra_name, extra)) = extra {
+            files.push(parse_file(extra_name, extra, None).unwrap());
+        }
+        match assemble(files, AssembleOptions::default(), TOOLS_NOW) {
+            Ok(b) if b.leaf().dns_names == [leaf] && b.key().kind() == kind => {
+                if b.chain().len() != 2 {
+                    failures.push(format!("{name}: chain of {}", b.chain().len()));
+                }
+            }
+            Ok(b) => failures.push(format!("{name}: leaf {:?}", b.leaf().dns_names)),
+            Err(e) => failures.push(format!("{name}: {e}")),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The normaliser changes only whitespace: BOM, line ends, blanks at line ends.
+#[test]
+fn pem_normaliser_changes_only_whitespace() {
+    let cases: [(&[u8], &[u8]); 7] = [
+        (b"", b""),
+        (b"\xEF\xBB\xBFa\nb\n", b"a\nb\n"),
+        (b"a\r\nb\r\n", b"a\nb\n"),
+        (b"a\rb\r", b"a\nb\n"),
+        (b"a \t \nb\t\r\n \n", b"a\nb\n\n"),
+        (b"  lead stays\n", b"  lead stays\n"),
+        (b"no newline at end  ", b"no newline at end"),
+    ];
+    for (input, want) in cases {
+        assert_eq!(
+            normalize_pem(input),
+            want,
+            "{:?}",
+            String::from_utf8_lossy(input)
+        );
+    }
+}
+
+/// Headers with blanks after them (the blank line that ends them then holds spaces) and CRLF
+/// line ends: the encrypted key's headers are still found.
+#[test]
+fn encrypted_pem_headers_survive_crlf_and_trailing_blanks() {
+    let original = include_bytes!("../../../../tests/fixtures/tools/openssl-p256-trad-des3.pem");
+    let messy: Vec<u8> = std::str::from_utf8(original)
+        .unwrap()
+        .lines()
+        .flat_map(|l| format!("{l} \t\r\n").into_bytes())
+        .collect();
+    let pass = Passphrase::new("tools-test-pass");
+    let parsed = parse_file("k.pem", &messy, Some(&pass)).unwrap();
+    assert_eq!(parsed.keys.len(), 1);
+}
+
+/// A BEGIN line without its block is still refused after normalisation: no block is lost.
+#[test]
+fn cut_block_in_messy_pem_is_still_refused() {
+    let text = include_bytes!("../../../../tests/fixtures/tools/messy-rsa-everything.pem");
+    let cut = &text[..text.len() - 200];
+    let err = parse_file("cut.pem", cut, None).unwrap_err();
+    assert_eq!(err.code(), "malformed_pem", "{err}");
+}
+
+/// Every row of the tools manifest that is not a PKCS#12 file (those are the `pkcs12`
+/// module's) gives the outcome `expected.tsv` states: the key kind, the leaf's DNS name and
+/// the number of chain certificates.
+#[test]
+fn tools_manifest_rows_outside_pkcs12_give_the_stated_outcome() {
+    use crate::bundle::assemble::{assemble, AssembleOptions};
+    use crate::bundle::key::KeyKind;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tools");
+    let manifest = std::fs::read_to_string(dir.join("expected.tsv")).unwrap();
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for line in manifest.lines().skip(1) {
+        let cols: Vec<&str> = line.split('\t').collect();
+        let [file, extra, pass, _tool, _construct, expect] = cols[..] else {
+            panic!("bad manifest line {line:?}");
+        };
+        if file.ends_with(".p12") {
+            continue;
+        }
+        let passphrase = (pass != "-").then(|| {
+            Passphrase::from_file_contents(&std::fs::read(dir.join(pass)).unwrap()).unwrap()
+        });
+        let mut files = Vec::new();
+        for name in std::iter::once(file).chain(extra.split(',').filter(|e| *e != "-")) {
+            match parse_file(
+                name,
+                &std::fs::read(dir.join(name)).unwrap(),
+                passphrase.as_ref(),
+            ) {
+                Ok(p) => files.push(p),
+                Err(e) => failures.push(format!("{file}: {name}: {e}")),
+            }
+        }
+        checked += 1;
+        let parts: Vec<&str> = expect.split(':').collect();
+        let ["ok", kind, leaf, chain] = parts[..] else {
+            failures.push(format!("{file}: unexpected expectation {expect}"));
+            continue;
+        };
+        if files.len() != 1 + extra.split(',').filter(|e| *e != "-").count() {
+            continue;
+        }
+        let want_kind = match kind {
+            "ec-p256" => KeyKind::EcP256,
+            "ec-p384" => KeyKind::EcP384,
+            _ => KeyKind::Rsa { bits: 2048 },
+        };
+        match assemble(files, AssembleOptions::default(), TOOLS_NOW) {
+            Ok(b)
+                if b.key().kind() == want_kind
+                    && b.leaf().dns_names == [leaf]
+                    && b.chain().len().to_string() == chain => {}
+            Ok(b) => failures.push(format!(
+                "{file}: {:?} {:?} chain {}",
+                b.key().kind(),
+                b.leaf().dns_names,
+                b.chain().len()
+            )),
+            Err(e) => failures.push(format!("{file}: {e}")),
+        }
+    }
+    assert!(checked >= 35, "only {checked} rows");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A BER PKCS#12 file (NSS pk12util: indefinite lengths from the outer SEQUENCE on) goes to
+/// the PKCS#12 reader instead of being called "binary data that is not DER".
+#[test]
+fn ber_pkcs12_is_sniffed_as_pkcs12() {
+    let bytes = include_bytes!("../../../../tests/fixtures/tools/pk12util-p256.p12");
+    assert!(bytes.starts_with(&[0x30, 0x80]));
+    let pass = Passphrase::new("tools-test-pass");
+    match parse_file("nss.p12", bytes, Some(&pass)) {
+        Ok(parsed) => assert_eq!(parsed.format, FileFormat::Pkcs12),
+        Err(e) => assert!(
+            !matches!(
+                e,
+                FormatError::Unrecognized { .. } | FormatError::Corrupt { .. }
+            ),
+            "{e}"
+        ),
+    }
+}

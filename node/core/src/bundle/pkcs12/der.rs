@@ -5,6 +5,7 @@
 use pkcs8::der::asn1::ObjectIdentifier;
 
 pub(in crate::bundle) const SEQUENCE: u8 = 0x30;
+#[cfg(test)]
 pub(in crate::bundle) const SET: u8 = 0x31;
 pub(in crate::bundle) const INTEGER: u8 = 0x02;
 pub(in crate::bundle) const OCTET_STRING: u8 = 0x04;
@@ -26,6 +27,7 @@ pub(in crate::bundle) const CERT_BAG: ObjectIdentifier =
     ObjectIdentifier::new_unwrap("1.2.840.113549.1.12.10.1.3");
 pub(in crate::bundle) const X509_CERTIFICATE: ObjectIdentifier =
     ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.22.1");
+#[cfg(test)]
 const LOCAL_KEY_ID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.21");
 
 /// An element that is not what the structure named `.0` needs there.
@@ -74,7 +76,11 @@ impl<'a> Tlv<'a> {
     }
 
     /// `input` as exactly one element with this tag.
-    pub(in crate::bundle) fn only(input: &'a [u8], tag: u8, what: &'static str) -> Result<Tlv<'a>, Malformed> {
+    pub(in crate::bundle) fn only(
+        input: &'a [u8],
+        tag: u8,
+        what: &'static str,
+    ) -> Result<Tlv<'a>, Malformed> {
         match Tlv::split(input) {
             Some((tlv, [])) if tlv.tag == tag => Ok(tlv),
             _ => Err(Malformed(what)),
@@ -82,7 +88,10 @@ impl<'a> Tlv<'a> {
     }
 
     /// The elements of a constructed value: all of them, or [`Malformed`] if one does not parse.
-    pub(in crate::bundle) fn children(&self, what: &'static str) -> Result<Vec<Tlv<'a>>, Malformed> {
+    pub(in crate::bundle) fn children(
+        &self,
+        what: &'static str,
+    ) -> Result<Vec<Tlv<'a>>, Malformed> {
         let mut out = Vec::new();
         let mut rest = self.body;
         while !rest.is_empty() {
@@ -148,10 +157,12 @@ pub(in crate::bundle) fn tlv(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
     out
 }
 
+#[cfg(test)]
 pub(in crate::bundle) fn oid(oid: ObjectIdentifier) -> Vec<u8> {
     tlv(OID, &[oid.as_bytes()])
 }
 
+#[cfg(test)]
 /// A `data` ContentInfo around `content`.
 pub(in crate::bundle) fn data(content: &[u8]) -> Vec<u8> {
     tlv(
@@ -163,6 +174,7 @@ pub(in crate::bundle) fn data(content: &[u8]) -> Vec<u8> {
     )
 }
 
+#[cfg(test)]
 /// A SafeBag of this type and value, with a localKeyId attribute when `local_key_id`.
 pub(in crate::bundle) fn safe_bag(
     id: ObjectIdentifier,
@@ -183,6 +195,7 @@ pub(in crate::bundle) fn safe_bag(
     tlv(SEQUENCE, &[&oid(id), &tlv(CONTEXT_0, &[value]), attributes])
 }
 
+#[cfg(test)]
 /// A shrouded key bag: `EncryptedPrivateKeyInfo { algorithm, OCTET STRING ciphertext }`.
 pub(in crate::bundle) fn shrouded_key_bag(algorithm: &[u8], ciphertext: &[u8]) -> Vec<u8> {
     safe_bag(
@@ -192,6 +205,7 @@ pub(in crate::bundle) fn shrouded_key_bag(algorithm: &[u8], ciphertext: &[u8]) -
     )
 }
 
+#[cfg(test)]
 /// A certificate bag holding `cert`.
 pub(in crate::bundle) fn cert_bag(cert: &[u8], local_key_id: bool) -> Vec<u8> {
     safe_bag(
@@ -207,6 +221,7 @@ pub(in crate::bundle) fn cert_bag(cert: &[u8], local_key_id: bool) -> Vec<u8> {
     )
 }
 
+#[cfg(test)]
 /// A MAC-less PFX whose one plain container holds `bags`.
 pub(in crate::bundle) fn pfx(bags: &[&[u8]]) -> Vec<u8> {
     let safe_contents = tlv(SEQUENCE, bags);
@@ -233,7 +248,11 @@ pub(in crate::bundle) fn to_der(input: &[u8]) -> Result<Vec<u8>, Malformed> {
 }
 
 /// Normalises one element from the front of `input` into `out`; returns what follows.
-fn ber_element<'a>(input: &'a [u8], depth: usize, out: &mut Vec<u8>) -> Result<&'a [u8], Malformed> {
+fn ber_element<'a>(
+    input: &'a [u8],
+    depth: usize,
+    out: &mut Vec<u8>,
+) -> Result<&'a [u8], Malformed> {
     if depth > MAX_BER_DEPTH {
         return Err(Malformed("nesting deeper than any real file"));
     }

@@ -297,11 +297,15 @@ impl MacData {
         };
         match &self.algorithm {
             MacAlgorithm::Hmac(hash) => {
-                charge(budget, super::limits::Kdf::Pkcs12 {
-                    iterations: self.iterations,
-                })?;
+                charge(
+                    budget,
+                    super::limits::Kdf::Pkcs12 {
+                        iterations: self.iterations,
+                    },
+                )?;
                 let verify = |bmp: &[u8]| {
-                    let key = hash.pkcs12_kdf(bmp, &self.salt, 3, self.iterations, hash.output_len());
+                    let key =
+                        hash.pkcs12_kdf(bmp, &self.salt, 3, self.iterations, hash.output_len());
                     hash.hmac_verifies(&key, data, &self.tag)
                 };
                 if verify(&bmp_password(passphrase)) {
@@ -407,7 +411,12 @@ impl Reader<'_> {
     }
 
     /// A `SafeContents`: a SEQUENCE of bags (BER allowed).
-    fn safe_contents(&mut self, bytes: &[u8], encrypted: bool, depth: usize) -> Result<(), Failure> {
+    fn safe_contents(
+        &mut self,
+        bytes: &[u8],
+        encrypted: bool,
+        depth: usize,
+    ) -> Result<(), Failure> {
         if depth > MAX_BAG_DEPTH {
             return Err(malformed("safeContents bags nested too deep"));
         }
@@ -487,7 +496,7 @@ impl Reader<'_> {
                     match other.to_string().as_str() {
                         "1.2.840.113549.1.12.10.1.4" => "CRL".to_string(),
                         "1.2.840.113549.1.12.10.1.5" => "secret".to_string(),
-                        o => format!("{o}"),
+                        o => o.to_string(),
                     }
                 ));
                 Ok(())

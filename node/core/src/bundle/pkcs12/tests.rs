@@ -31,7 +31,10 @@ fn derivations_over_the_caps_are_refused_before_they_run() {
         ("MAC", pfx_with_mac(over), KdfSite::Pkcs12Mac),
         (
             "3DES bag",
-            pfx(&[&shrouded_key_bag(&pkcs12_pbe_alg(PBE_SHA1_3DES, over), &[0; 8])]),
+            pfx(&[&shrouded_key_bag(
+                &pkcs12_pbe_alg(PBE_SHA1_3DES, over),
+                &[0; 8],
+            )]),
             KdfSite::Pkcs12Bag,
         ),
         (
@@ -171,7 +174,9 @@ fn every_pkcs12_file_of_the_tools_corpus_reads() {
         };
         checked += 1;
         if !ok {
-            failures.push(format!("{file} ({tool}, {construct}): expected {expect}, got {got:?}"));
+            failures.push(format!(
+                "{file} ({tool}, {construct}): expected {expect}, got {got:?}"
+            ));
         }
     }
     assert!(checked >= 60, "only {checked} PKCS#12 rows");
