@@ -111,15 +111,15 @@ fn read_input(path: &Path, name: &str) -> Result<Vec<u8>, Failure> {
     Ok(bytes)
 }
 
-/// Whether opening `file` took a passphrase: PKCS#12, or an encrypted PKCS#8 key (DER, or
-/// PEM `ENCRYPTED PRIVATE KEY`; legacy PEM encryption is refused by `parse_file`).
+/// Whether opening `file` took a passphrase: PKCS#12, or an encrypted key (DER PKCS#8, PEM
+/// `ENCRYPTED PRIVATE KEY`, or a traditional `Proc-Type: 4,ENCRYPTED` PEM key).
 fn is_encrypted(file: &ParsedFile, bytes: &[u8]) -> bool {
-    const ENCRYPTED_PEM: &[u8] = b"-----BEGIN ENCRYPTED PRIVATE KEY-----";
+    const MARKERS: [&[u8]; 2] = [b"-----BEGIN ENCRYPTED PRIVATE KEY-----", b"4,ENCRYPTED"];
     match file.format {
         FileFormat::Pkcs12 | FileFormat::DerEncryptedPkcs8 => true,
-        FileFormat::Pem => bytes
-            .windows(ENCRYPTED_PEM.len())
-            .any(|w| w == ENCRYPTED_PEM),
+        FileFormat::Pem => MARKERS
+            .iter()
+            .any(|m| bytes.windows(m.len()).any(|w| w == *m)),
         _ => false,
     }
 }
