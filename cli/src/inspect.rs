@@ -18,7 +18,9 @@ use crate::passphrase;
 #[derive(clap::Args, Debug)]
 pub(crate) struct InspectArgs {
     /// Certificate, key and PKCS#12 files, in any order and any mix (PEM, DER, PKCS#8,
-    /// encrypted PKCS#8, PKCS#1, SEC1, PKCS#12/PFX). The format is read from the content.
+    /// encrypted PKCS#8, PKCS#1, SEC1, PKCS#12/PFX, PKCS#7). The format is read from the
+    /// content. `-` reads one file from standard input (e.g. `docker exec -i NODE /certraft
+    /// cert import - < bundle.pem`, where the container has no shell and no /tmp).
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// File whose first line is the passphrase for encrypted keys and PKCS#12 files
@@ -58,8 +60,18 @@ pub(crate) fn check(args: &InspectArgs) -> Result<Checked, Failure> {
     let mut parsed: Vec<ParsedFile> = Vec::with_capacity(args.files.len());
     let mut uploads = Vec::with_capacity(args.files.len());
     let mut encrypted = false;
+    if args.files.iter().filter(|p| p.as_os_str() == "-").count() > 1 {
+        return Err(Failure::usage(
+            "usage",
+            "`-` (standard input) can be given once; put the other parts in files, or all of them in one PEM on stdin",
+        ));
+    }
     for path in &args.files {
-        let name = path.display().to_string();
+        let name = if path.as_os_str() == "-" {
+            "(stdin)".to_string()
+        } else {
+            path.display().to_string()
+        };
         let bytes = read_input(path, &name)?;
         let file = parse_with_prompt(path, &name, &bytes, &mut passphrase)?;
         encrypted |= is_encrypted(&file, &bytes);
@@ -94,17 +106,24 @@ fn read_input(path: &Path, name: &str) -> Result<Vec<u8>, Failure> {
             format!("cannot read {name}: {e}; check the path and its permissions"),
         )
     };
-    let file = std::fs::File::open(path).map_err(unreadable)?;
-    let size = file.metadata().map_err(unreadable)?.len();
-    if size > MAX_FILE_BYTES as u64 {
-        return Err(FormatError::TooLarge {
-            file: name.into(),
-            size: usize::try_from(size).unwrap_or(usize::MAX),
-            max: MAX_FILE_BYTES,
+    let file: Box<dyn Read> = if path.as_os_str() == "-" {
+        // Standard input, once (checked by the caller). A passphrase prompt reads the
+        // terminal itself, not stdin, so an encrypted file on stdin can still be opened.
+        Box::new(std::io::stdin().lock())
+    } else {
+        let file = std::fs::File::open(path).map_err(unreadable)?;
+        let size = file.metadata().map_err(unreadable)?.len();
+        if size > MAX_FILE_BYTES as u64 {
+            return Err(FormatError::TooLarge {
+                file: name.into(),
+                size: usize::try_from(size).unwrap_or(usize::MAX),
+                max: MAX_FILE_BYTES,
+            }
+            .into());
         }
-        .into());
-    }
-    let mut bytes = Vec::with_capacity(size as usize);
+        Box::new(file)
+    };
+    let mut bytes = Vec::new();
     file.take(MAX_FILE_BYTES as u64 + 1)
         .read_to_end(&mut bytes)
         .map_err(unreadable)?;

@@ -64,6 +64,11 @@ pub struct RunArgs {
     /// instead of answering with the cluster default.
     #[arg(long, env = "CERTRAFT_STRICT_SNI")]
     pub strict_sni: bool,
+    /// On bootstrap, also print the first admin token on stdout (it is always written to
+    /// DATA/admin.token, mode 0600). Off by default: stdout ends up in `docker logs` and the
+    /// journal, where a token stays readable for good.
+    #[arg(long, env = "CERTRAFT_PRINT_TOKEN")]
+    pub print_token: bool,
     /// After the handshake, relay the connection to this TCP `host:port` (else answer with a
     /// small page naming the node and the certificate).
     #[arg(long, env = "CERTRAFT_UPSTREAM", value_name = "HOST:PORT")]
@@ -135,10 +140,15 @@ pub struct Config {
     pub cluster: SocketAddr,
     pub advertise: String,
     pub join: Option<Join>,
+    /// `--join` was given with an empty token: a new node must not start (it would
+    /// bootstrap a cluster of its own); an initialized one ignores it.
+    pub join_token_empty: bool,
     pub role: Option<NodeRole>,
     pub unseal_key_file: Option<PathBuf>,
     pub log_format: LogFormat,
     pub strict_sni: bool,
+    /// Print the first admin token on bootstrap (`--print-token`).
+    pub print_token: bool,
     pub upstream: Option<String>,
     pub max_connections: usize,
     pub idle_timeout_secs: u64,
@@ -275,7 +285,12 @@ impl RunArgs {
             None => None,
         };
         let token = token_from_file.or(self.join_token).or(file.join_token);
+        // An empty token (a compose file's `${TOKEN:-}` with nothing set) is not a parse
+        // error here: a node that already belongs to a cluster ignores its join settings,
+        // and one that does not is refused at start with what to do (`join_token_empty`).
+        let join_token_empty = token.as_deref().is_some_and(|t| t.trim().is_empty());
         let join = match (self.join.or(file.join), token) {
+            (Some(_), Some(_)) if join_token_empty => None,
             (Some(url), Some(token)) => Some(Join {
                 url: url.trim_end_matches('/').to_string(),
                 token: JoinToken::parse(&token)?,
@@ -284,6 +299,7 @@ impl RunArgs {
             _ => return Err(ConfigError::JoinPair),
         };
         Ok(Config {
+            join_token_empty,
             data_dir: self
                 .data_dir
                 .or(file.data_dir)
@@ -298,6 +314,7 @@ impl RunArgs {
             unseal_key_file: self.unseal_key_file.or(file.unseal_key_file),
             log_format: self.log_format.or(file.log_format).unwrap_or_default(),
             strict_sni: self.strict_sni || file.strict_sni.unwrap_or(false),
+            print_token: self.print_token,
             upstream: self.upstream.or(file.upstream),
             max_connections: self
                 .max_connections

@@ -69,12 +69,35 @@ pub enum DataDirError {
     },
     #[error("the unseal key {path} can be read by other users (mode {mode:03o}); run `chmod 600 {path}` and keep it owned by the node's user")]
     UnsealKeyExposed { path: String, mode: u32 },
-    #[error("the unseal key {path} is {len} bytes, not 32; pass the right --unseal-key-file")]
+    #[error("the unseal key {path} is {len} bytes, neither 32 raw bytes nor 64 hex digits; pass the right --unseal-key-file (make a new one with `openssl rand -hex 32 > FILE`, only for a new node)")]
     BadUnsealKey { path: String, len: usize },
+    #[error("cannot read the unseal key {path}: {detail}; it must be readable by the node's user (uid {uid}): `chown {uid} {path}` and `chmod 600 {path}`")]
+    UnsealKeyUnreadable {
+        path: String,
+        detail: String,
+        uid: u32,
+    },
+    #[error("the unseal key {path} belongs to uid {owner}, not to the node's user (uid {uid}) or root; `chown {uid} {path}`")]
+    UnsealKeyOwner { path: String, owner: u32, uid: u32 },
     #[error("{path} does not open with this unseal key ({detail}); pass the --unseal-key-file this node was created with")]
     WrongUnsealKey { path: String, detail: String },
     #[error("{path} is damaged: {detail}; restore the data dir from a backup or rejoin the node")]
     Damaged { path: String, detail: String },
+}
+
+/// An unseal key file's 32 bytes: raw, or as 64 hex digits (with surrounding whitespace, as
+/// `openssl rand -hex 32` writes it).
+fn parse_unseal_key(bytes: &[u8]) -> Option<Zeroizing<[u8; 32]>> {
+    if let Ok(raw) = <[u8; 32]>::try_from(bytes) {
+        return Some(Zeroizing::new(raw));
+    }
+    let text = std::str::from_utf8(bytes).ok()?.trim();
+    if text.len() != 64 {
+        return None;
+    }
+    let mut out = Zeroizing::new([0u8; 32]);
+    hex::decode_to_slice(text, out.as_mut_slice()).ok()?;
+    Some(out)
 }
 
 /// A data dir on disk.
@@ -177,32 +200,76 @@ impl DataDir {
         let path = file
             .map(Path::to_path_buf)
             .unwrap_or_else(|| self.path("unseal.key"));
-        if !path.exists() && create && file.is_none() {
+        // A new node makes its key where it is told to keep it: in the data dir by default,
+        // or at --unseal-key-file (a separate volume or a mounted secret directory).
+        if !path.exists() && create {
             let key = DataKey::generate(0);
             write_atomic(&path, key.expose_bytes(), 0o600)?;
-            return Ok((Keyring::new(key), true));
+            return Ok((Keyring::new(key), file.is_none()));
         }
+        let uid = rustix::process::geteuid().as_raw();
+        let shown = path.display().to_string();
         let meta = fs::metadata(&path).map_err(|e| io_err("read", &path, e))?;
         {
-            use std::os::unix::fs::PermissionsExt;
+            use std::os::unix::fs::{MetadataExt, PermissionsExt};
             let mode = meta.permissions().mode() & 0o777;
             if mode & 0o077 != 0 {
-                return Err(DataDirError::UnsealKeyExposed {
-                    path: path.display().to_string(),
-                    mode,
+                return Err(DataDirError::UnsealKeyExposed { path: shown, mode });
+            }
+            if meta.uid() != uid && meta.uid() != 0 {
+                return Err(DataDirError::UnsealKeyOwner {
+                    path: shown,
+                    owner: meta.uid(),
+                    uid,
                 });
             }
         }
-        let bytes = Zeroizing::new(fs::read(&path).map_err(|e| io_err("read", &path, e))?);
-        let raw: [u8; 32] =
-            bytes
-                .as_slice()
-                .try_into()
-                .map_err(|_| DataDirError::BadUnsealKey {
-                    path: path.display().to_string(),
-                    len: bytes.len(),
-                })?;
-        Ok((Keyring::new(DataKey::from_bytes(0, raw)), false))
+        let bytes =
+            Zeroizing::new(
+                fs::read(&path).map_err(|e| DataDirError::UnsealKeyUnreadable {
+                    path: shown.clone(),
+                    detail: e.to_string(),
+                    uid,
+                })?,
+            );
+        let raw = parse_unseal_key(&bytes).ok_or(DataDirError::BadUnsealKey {
+            path: shown,
+            len: bytes.len(),
+        })?;
+        Ok((Keyring::new(DataKey::from_bytes(0, *raw)), false))
+    }
+
+    /// Moves `DATA/unseal.key` to `to` (mode 0600; `to` must not exist), after checking that
+    /// the key opens this node's secrets from there; then removes it from the data dir. The
+    /// node must be stopped and started with `--unseal-key-file to` afterwards.
+    pub fn move_unseal_key(&self, to: &Path) -> Result<(), DataDirError> {
+        let from = self.path("unseal.key");
+        if !from.exists() {
+            return Err(DataDirError::Io {
+                action: "move",
+                path: from.display().to_string(),
+                detail: "there is no unseal key in the data dir (is it kept elsewhere already, with --unseal-key-file?)".into(),
+            });
+        }
+        if to.exists() {
+            return Err(DataDirError::Io {
+                action: "write",
+                path: to.display().to_string(),
+                detail: "the file exists; give a new path (nothing was changed)".into(),
+            });
+        }
+        let (unseal, _) = self.unseal_key(None, false)?;
+        self.load_secrets(&unseal)?;
+        let bytes = Zeroizing::new(fs::read(&from).map_err(|e| io_err("read", &from, e))?);
+        write_atomic(to, &bytes, 0o600)?;
+        // Read back from its new place before the old copy goes.
+        let (moved, _) = self.unseal_key(Some(to), false)?;
+        self.load_secrets(&moved)?;
+        fs::remove_file(&from).map_err(|e| io_err("remove", &from, e))?;
+        if let Ok(dir) = fs::File::open(&self.root) {
+            let _ = dir.sync_all();
+        }
+        Ok(())
     }
 
     /// Writes a new node's identity and sealed secrets.
@@ -357,6 +424,86 @@ mod tests {
         );
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert!(dd.unseal_key(Some(&key), false).is_ok());
+    }
+
+    /// An unseal key is 32 raw bytes or 64 hex digits (`openssl rand -hex 32`, newline and
+    /// all), both the same key; anything else is refused with its length; a new node makes
+    /// its key at `--unseal-key-file` when that is absent.
+    #[test]
+    fn unseal_keys_are_raw_or_hex_and_made_where_they_are_kept() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let dd = DataDir::new(dir.path().join("data"));
+        dd.create().unwrap();
+        let write = |name: &str, bytes: &[u8]| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, bytes).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+            p
+        };
+        let raw = write("raw.key", &[0xab; 32]);
+        let hex = write("hex.key", format!("{}\n", "ab".repeat(32)).as_bytes());
+        let record = dd
+            .unseal_key(Some(&raw), false)
+            .unwrap()
+            .0
+            .seal(b"t", b"secret");
+        let (from_hex, _) = dd.unseal_key(Some(&hex), false).unwrap();
+        assert_eq!(&*from_hex.open(b"t", &record).unwrap(), b"secret");
+        for (name, bytes) in [("short.key", &b"ab"[..]), ("65.key", &[b'a'; 65][..])] {
+            let p = write(name, bytes);
+            let err = dd.unseal_key(Some(&p), false).unwrap_err().to_string();
+            assert!(err.contains(&format!("is {} bytes", bytes.len())), "{err}");
+        }
+        let made = dir.path().join("elsewhere.key");
+        let (_, in_data_dir) = dd.unseal_key(Some(&made), true).unwrap();
+        assert!(!in_data_dir && made.exists() && !dd.path("unseal.key").exists());
+        let mode = std::fs::metadata(&made).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert!(dd
+            .unseal_key(Some(&dir.path().join("absent.key")), false)
+            .is_err());
+    }
+
+    /// Moving the unseal key out of the data dir: the secrets open from the new place, the
+    /// data dir no longer holds it, and neither an existing target nor a second move is done.
+    #[test]
+    fn the_unseal_key_moves_out_of_the_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let dd = DataDir::new(dir.path().join("data"));
+        dd.create().unwrap();
+        let (unseal, _) = dd.unseal_key(None, true).unwrap();
+        let ca = ClusterCa::generate("c1").unwrap();
+        let node = ca.issue_node_cert(1, &["127.0.0.1".into()]).unwrap();
+        let secrets = Secrets {
+            keyring: Keyring::new(DataKey::generate(1)),
+            ca,
+            node_cert_der: node.cert_der.clone(),
+            node_key_pkcs8: node.key_pkcs8.clone(),
+        };
+        let identity = Identity {
+            cluster_id: "c1".into(),
+            node_id: 1,
+            role: NodeRole::Voter,
+        };
+        dd.write_node(&identity, &secrets, &unseal).unwrap();
+        let taken = dir.path().join("taken.key");
+        std::fs::write(&taken, b"x").unwrap();
+        assert!(dd.move_unseal_key(&taken).is_err());
+        assert!(
+            dd.path("unseal.key").exists(),
+            "nothing changed on a refused move"
+        );
+        let to = dir.path().join("elsewhere/unseal.key");
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        dd.move_unseal_key(&to).unwrap();
+        assert!(!dd.path("unseal.key").exists());
+        let (moved, _) = dd.unseal_key(Some(&to), false).unwrap();
+        assert!(dd.load_secrets(&moved).is_ok());
+        let again = dd
+            .move_unseal_key(&dir.path().join("third.key"))
+            .unwrap_err();
+        assert!(again.to_string().contains("kept elsewhere"), "{again}");
     }
 
     /// A node written to a data dir reloads with the same keyring, CA and node key; a

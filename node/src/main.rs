@@ -38,8 +38,9 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Run the node. With an empty data dir and no --join it bootstraps a one-node cluster
-    /// (cluster CA, data key, node certificate, first admin token printed once and written
-    /// to DATA/admin.token). With --join it joins an existing cluster. Restarting with the
+    /// (cluster CA, data key, node certificate, first admin token written to
+    /// DATA/admin.token; --print-token also prints it). With --join it joins an existing
+    /// cluster (a voter or witness also gets its own DATA/admin.token). Restarting with the
     /// same data dir resumes; no flag is needed. SIGTERM stops it gracefully.
     ///
     /// Options come from flags, then CERTRAFT_* environment variables, then --config FILE.
@@ -111,13 +112,32 @@ enum Cmd {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Offline: move this node's unseal key out of its data dir to FILE (mode 0600), so a
+    /// copy of the data dir alone opens nothing; the key is checked to open the node's
+    /// secrets from FILE before it leaves the data dir. Start the node with
+    /// `--unseal-key-file FILE` (CERTRAFT_UNSEAL_KEY_FILE) from then on. The node must be
+    /// stopped.
+    ///
+    /// Example: certraft-node unseal-key-move --data-dir /var/lib/certraft --to /etc/certraft/unseal.key
+    UnsealKeyMove {
+        #[arg(long, value_name = "DIR", default_value = "certraft-data")]
+        data_dir: PathBuf,
+        /// Where the key goes (must not exist yet).
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+    },
 }
 
 fn init_logs(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CERTRAFT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
+    // Colours only on a terminal (and not under NO_COLOR): `docker logs` and the journal
+    // get plain text.
+    use std::io::IsTerminal;
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
@@ -237,6 +257,34 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Cmd::UnsealKeyMove { data_dir, to } => {
+            let dd = DataDir::new(&data_dir);
+            if !dd.is_initialized() {
+                eprintln!(
+                    "error: {} holds no certraft node; pass --data-dir of an existing node",
+                    data_dir.display()
+                );
+                return ExitCode::FAILURE;
+            }
+            if let Err(e) = certraft::store::open(&dd.raft_path()) {
+                eprintln!("error: {e}; stop certraft-node before moving its unseal key");
+                return ExitCode::FAILURE;
+            }
+            match dd.move_unseal_key(&to) {
+                Ok(()) => {
+                    eprintln!(
+                        "moved the unseal key to {}; start the node with --unseal-key-file {} (or CERTRAFT_UNSEAL_KEY_FILE) from now on",
+                        to.display(),
+                        to.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Cmd::AdminToken { data_dir, name } => {
             let name = name.unwrap_or_else(|| format!("recovered-{}", certraft::clock::unix_now()));
             if !certraft::inventory::valid_name(&name) {

@@ -23,7 +23,7 @@ use super::server::AppState;
 use crate::clock::unix_now;
 use crate::datadir::token_hash;
 use crate::http::ClientAddr;
-use crate::inventory::{Command, Inventory, JoinToken, NodeRole, Outcome, Refusal};
+use crate::inventory::{AdminToken, Command, Inventory, JoinToken, NodeRole, Outcome, Refusal};
 use crate::raft::NodeInfo;
 
 /// What a joining node sends, authenticated by the join token's secret.
@@ -57,6 +57,12 @@ pub struct JoinGrant {
     #[serde(with = "b64")]
     pub node_cert: Vec<u8>,
     pub members: BTreeMap<u64, NodeInfo>,
+    /// An admin token made for this node (`node-ID`), for a voter or a witness only: the
+    /// joiner writes it to `DATA/admin.token`, so the CLI works on every core node with no
+    /// flags (also once the bootstrap node is gone). A traffic node gets none. Absent from
+    /// leaders before this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_token: Option<String>,
 }
 
 mod b64_opt {
@@ -232,6 +238,34 @@ pub async fn join(
         NodeRole::Learner => None,
         NodeRole::Voter | NodeRole::Witness => st.ca.key_pkcs8().map(<[u8]>::to_vec),
     };
+    // 6. A core node's own admin token (only its hash is replicated). Without one the
+    //    grant still stands: the node joined; the operator can make a token later.
+    let admin_token = match role {
+        NodeRole::Learner => None,
+        NodeRole::Voter | NodeRole::Witness => {
+            let token = crate::datadir::new_admin_token();
+            let created = st
+                .propose(
+                    "join",
+                    Command::CreateAdminToken {
+                        token: AdminToken {
+                            name: format!("node-{node_id}"),
+                            secret_sha256: token_hash(&token),
+                            created_at: unix_now(),
+                            created_by: format!("join of node {node_id}"),
+                        },
+                    },
+                )
+                .await;
+            match created {
+                Ok((Outcome::AdminTokenCreated { .. }, _)) => Some(token.to_string()),
+                other => {
+                    tracing::warn!(node = node_id, result = ?other.map(|(o, _)| o).err(), "no admin token for the joined node; make one with `certraft-node admin-token` on it");
+                    None
+                }
+            }
+        }
+    };
     Ok(Json(JoinGrant {
         cluster_id: st.cluster_id.clone(),
         node_id,
@@ -241,6 +275,7 @@ pub async fn join(
         keyring: st.keyring.export_secret().to_vec(),
         node_cert,
         members,
+        admin_token,
     }))
 }
 
@@ -283,6 +318,7 @@ mod tests {
             keyring: vec![2],
             node_cert: vec![3],
             members: BTreeMap::new(),
+            admin_token: None,
         };
         let json = serde_json::to_string(&grant).unwrap();
         let back: JoinGrant = serde_json::from_str(&json).unwrap();

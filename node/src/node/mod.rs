@@ -46,6 +46,8 @@ pub enum NodeError {
     Raft(String),
     #[error("joining via {url} failed: {detail}")]
     Join { url: String, detail: String },
+    #[error("the join token is empty (CERTRAFT_JOIN_TOKEN, --join-token or its file holds nothing), so this new node cannot join; make one on a member with `certraft cluster join-token --role ROLE` and start the node with it (images/up.sh does this for the compose examples)")]
+    EmptyJoinToken,
     #[error("{0}")]
     Other(String),
 }
@@ -90,6 +92,9 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<(), NodeErro
     let mut fresh_bootstrap = false;
     let mut join_members = BTreeMap::new();
     if !dd.is_initialized() {
+        if config.join_token_empty {
+            return Err(NodeError::EmptyJoinToken);
+        }
         if config.join.is_some() {
             join_members = join(&config, &dd).await?;
         } else {
@@ -99,13 +104,20 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<(), NodeErro
                 "certraft: bootstrapped a new one-node cluster in {}",
                 dd.root().display()
             );
-            println!(
-                "certraft: first admin token (shown once; also in {}):",
-                dd.path("admin.token").display()
-            );
-            println!("{}", token.as_str());
+            if config.print_token {
+                println!(
+                    "certraft: first admin token (shown once; also in {}):",
+                    dd.path("admin.token").display()
+                );
+                println!("{}", token.as_str());
+            } else {
+                println!(
+                    "certraft: first admin token written to {} (mode 0600; --print-token shows it here)",
+                    dd.path("admin.token").display()
+                );
+            }
         }
-    } else if config.join.is_some() {
+    } else if config.join.is_some() || config.join_token_empty {
         tracing::warn!("the data dir already belongs to a cluster; --join is ignored");
     }
     let identity = dd.identity()?;

@@ -195,6 +195,9 @@ pub(super) async fn join(
         role: grant.role,
     };
     dd.write_node(&identity, &secrets, &unseal)?;
+    if let Some(token) = grant.admin_token.as_deref() {
+        dd.write_admin_token(token)?;
+    }
     tracing::info!(node = identity.node_id, role = ?identity.role, "joined the cluster; waiting to be caught up");
     Ok(grant.members)
 }
