@@ -130,7 +130,11 @@ enum Cmd {
 
 fn init_logs(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CERTRAFT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
+        // openraft logs every failed replication RPC at ERROR; certraft's network logs an
+        // unreachable member itself, at WARN and rate-limited (raft/network.rs).
+        .unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new("info,openraft=warn,openraft::replication=off")
+        });
     // Colours only on a terminal (and not under NO_COLOR): `docker logs` and the journal
     // get plain text.
     use std::io::IsTerminal;

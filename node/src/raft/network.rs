@@ -88,6 +88,13 @@ pub struct PeerClient {
     client: Result<reqwest::Client, String>,
 }
 
+/// A member that cannot be reached (starting, stopped, cut off) is logged at WARN, once in 30
+/// seconds at most: openraft's own per-retry ERROR lines are filtered out of the default log
+/// (`openraft::replication=off` in `certraft-node`'s default filter), so a normal join, whose
+/// new member is not listening yet for a moment, logs no ERROR.
+static UNREACHABLE_LOG: crate::log_limit::RateLimitedLog =
+    crate::log_limit::RateLimitedLog::new(std::time::Duration::from_secs(30));
+
 /// Refusals by members are logged once a minute at most (a refused node retries often).
 static REFUSED_LOG: crate::log_limit::RateLimitedLog =
     crate::log_limit::RateLimitedLog::new(std::time::Duration::from_secs(60));
@@ -125,6 +132,14 @@ impl PeerClient {
                     source = s.source();
                 }
                 let msg = Msg(format!("node {} at {url}: {text}", self.target));
+                if let Some(suppressed) = UNREACHABLE_LOG.admit(std::time::Instant::now()) {
+                    tracing::warn!(
+                        peer = self.target,
+                        suppressed,
+                        "cannot reach node {} at {url}: {text}; retrying (it may be starting, stopped or cut off)",
+                        self.target
+                    );
+                }
                 if e.is_connect() || e.is_timeout() {
                     RPCError::Unreachable(Unreachable::new(&msg))
                 } else {
