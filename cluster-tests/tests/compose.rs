@@ -45,11 +45,18 @@ fn quickstart() -> Vec<String> {
 /// Runs `script` with bash in the repository root; its output, or a panic with it.
 #[track_caller]
 fn bash(script: &str) -> String {
-    let out = Command::new("bash")
-        .args(["-euo", "pipefail", "-c", script])
-        .current_dir(root())
-        .output()
-        .unwrap();
+    let mut cmd = Command::new("bash");
+    cmd.args(["-euo", "pipefail", "-c", script])
+        .current_dir(root());
+    // Without the CARGO_* variables `cargo test` sets: they would make images/build.sh's
+    // cargo rebuild what the same command built before.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("CARGO_") && key != "CARGO_HOME" {
+            cmd.env_remove(key.as_ref());
+        }
+    }
+    let out = cmd.output().unwrap();
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
