@@ -436,3 +436,37 @@ fn a_pem_export_carries_the_key_only_when_asked() {
         "nothing written on a usage error"
     );
 }
+
+/// `cert import -` reads the bundle from standard input (a container without a shell or a
+/// writable /tmp takes files this way), also a PKCS#12 with its passphrase; `-` twice is a
+/// usage error.
+#[test]
+fn cert_import_reads_standard_input() {
+    let c = Cluster::single(DataDir::Flag);
+    // One PEM with the key, leaf and chain, as an operator pipes it in.
+    let bundle = c.scratch().join("bundle.pem");
+    let mut text = std::fs::read_to_string(fixture("tools/base-p384-fullchain.pem")).unwrap();
+    text.push_str(&std::fs::read_to_string(fixture("tools/base-p384.key")).unwrap());
+    std::fs::write(&bundle, text).unwrap();
+    let run = c
+        .cli(0)
+        .args(["cert", "import", "--json", "-"])
+        .stdin_file(&bundle)
+        .run();
+    assert_eq!(run.exits(0).json()["name"], "p384.tools.test", "{run}");
+
+    let run = c
+        .cli(0)
+        .args(["cert", "import", "--json", "-", "--passphrase-file"])
+        .arg(fixture("tools/pass.txt"))
+        .stdin_file(&fixture("tools/openssl-p256.p12"))
+        .run();
+    assert_eq!(run.exits(0).json()["name"], "p256.tools.test", "{run}");
+
+    let run = c
+        .cli(0)
+        .args(["cert", "import", "-", "-"])
+        .stdin_file(&bundle)
+        .run();
+    run.exits(2);
+}

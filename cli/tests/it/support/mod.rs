@@ -132,6 +132,14 @@ impl Certraft {
         self
     }
 
+    /// Standard input from this file (instead of null).
+    pub(crate) fn stdin_file(mut self, path: &std::path::Path) -> Self {
+        self.shown.push(format!("< {}", path.display()));
+        self.cmd
+            .stdin(std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())));
+        self
+    }
+
     pub(crate) fn run(mut self) -> Run {
         let out = self
             .cmd
