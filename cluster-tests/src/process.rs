@@ -312,7 +312,7 @@ pub struct NodeProcess {
 }
 
 impl NodeProcess {
-    /// Its process id (also after it exited, until reaped by [`NodeProcess::kill9`]).
+    /// Its process id (also after it exited).
     pub fn pid(&self) -> Option<u32> {
         let child = self.child.lock().unwrap_or_else(|e| e.into_inner());
         child.as_ref().map(Child::id)
@@ -324,10 +324,10 @@ impl NodeProcess {
         child.as_mut().and_then(|c| c.try_wait().ok().flatten())
     }
 
-    /// SIGKILL, and reap.
+    /// SIGKILL, and reap; [`NodeProcess::exited`] reports the exit afterwards.
     pub fn kill9(&self) {
         let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(mut c) = child.take() {
+        if let Some(c) = child.as_mut() {
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -447,7 +447,20 @@ mod tests {
         let status = p.stop(Duration::from_secs(10)).expect("exits on SIGTERM");
         assert!(!status.success());
         p.kill9();
-        assert_eq!(p.pid(), None);
+        assert!(p.exited().is_some(), "a stopped process reports its exit");
+        // Regression: kill -9 of a running process dropped the handle, so the harness took a
+        // killed node for a running one and refused to restart it.
+        let q = NodeCommand {
+            bin: "sleep".into(),
+            wrapper: Vec::new(),
+            args: vec!["30".into()],
+            env: Vec::new(),
+            cwd: None,
+            output: Output::Discard,
+        }
+        .spawn();
+        q.kill9();
+        assert!(q.exited().is_some(), "a killed process reports its exit");
     }
 
     /// Polling gives the value once the probe answers, the last error once the time is up.

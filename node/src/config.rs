@@ -64,9 +64,10 @@ pub struct RunArgs {
     /// instead of answering with the cluster default.
     #[arg(long, env = "CERTRAFT_STRICT_SNI")]
     pub strict_sni: bool,
-    /// On bootstrap, also print the first admin token on stdout (it is always written to
-    /// DATA/admin.token, mode 0600). Off by default: stdout ends up in `docker logs` and the
-    /// journal, where a token stays readable for good.
+    /// On bootstrap, print the first admin token on stdout also when stdout is not a
+    /// terminal (it is always written to DATA/admin.token, mode 0600, and printed on a
+    /// terminal). Off by default: such a stdout is `docker logs` or the journal, where a token
+    /// stays readable for good.
     #[arg(long, env = "CERTRAFT_PRINT_TOKEN")]
     pub print_token: bool,
     /// After the handshake, relay the connection to this TCP `host:port` (else answer with a

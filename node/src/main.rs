@@ -39,7 +39,7 @@ struct Cli {
 enum Cmd {
     /// Run the node. With an empty data dir and no --join it bootstraps a one-node cluster
     /// (cluster CA, data key, node certificate, first admin token written to
-    /// DATA/admin.token; --print-token also prints it). With --join it joins an existing
+    /// DATA/admin.token, printed on a terminal or with --print-token). With --join it joins an existing
     /// cluster (a voter or witness also gets its own DATA/admin.token). Restarting with the
     /// same data dir resumes; no flag is needed. SIGTERM stops it gracefully.
     ///

@@ -104,7 +104,11 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<(), NodeErro
                 "certraft: bootstrapped a new one-node cluster in {}",
                 dd.root().display()
             );
-            if config.print_token {
+            // SPEC §2: printed once, for the operator at a terminal; never into a log (SPEC
+            // §6): stdout that is not a terminal is `docker logs` or the journal, where a
+            // token would stay readable for good, so there only --print-token prints it.
+            use std::io::IsTerminal;
+            if config.print_token || std::io::stdout().is_terminal() {
                 println!(
                     "certraft: first admin token (shown once; also in {}):",
                     dd.path("admin.token").display()
@@ -112,7 +116,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<(), NodeErro
                 println!("{}", token.as_str());
             } else {
                 println!(
-                    "certraft: first admin token written to {} (mode 0600; --print-token shows it here)",
+                    "certraft: first admin token written to {} (mode 0600; not printed: stdout is not a terminal; --print-token prints it)",
                     dd.path("admin.token").display()
                 );
             }
