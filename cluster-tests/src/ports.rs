@@ -50,10 +50,19 @@ pub fn free_port() -> u16 {
 
 #[cfg(test)]
 mod tests {
-    /// Ports are bindable when handed out and never handed out twice.
+    /// Ports are bindable when handed out and never handed out twice. Each is bound at once
+    /// (and held): binding them all only after handing out fifty left a window in which
+    /// another process on the machine took one (CI, after the CLI suite's nodes).
     #[test]
     fn free_ports_are_bindable_and_distinct() {
-        let ports: Vec<u16> = (0..50).map(|_| super::free_port()).collect();
+        let mut held = Vec::new();
+        let ports: Vec<u16> = (0..50)
+            .map(|_| {
+                let p = super::free_port();
+                held.push(std::net::TcpListener::bind(("127.0.0.1", p)).expect("bindable"));
+                p
+            })
+            .collect();
         let mut unique = ports.clone();
         unique.sort();
         unique.dedup();
@@ -62,8 +71,6 @@ mod tests {
             ports.len(),
             "a port was handed out twice: {ports:?}"
         );
-        for p in ports {
-            std::net::TcpListener::bind(("127.0.0.1", p)).expect("bindable");
-        }
+        assert_eq!(held.len(), 50);
     }
 }
