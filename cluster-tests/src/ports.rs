@@ -51,15 +51,20 @@ pub fn free_port() -> u16 {
 #[cfg(test)]
 mod tests {
     /// Ports are bindable when handed out and never handed out twice. Each is bound at once
-    /// (and held): binding them all only after handing out fifty left a window in which
-    /// another process on the machine took one (CI, after the CLI suite's nodes).
+    /// (and held). Another process on the machine may take a port between the hand-out and
+    /// the bind (CI saw it right after the CLI suite's nodes were killed), so a few misses are
+    /// allowed; handing out ports in use would miss nearly every time.
     #[test]
     fn free_ports_are_bindable_and_distinct() {
         let mut held = Vec::new();
+        let mut missed = Vec::new();
         let ports: Vec<u16> = (0..50)
             .map(|_| {
                 let p = super::free_port();
-                held.push(std::net::TcpListener::bind(("127.0.0.1", p)).expect("bindable"));
+                match std::net::TcpListener::bind(("127.0.0.1", p)) {
+                    Ok(l) => held.push(l),
+                    Err(e) => missed.push(format!("{p}: {e}")),
+                }
                 p
             })
             .collect();
@@ -71,6 +76,9 @@ mod tests {
             ports.len(),
             "a port was handed out twice: {ports:?}"
         );
-        assert_eq!(held.len(), 50);
+        assert!(
+            missed.len() <= 5,
+            "not bindable when handed out: {missed:?}"
+        );
     }
 }
