@@ -16,6 +16,7 @@ pub mod api;
 pub mod config;
 pub mod datadir;
 pub mod http;
+pub mod issuing;
 pub mod log_limit;
 pub mod node;
 pub mod pki;

@@ -119,6 +119,7 @@ pub(super) async fn show_cert(
         chain,
         serving,
         warnings,
+        renewal: super::issuing::renewal_info(&inv, b),
     }))
 }
 
@@ -130,18 +131,29 @@ pub(super) async fn assemble_uploaded(
     st: &AppState,
     src: BundleSource,
 ) -> Result<Bundle, AppError> {
+    cpu_bound(st, move || assemble_source(&src)).await
+}
+
+/// Runs CPU-bound work (parsing with password KDFs, key generation) on the blocking pool,
+/// at most [`parse_concurrency`] at a time, waiting for a turn at most the node's timeout:
+/// it must never hold the async workers that serve TLS and send Raft heartbeats.
+pub(crate) async fn cpu_bound<T, F>(st: &AppState, work: F) -> Result<T, AppError>
+where
+    F: FnOnce() -> Result<T, AppError> + Send + 'static,
+    T: Send + 'static,
+{
     let _turn = tokio::time::timeout(st.timeout, st.parsing.acquire())
         .await
         .map_err(|_| {
             AppError::NoLeader(format!(
-                "this node is busy parsing other uploads ({} at a time); retry shortly",
+                "this node is busy parsing uploads or generating keys ({} at a time); retry shortly",
                 parse_concurrency()
             ))
         })?
         .map_err(|e| AppError::Internal(e.to_string()))?;
-    tokio::task::spawn_blocking(move || assemble_source(&src))
+    tokio::task::spawn_blocking(work)
         .await
-        .map_err(|e| AppError::Internal(format!("parsing the upload failed: {e}")))?
+        .map_err(|e| AppError::Internal(format!("CPU-bound work failed: {e}")))?
 }
 
 pub(super) fn assemble_source(src: &BundleSource) -> Result<Bundle, AppError> {

@@ -89,9 +89,28 @@ impl From<OpenError> for AppError {
     }
 }
 
+impl From<crate::bundle::SealError> for AppError {
+    fn from(e: crate::bundle::SealError) -> Self {
+        AppError::Internal(format!("a sealed secret did not open: {e}"))
+    }
+}
+
 impl From<Refusal> for AppError {
     fn from(r: Refusal) -> Self {
         AppError::Refused(r)
+    }
+}
+
+impl From<crate::issuing::IssuingError> for AppError {
+    fn from(e: crate::issuing::IssuingError) -> Self {
+        match e {
+            crate::issuing::IssuingError::BadInput(message) => AppError::BadRequest {
+                code: "invalid_input",
+                message,
+                hint: None,
+            },
+            other => AppError::Internal(other.to_string()),
+        }
     }
 }
 
@@ -138,7 +157,10 @@ impl IntoResponse for AppError {
             }
             AppError::Refused(r) => {
                 let status = match r {
-                    Refusal::NotFound { .. } => StatusCode::NOT_FOUND,
+                    Refusal::NotFound { .. }
+                    | Refusal::CsrNotFound { .. }
+                    | Refusal::NotifyNotFound { .. }
+                    | Refusal::NotManaged { .. } => StatusCode::NOT_FOUND,
                     Refusal::JoinTokenInvalid => StatusCode::UNAUTHORIZED,
                     _ => StatusCode::CONFLICT,
                 };

@@ -3,13 +3,15 @@
 
 pub mod auth;
 mod backup;
-mod certs;
+pub(crate) mod certs;
 mod cluster;
 pub mod error;
 pub mod forward;
 pub mod gate;
+pub mod issuing;
 pub mod join;
 mod layers;
+pub(crate) mod notify;
 mod ops;
 pub mod server;
 

@@ -39,6 +39,9 @@ pub struct AppState {
     pub sm: StateMachineStore,
     pub keyring: Arc<Keyring>,
     pub ca: Arc<ClusterCa>,
+    /// Seals what only a leader needs (the local issuer's key, webhook secrets); derived from
+    /// the cluster CA key, so absent on a traffic node.
+    pub core: Option<Arc<Keyring>>,
     pub cluster_id: String,
     pub node_id: u64,
     /// A client of other nodes' admin ports, trusting only the cluster CA.
@@ -104,6 +107,23 @@ pub fn router(state: S) -> Router {
         .route("/cluster/nodes/{id}", axum::routing::delete(remove_node))
         .route("/backup", post(backup))
         .route("/backup/restore", post(restore))
+        .route(
+            "/csrs",
+            get(super::issuing::list_csrs).post(super::issuing::create_csr),
+        )
+        .route(
+            "/csrs/{name}",
+            get(super::issuing::show_csr).delete(super::issuing::remove_csr),
+        )
+        .route("/csrs/{name}/complete", post(super::issuing::complete_csr))
+        .route("/issuers/local", get(super::issuing::local_issuer))
+        .route("/issue", post(super::issuing::issue))
+        .route("/notify", get(super::notify::list).post(super::notify::add))
+        .route(
+            "/notify/{name}",
+            axum::routing::delete(super::notify::remove),
+        )
+        .route("/notify/{name}/test", post(super::notify::test))
         .route_layer(middleware::from_fn_with_state(state.clone(), on_leader))
         .route_layer(middleware::from_fn_with_state(state.clone(), read_body))
         .route_layer(middleware::from_fn_with_state(state.clone(), check_token))
@@ -123,6 +143,7 @@ pub fn router(state: S) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/api/v1/trust", get(trust))
+        .route("/api/v1/trust/issuers", get(super::issuing::trust_issuers))
         .nest("/api/v1", authed.merge(join))
         .fallback(|| async {
             AppError::NotFound {

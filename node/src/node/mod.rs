@@ -20,6 +20,7 @@ use crate::raft::tls::{self, Members, NodeIdentity};
 use crate::raft::{NodeInfo, Raft};
 
 mod duties;
+mod issuing_duties;
 mod startup;
 
 use duties::*;
@@ -270,6 +271,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<(), NodeErro
         raft: raft.clone(),
         sm: sm.clone(),
         keyring,
+        core: crate::issuing::local::core_keyring(&secrets.ca).map(Arc::new),
         ca: Arc::new(secrets.ca),
         cluster_id: identity.cluster_id.clone(),
         node_id,
@@ -346,6 +348,19 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<(), NodeErro
     ));
     tracker.spawn(audit_failed_sign_ins(state.clone(), cancel.clone()));
     tracker.spawn(enable_features(state.clone(), cancel.clone()));
+    tracker.spawn(issuing_duties::ensure_local_issuer(
+        state.clone(),
+        cancel.clone(),
+    ));
+    tracker.spawn(issuing_duties::renew_due(state.clone(), cancel.clone()));
+    tracker.spawn(issuing_duties::queue_expiry_notices(
+        state.clone(),
+        cancel.clone(),
+    ));
+    tracker.spawn(issuing_duties::deliver_notices(
+        state.clone(),
+        cancel.clone(),
+    ));
     tracker.spawn(replicate_pending_token(
         state,
         dd.clone(),

@@ -24,6 +24,8 @@
 //! | `POST /api/v1/backup`                   | [`BackupRequest`] → [`BackupResponse`]         |
 //! | `POST /api/v1/backup/restore`           | [`RestoreRequest`] → [`RestoreResponse`]       |
 //!
+//! CSRs, the local issuer, `cert issue` and notify targets: see [`super::dto_issuing`].
+//!
 //! Every failure is `{"error": {"code", "message", "hint"}}` ([`ErrorBody`]) with a 4xx/5xx
 //! status: 400 bad input, 401 no or wrong token, 404 not found, 409 refused by the
 //! inventory's rules, 422 the files do not make a valid bundle, 503 no leader / not ready,
@@ -205,6 +207,9 @@ pub struct CertDetail {
     /// The hostnames for which this bundle is the one chosen now (SPEC §4 order).
     pub serving: Vec<String>,
     pub warnings: Vec<String>,
+    /// For a certificate the cluster issued: its renewal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewal: Option<RenewalInfo>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -360,3 +365,5 @@ pub struct RestoreResponse {
     pub already_present: Vec<String>,
     pub default: Option<String>,
 }
+
+pub use super::dto_issuing::*;

@@ -1,3 +1,4 @@
 //! The admin API's wire types, shared by the node's server and the CLI.
 
 pub mod dto;
+mod dto_issuing;

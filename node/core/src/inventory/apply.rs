@@ -46,7 +46,7 @@ pub fn revoke_removed(inv: &mut Inventory, before: &[(u64, String)], after: &[(u
     }
 }
 
-fn short(id: &[u8; 32]) -> String {
+pub(super) fn short(id: &[u8; 32]) -> String {
     hex::encode(&id[..6])
 }
 
@@ -55,35 +55,7 @@ fn apply_command(inv: &mut Inventory, req: &Request) -> Response {
         Command::Import {
             bundle,
             make_default,
-        } => {
-            if !valid_name(&bundle.name) {
-                return Err(Refusal::InvalidName {
-                    name: bundle.name.clone(),
-                });
-            }
-            let id = hex::encode(bundle.sealed.id);
-            if let Some(existing) = inv.by_id(&bundle.sealed.id) {
-                let name = existing.name.clone();
-                if *make_default && existing.status == BundleStatus::Active {
-                    inv.default = Some(name.clone());
-                }
-                return Ok(Outcome::AlreadyPresent { name, id });
-            }
-            if let Some(existing) = inv.bundles.get(&bundle.name) {
-                return Err(Refusal::NameTaken {
-                    name: bundle.name.clone(),
-                    existing: short(&existing.id()),
-                });
-            }
-            inv.bundles.insert(bundle.name.clone(), stored(bundle, req));
-            if *make_default {
-                inv.default = Some(bundle.name.clone());
-            }
-            Ok(Outcome::Imported {
-                name: bundle.name.clone(),
-                id,
-            })
-        }
+        } => import(inv, bundle, *make_default, req),
         Command::Remove { name, force } => {
             let b = inv
                 .bundles
@@ -110,6 +82,7 @@ fn apply_command(inv: &mut Inventory, req: &Request) -> Response {
                 }
             }
             inv.bundles.remove(name);
+            inv.issuance.managed.remove(name);
             if inv.default.as_deref() == Some(name.as_str()) {
                 inv.default = None;
             }
@@ -127,65 +100,12 @@ fn apply_command(inv: &mut Inventory, req: &Request) -> Response {
             Ok(Outcome::DefaultSet { name: name.clone() })
         }
         Command::Rotate { old, new, force } => {
-            let old_b = inv
-                .bundles
-                .get(old)
-                .ok_or_else(|| Refusal::NotFound { name: old.clone() })?;
-            if old_b.status == BundleStatus::Retired {
-                return Err(Refusal::Retired { name: old.clone() });
+            let outcome = rotate(inv, old, new, *force, req)?;
+            // The operator took the name over: the cluster no longer renews it.
+            if new.name == *old {
+                inv.issuance.managed.remove(old);
             }
-            if !valid_name(&new.name) {
-                return Err(Refusal::InvalidName {
-                    name: new.name.clone(),
-                });
-            }
-            if let Some(existing) = inv.by_id(&new.sealed.id) {
-                return Ok(Outcome::AlreadyPresent {
-                    name: existing.name.clone(),
-                    id: hex::encode(new.sealed.id),
-                });
-            }
-            if new.name != *old {
-                if let Some(existing) = inv.bundles.get(&new.name) {
-                    return Err(Refusal::NameTaken {
-                        name: new.name.clone(),
-                        existing: short(&existing.id()),
-                    });
-                }
-            }
-            let missing: Vec<String> = old_b
-                .meta
-                .hostnames
-                .iter()
-                .filter(|h| !new.meta.covers(h))
-                .cloned()
-                .collect();
-            if !missing.is_empty() && *force == Force::No {
-                return Err(Refusal::RotationLosesHostnames {
-                    old: old.clone(),
-                    missing,
-                });
-            }
-            // One atomic step: OLD is kept as retired under a derived name, NEW takes its place.
-            let mut retired = inv.bundles.remove(old).expect("checked above");
-            let mut retired_as = format!("{old}~{}", short(&retired.id()));
-            let mut n = 1;
-            while inv.bundles.contains_key(&retired_as) {
-                n += 1;
-                retired_as = format!("{old}~{}-{n}", short(&retired.id()));
-            }
-            retired.status = BundleStatus::Retired;
-            retired.name = retired_as.clone();
-            inv.bundles.insert(retired_as.clone(), retired);
-            inv.bundles.insert(new.name.clone(), stored(new, req));
-            if inv.default.as_deref() == Some(old.as_str()) {
-                inv.default = Some(new.name.clone());
-            }
-            Ok(Outcome::Rotated {
-                old: old.clone(),
-                retired_as,
-                new: new.name.clone(),
-            })
+            Ok(outcome)
         }
         Command::CreateJoinToken { token } => {
             inv.join_tokens
@@ -305,10 +225,117 @@ fn apply_command(inv: &mut Inventory, req: &Request) -> Response {
                 already_present,
             })
         }
+        _ => super::issuance_apply::apply_issuance(inv, req),
     }
 }
 
-fn stored(b: &NewBundle, req: &Request) -> StoredBundle {
+/// Imports `bundle` (idempotent by bundle id; a name is never taken over).
+pub(super) fn import(
+    inv: &mut Inventory,
+    bundle: &NewBundle,
+    make_default: bool,
+    req: &Request,
+) -> Response {
+    if !valid_name(&bundle.name) {
+        return Err(Refusal::InvalidName {
+            name: bundle.name.clone(),
+        });
+    }
+    let id = hex::encode(bundle.sealed.id);
+    if let Some(existing) = inv.by_id(&bundle.sealed.id) {
+        let name = existing.name.clone();
+        if make_default && existing.status == BundleStatus::Active {
+            inv.default = Some(name.clone());
+        }
+        return Ok(Outcome::AlreadyPresent { name, id });
+    }
+    if let Some(existing) = inv.bundles.get(&bundle.name) {
+        return Err(Refusal::NameTaken {
+            name: bundle.name.clone(),
+            existing: short(&existing.id()),
+        });
+    }
+    inv.bundles.insert(bundle.name.clone(), stored(bundle, req));
+    if make_default {
+        inv.default = Some(bundle.name.clone());
+    }
+    Ok(Outcome::Imported {
+        name: bundle.name.clone(),
+        id,
+    })
+}
+
+/// Rotates `old` to `new` in one step: `new` takes every hostname and the default role of
+/// `old`, which is kept, retired, under a derived name.
+pub(super) fn rotate(
+    inv: &mut Inventory,
+    old: &String,
+    new: &NewBundle,
+    force: Force,
+    req: &Request,
+) -> Response {
+    let old_b = inv
+        .bundles
+        .get(old)
+        .ok_or_else(|| Refusal::NotFound { name: old.clone() })?;
+    if old_b.status == BundleStatus::Retired {
+        return Err(Refusal::Retired { name: old.clone() });
+    }
+    if !valid_name(&new.name) {
+        return Err(Refusal::InvalidName {
+            name: new.name.clone(),
+        });
+    }
+    if let Some(existing) = inv.by_id(&new.sealed.id) {
+        return Ok(Outcome::AlreadyPresent {
+            name: existing.name.clone(),
+            id: hex::encode(new.sealed.id),
+        });
+    }
+    if new.name != *old {
+        if let Some(existing) = inv.bundles.get(&new.name) {
+            return Err(Refusal::NameTaken {
+                name: new.name.clone(),
+                existing: short(&existing.id()),
+            });
+        }
+    }
+    let missing: Vec<String> = old_b
+        .meta
+        .hostnames
+        .iter()
+        .filter(|h| !new.meta.covers(h))
+        .cloned()
+        .collect();
+    if !missing.is_empty() && force == Force::No {
+        return Err(Refusal::RotationLosesHostnames {
+            old: old.clone(),
+            missing,
+        });
+    }
+    // One atomic step: OLD is kept as retired under a derived name, NEW takes its place.
+    let mut retired = inv.bundles.remove(old).expect("checked above");
+    let mut retired_as = format!("{old}~{}", short(&retired.id()));
+    let mut n = 1;
+    while inv.bundles.contains_key(&retired_as) {
+        n += 1;
+        retired_as = format!("{old}~{}-{n}", short(&retired.id()));
+    }
+    retired.status = BundleStatus::Retired;
+    retired.name = retired_as.clone();
+    inv.bundles.insert(retired_as.clone(), retired);
+    inv.bundles.insert(new.name.clone(), stored(new, req));
+    if inv.default.as_deref() == Some(old.as_str()) {
+        inv.default = Some(new.name.clone());
+    }
+    Ok(Outcome::Rotated {
+        old: old.clone(),
+        retired_as,
+        new: new.name.clone(),
+    })
+}
+
+pub(super) fn stored(b: &NewBundle, req: &Request) -> StoredBundle {
     StoredBundle {
         name: b.name.clone(),
         sealed: b.sealed.clone(),

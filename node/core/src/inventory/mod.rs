@@ -7,11 +7,14 @@
 mod apply;
 pub mod codec;
 mod delta;
+mod issuance;
+mod issuance_apply;
 mod model;
 mod request;
 
 pub use apply::{apply, revoke_removed};
 pub use delta::ServingDelta;
+pub use issuance::*;
 pub use model::*;
 pub use request::*;
 

@@ -304,6 +304,9 @@ pub struct Inventory {
     /// Behaviours every member has agreed to ([`Command::EnableFeature`]).
     #[serde(default)]
     pub features: std::collections::BTreeSet<Feature>,
+    /// Pending CSRs, the local issuer, managed certificates, notices (issue 14).
+    #[serde(default)]
+    pub issuance: super::issuance::Issuance,
 }
 
 impl Inventory {

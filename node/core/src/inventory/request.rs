@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::issuance::*;
 use super::model::*;
 
 /// The newest [`Request`] version this build applies. Each entry carries the lowest version
@@ -11,7 +12,7 @@ use super::model::*;
 /// upgraded: the leader proposes it only once every member reports it can apply it
 /// (`apply_version` in `/readyz`), and a node handed an entry newer than it knows stops its
 /// apply with "upgrade this node" rather than skip it (issue 22).
-pub const REQUEST_VERSION: u16 = 2;
+pub const REQUEST_VERSION: u16 = 3;
 
 /// Overrides for the refusals an operator may waive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -79,6 +80,72 @@ pub enum Command {
     EnableFeature {
         feature: Feature,
     },
+    /// A key made on the leader (sealed) and its CSR, kept until completed (version 3).
+    CreateCsr {
+        csr: PendingCsr,
+    },
+    RemoveCsr {
+        name: String,
+    },
+    /// Finishes CSR `csr` with the CA's answer: `bundle` (the pending key, the certificate
+    /// and its chain, assembled and sealed by the proposer) is imported, or rotates the
+    /// bundle already named `bundle.name` (renewal with a new key).
+    CompleteCsr {
+        csr: String,
+        bundle: NewBundle,
+        make_default: bool,
+        force: Force,
+    },
+    /// Sets the cluster's local issuer once; a later proposal (two leaders racing to make
+    /// it) changes nothing, so every replica keeps the first.
+    SetLocalIssuer {
+        issuer: LocalIssuer,
+    },
+    /// Imports a bundle the cluster issued, and keeps renewing it.
+    Issue {
+        bundle: NewBundle,
+        managed: Managed,
+        make_default: bool,
+    },
+    /// A renewal: `new` rotates `name` only while `name` still holds `expect_id`, so a
+    /// renewal proposed twice (a leader change mid-way) results in one new bundle.
+    Renew {
+        name: String,
+        expect_id: [u8; 32],
+        new: NewBundle,
+    },
+    /// A renewal attempt failed; retried from `retry_at`.
+    RenewalFailed {
+        name: String,
+        expect_id: [u8; 32],
+        error: String,
+        retry_at: i64,
+    },
+    AddNotifyTarget {
+        target: NotifyTarget,
+    },
+    RemoveNotifyTarget {
+        name: String,
+    },
+    /// Expiry notices found by the leader's duty; one already queued is skipped.
+    QueueExpiryNotices {
+        notices: Vec<ExpiryNotice>,
+    },
+    /// Notices their targets acknowledged: they leave the outbox.
+    NoticesDelivered {
+        ids: Vec<u64>,
+    },
+}
+
+/// One expiry threshold crossed, for one target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExpiryNotice {
+    pub target: String,
+    pub bundle_id: String,
+    /// `Expiring` for the tightest threshold crossed.
+    pub event: NoticeEvent,
+    /// Every threshold this notice stands for (the wider ones crossed at once).
+    pub thresholds: Vec<i64>,
 }
 
 /// A behaviour of the replicated state that is off until every member runs a build that
@@ -102,7 +169,7 @@ impl Feature {
 
 impl Command {
     /// The lowest [`Request`] version that can apply this command: the version that
-    /// introduced it. Every command so far is version 1.
+    /// introduced it.
     pub fn min_version(&self) -> u16 {
         match self {
             Command::Import { .. }
@@ -116,6 +183,17 @@ impl Command {
             | Command::AddTicketKey { .. }
             | Command::Restore { .. } => 1,
             Command::EnableFeature { .. } => 2,
+            Command::CreateCsr { .. }
+            | Command::RemoveCsr { .. }
+            | Command::CompleteCsr { .. }
+            | Command::SetLocalIssuer { .. }
+            | Command::Issue { .. }
+            | Command::Renew { .. }
+            | Command::RenewalFailed { .. }
+            | Command::AddNotifyTarget { .. }
+            | Command::RemoveNotifyTarget { .. }
+            | Command::QueueExpiryNotices { .. }
+            | Command::NoticesDelivered { .. } => 3,
         }
     }
 
@@ -165,6 +243,44 @@ impl Command {
             Command::Restore { bundles, .. } => {
                 format!("restore backup of {} bundles", bundles.len())
             }
+            Command::CreateCsr { csr } => format!(
+                "create csr {} ({}, CN {}, {} names)",
+                csr.name,
+                csr.key_type,
+                csr.common_name,
+                csr.sans.len()
+            ),
+            Command::RemoveCsr { name } => format!("remove csr {name}"),
+            Command::CompleteCsr { csr, bundle, .. } => format!(
+                "complete csr {csr} as {} ({})",
+                bundle.name,
+                hex::encode(&bundle.sealed.id[..8])
+            ),
+            Command::SetLocalIssuer { issuer } => format!("create local issuer {}", issuer.subject),
+            Command::Issue {
+                bundle, managed, ..
+            } => format!(
+                "issue {} ({}) from {}, {} key, valid {} s",
+                bundle.name,
+                hex::encode(&bundle.sealed.id[..8]),
+                managed.issuer,
+                managed.key_type,
+                managed.lifetime_secs
+            ),
+            Command::Renew { name, new, .. } => {
+                format!("renew {name} ({})", hex::encode(&new.sealed.id[..8]))
+            }
+            Command::RenewalFailed { name, error, .. } => {
+                format!("renewal of {name} failed: {error}")
+            }
+            Command::AddNotifyTarget { target } => {
+                format!("add notify target {} ({})", target.name, target.url)
+            }
+            Command::RemoveNotifyTarget { name } => format!("remove notify target {name}"),
+            Command::QueueExpiryNotices { notices } => {
+                format!("queue {} expiry notice(s)", notices.len())
+            }
+            Command::NoticesDelivered { ids } => format!("{} notice(s) delivered", ids.len()),
         }
     }
 }
@@ -223,6 +339,20 @@ pub enum Refusal {
         "this entry has version {version}, which this node does not know; upgrade certraft-node"
     )]
     UnknownVersion { version: u16 },
+    #[error("a CSR named {name} is already pending; complete it (`certraft csr complete {name} CERT`), remove it (`certraft csr remove {name}`), or choose another --name")]
+    CsrNameTaken { name: String },
+    #[error("no pending CSR named {name}; run `certraft csr list` to see the pending ones")]
+    CsrNotFound { name: String },
+    #[error("{name} was renewed already (it no longer holds bundle {expected}); nothing changed")]
+    AlreadyRenewed { name: String, expected: String },
+    #[error("{name} is not a certificate the cluster issued; only `certraft cert issue` certificates are renewed by the cluster")]
+    NotManaged { name: String },
+    #[error(
+        "a notify target named {name} already exists; remove it first or choose another --name"
+    )]
+    NotifyNameTaken { name: String },
+    #[error("no notify target named {name}; run `certraft notify list` to see them")]
+    NotifyNotFound { name: String },
 }
 
 impl Refusal {
@@ -239,6 +369,12 @@ impl Refusal {
             Refusal::NodeIdUsed { .. } => "node_id_used",
             Refusal::TokenNameTaken { .. } => "token_name_taken",
             Refusal::UnknownVersion { .. } => "unknown_version",
+            Refusal::CsrNameTaken { .. } => "csr_name_taken",
+            Refusal::CsrNotFound { .. } => "csr_not_found",
+            Refusal::AlreadyRenewed { .. } => "already_renewed",
+            Refusal::NotManaged { .. } => "not_managed",
+            Refusal::NotifyNameTaken { .. } => "notify_name_taken",
+            Refusal::NotifyNotFound { .. } => "notify_not_found",
         }
     }
 }
@@ -286,6 +422,31 @@ pub enum Outcome {
         restored: Vec<String>,
         already_present: Vec<String>,
     },
+    CsrCreated {
+        name: String,
+    },
+    CsrRemoved {
+        name: String,
+    },
+    /// `created` is false when an issuer was already set (nothing changed).
+    LocalIssuerSet {
+        created: bool,
+    },
+    RenewalRecorded {
+        name: String,
+    },
+    NotifyTargetAdded {
+        name: String,
+    },
+    NotifyTargetRemoved {
+        name: String,
+    },
+    NoticesQueued {
+        queued: usize,
+    },
+    NoticesDelivered {
+        removed: usize,
+    },
 }
 
 /// The result `apply` returns to the proposer.
@@ -309,6 +470,18 @@ pub fn touched(command: &Command, response: &Response) -> Vec<String> {
             },
         ) => vec![old.clone(), retired_as.clone(), new.clone()],
         (Command::Restore { bundles, .. }, _) => bundles.iter().map(|b| b.name.clone()).collect(),
+        (Command::Issue { bundle, .. }, _) => vec![bundle.name.clone()],
+        (
+            Command::CompleteCsr { .. } | Command::Renew { .. },
+            Outcome::Rotated {
+                old,
+                retired_as,
+                new,
+            },
+        ) => vec![old.clone(), retired_as.clone(), new.clone()],
+        (Command::CompleteCsr { bundle, .. }, Outcome::Imported { .. }) => {
+            vec![bundle.name.clone()]
+        }
         _ => Vec::new(),
     }
 }
