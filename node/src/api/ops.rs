@@ -133,6 +133,7 @@ pub(super) async fn metrics(State(st): State<S>) -> Response {
             b.meta.not_after
         );
     }
+    issuing_metrics(&mut out, &inv, crate::clock::unix_now());
     (
         [(
             "content-type",
@@ -206,4 +207,49 @@ pub(super) async fn trust(State(st): State<S>) -> Response {
         pem,
     )
         .into_response()
+}
+
+/// Days to expiry of every active certificate, the renewal state of those the cluster
+/// issued, and the notice outbox (issue 14).
+fn issuing_metrics(out: &mut String, inv: &crate::inventory::Inventory, now: i64) {
+    use crate::inventory::{renewal_due, renewal_seed, renewal_step, RenewalStep};
+    use std::fmt::Write as _;
+    let esc = |n: &str| n.replace('\\', "\\\\").replace('"', "\\\"");
+    let _ = writeln!(out, "# HELP certraft_certificate_days_left Days until an active certificate's not-after (negative once expired).\n# TYPE certraft_certificate_days_left gauge");
+    for b in inv
+        .bundles
+        .values()
+        .filter(|b| b.status == BundleStatus::Active)
+    {
+        let _ = writeln!(
+            out,
+            "certraft_certificate_days_left{{name=\"{}\"}} {:.3}",
+            esc(&b.name),
+            (b.meta.not_after - now) as f64 / 86_400.0
+        );
+    }
+    let _ = writeln!(out, "# HELP certraft_renewal_last_attempt_seconds Last renewal attempt of a certificate the cluster issued (Unix seconds; 0: none yet).\n# TYPE certraft_renewal_last_attempt_seconds gauge\n# HELP certraft_renewal_next_attempt_seconds When its next renewal is due or retried (Unix seconds).\n# TYPE certraft_renewal_next_attempt_seconds gauge\n# HELP certraft_renewal_consecutive_failures Renewal failures in a row.\n# TYPE certraft_renewal_consecutive_failures gauge");
+    for (name, m) in &inv.issuance.managed {
+        let Some(b) = inv.bundles.get(name) else {
+            continue;
+        };
+        let due = renewal_due(
+            b.meta.not_before,
+            b.meta.not_after,
+            m.renew_at_permille,
+            &renewal_seed(name, &b.id()),
+        );
+        let next = match renewal_step(due, &m.renewal, now) {
+            RenewalStep::WaitUntil(at) => at,
+            RenewalStep::Renew => now,
+        };
+        let n = esc(name);
+        let _ = writeln!(
+            out,
+            "certraft_renewal_last_attempt_seconds{{name=\"{n}\"}} {}\ncertraft_renewal_next_attempt_seconds{{name=\"{n}\"}} {next}\ncertraft_renewal_consecutive_failures{{name=\"{n}\"}} {}",
+            m.renewal.last_attempt.unwrap_or(0),
+            m.renewal.consecutive_failures
+        );
+    }
+    let _ = writeln!(out, "# HELP certraft_notices_pending Notices queued for webhook targets and not yet acknowledged.\n# TYPE certraft_notices_pending gauge\ncertraft_notices_pending {}", inv.issuance.notices.len());
 }

@@ -125,8 +125,10 @@ pub fn issue(
     };
     p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     p.use_authority_key_identifier_extension = true;
-    // A minute of slack for clients whose clocks run behind.
-    p.not_before = time::OffsetDateTime::from_unix_timestamp(now - 60)
+    // Slack for clients whose clocks run behind: a minute, less for a very short lifetime
+    // (so its renewal still falls two thirds into what was asked for).
+    let backdate = (spec.lifetime_secs / 20).clamp(0, 60);
+    p.not_before = time::OffsetDateTime::from_unix_timestamp(now - backdate)
         .map_err(|e| IssuingError::Sign(e.to_string()))?;
     p.not_after = time::OffsetDateTime::from_unix_timestamp(not_after)
         .map_err(|e| IssuingError::Sign(e.to_string()))?;

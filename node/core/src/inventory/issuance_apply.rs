@@ -97,6 +97,25 @@ pub(super) fn apply_issuance(inv: &mut Inventory, req: &Request) -> Response {
                 });
             }
             let outcome = rotate(inv, name, new, Force::Yes, req)?;
+            // Earlier renewals' retired bundles, once expired, serve no one: each renewal
+            // would otherwise leave one behind for good.
+            if let Outcome::Rotated { retired_as, .. } = &outcome {
+                let prefix = format!("{name}~");
+                let stale: Vec<String> = inv
+                    .bundles
+                    .range(prefix.clone()..)
+                    .take_while(|(n, _)| n.starts_with(&prefix))
+                    .filter(|(n, b)| {
+                        *n != retired_as
+                            && b.status == BundleStatus::Retired
+                            && b.meta.not_after < req.at
+                    })
+                    .map(|(n, _)| n.clone())
+                    .collect();
+                for n in stale {
+                    inv.bundles.remove(&n);
+                }
+            }
             let managed = inv
                 .issuance
                 .managed
@@ -264,3 +283,6 @@ fn prune_expiry_noticed(inv: &mut Inventory) {
         per_bundle.retain(|id, _| present(id));
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -305,7 +305,7 @@ pub struct Inventory {
     #[serde(default)]
     pub features: std::collections::BTreeSet<Feature>,
     /// Pending CSRs, the local issuer, managed certificates, notices (issue 14).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "super::issuance::Issuance::is_empty")]
     pub issuance: super::issuance::Issuance,
 }
 
