@@ -1,7 +1,7 @@
 //! `certraft`: the operator's command line.
 //!
-//! Layout: [`inspect`] is the offline pre-flight; [`cert`], [`cluster`], [`audit`] and
-//! [`backup`] are the cluster commands, which talk to the admin API through [`client`] (the
+//! Layout: [`inspect`] is the offline pre-flight; [`cert`], [`csr`], [`issuer`], [`notify`],
+//! [`cluster`], [`audit`] and [`backup`] are the cluster commands, which talk to the admin API through [`client`] (the
 //! only module that does HTTP). Each command returns an [`output::Output`] (what to show in
 //! human, `-q` and `--json` modes) or a [`fail::Failure`] (code, message, exit status), and
 //! `main` prints it once.
@@ -11,9 +11,12 @@ mod backup;
 mod cert;
 mod client;
 mod cluster;
+mod csr;
 mod duration;
 mod fail;
 mod inspect;
+mod issuer;
+mod notify;
 mod outfile;
 mod output;
 mod passphrase;
@@ -77,16 +80,57 @@ enum Command {
     #[command(verbatim_doc_comment)]
     Inspect(inspect::InspectArgs),
 
-    /// Certificates in the cluster: import, list, show, export, default, rotate, remove.
+    /// Certificates in the cluster: import, issue, list, show, export, default, rotate,
+    /// remove.
     ///
     /// Examples:
     ///   certraft cert import site.pfx --passphrase-file pass.txt
+    ///   certraft cert issue internal-api --san api.internal.example
     ///   certraft cert list --expiring-within 30d
     ///   certraft cert rotate www.example.com new-site.pfx
     #[command(verbatim_doc_comment)]
     Cert {
         #[command(subcommand)]
         command: cert::CertCommand,
+    },
+
+    /// Certificate signing requests whose key is born in the cluster and never leaves it:
+    /// create one, send it to your CA, complete it with the CA's answer.
+    ///
+    /// Examples:
+    ///   certraft csr create --name www --cn www.example.com --san www.example.com --out www.csr
+    ///   certraft csr complete www www.crt intermediate.pem
+    ///   certraft csr list
+    #[command(verbatim_doc_comment)]
+    Csr {
+        #[command(subcommand)]
+        command: csr::CsrCommand,
+    },
+
+    /// The CAs that issue certificates in the cluster: its own CA, `local`, used by
+    /// `certraft cert issue`.
+    ///
+    /// Examples:
+    ///   certraft issuer local
+    ///   certraft issuer local --pem > certraft-issuer.pem
+    ///   certraft issuer list
+    #[command(verbatim_doc_comment)]
+    Issuer {
+        #[command(subcommand)]
+        command: issuer::IssuerCommand,
+    },
+
+    /// Webhooks that receive HMAC-signed notices: certificates nearing expiry, renewals
+    /// that failed or succeeded.
+    ///
+    /// Examples:
+    ///   certraft notify add --name ops --url https://hooks.example.com/certraft
+    ///   certraft notify list
+    ///   certraft notify test ops
+    #[command(verbatim_doc_comment)]
+    Notify {
+        #[command(subcommand)]
+        command: notify::NotifyCommand,
     },
 
     /// The cluster's members: status, join tokens for new nodes, removal.
@@ -135,6 +179,9 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Inspect(args) => inspect::run(args),
         Command::Cert { command } => cert::run(command, &cli.connect),
+        Command::Csr { command } => csr::run(command, &cli.connect),
+        Command::Issuer { command } => issuer::run(command, &cli.connect),
+        Command::Notify { command } => notify::run(command, &cli.connect),
         Command::Cluster { command } => cluster::run(command, &cli.connect),
         Command::Audit(args) => audit::run(args, &cli.connect),
         Command::Backup { command } => backup::run(command, &cli.connect),

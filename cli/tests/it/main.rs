@@ -2,7 +2,8 @@
 //! through the binary, offline), `commands.rs` (the cluster commands against a scripted
 //! TLS endpoint, `support/admin.rs`), `e2e.rs` (against real `certraft-node` processes,
 //! `support/node.rs`), `tools.rs` (the tools corpus: files made by keytool, certtool,
-//! pk12util, Python cryptography and OpenSSL, inspected and imported into a real node).
+//! pk12util, Python cryptography and OpenSSL, inspected and imported into a real node),
+//! `issuing.rs` (CSRs with openssl as the CA, `cert issue`, the local issuer, webhooks).
 
 // Tests: `unwrap` is how a test says "this cannot fail here".
 #![allow(clippy::unwrap_used)]
@@ -10,5 +11,6 @@
 mod commands;
 mod e2e;
 mod inspect;
+mod issuing;
 mod support;
 mod tools;

@@ -37,10 +37,11 @@ const RENEWALS_IN_FLIGHT: usize = 32;
 /// Renewals started per pass, at most.
 const RENEWALS_PER_PASS: usize = 1024;
 
-/// Crash injection for the renewal tests: `CERTRAFT_TEST_CRASH_AT=renew-before-commit` (the
-/// bundle is made, not proposed) or `renew-after-commit` (committed, nothing after it).
-fn crash_point(step: &str) {
-    if std::env::var("CERTRAFT_TEST_CRASH_AT").is_ok_and(|s| s == step) {
+/// Crash injection for the renewal tests: `CERTRAFT_TEST_CRASH_AT=renew-before-commit@ID`
+/// (the bundle is made, not proposed) or `renew-after-commit@ID` (committed, nothing after
+/// it), on node `ID` only, so the leader that takes over renews without crashing too.
+fn crash_point(step: &str, node_id: u64) {
+    if std::env::var("CERTRAFT_TEST_CRASH_AT").is_ok_and(|s| s == format!("{step}@{node_id}")) {
         eprintln!("certraft: crash injected at {step} (CERTRAFT_TEST_CRASH_AT)");
         std::process::abort();
     }
@@ -143,7 +144,7 @@ async fn renew_one(
     .await;
     let command = match made {
         Ok(new) => {
-            crash_point("renew-before-commit");
+            crash_point("renew-before-commit", state.node_id);
             Command::Renew {
                 name: name.clone(),
                 expect_id,
@@ -169,7 +170,7 @@ async fn renew_one(
     let renewing = matches!(command, Command::Renew { .. });
     match state.propose("certraft-node", command).await {
         Ok(_) if renewing => {
-            crash_point("renew-after-commit");
+            crash_point("renew-after-commit", state.node_id);
             tracing::info!(cert = %name, "renewed")
         }
         Ok(_) => {}

@@ -7,6 +7,7 @@
 
 mod cluster;
 mod formats;
+mod issuing;
 mod properties;
 mod proxy;
 mod security;

@@ -781,6 +781,18 @@ impl Cluster {
             .expect("another running node")
     }
 
+    /// Node `i` is about to exit on its own (an injected crash): waits stop treating its
+    /// exit as a failure. Returns whether it has exited already.
+    pub(crate) fn expect_exit(&mut self, i: usize) -> bool {
+        self.nodes[i].expect_running = false;
+        self.nodes[i].exited().is_some()
+    }
+
+    /// Whether node `i`'s process has ended.
+    pub(crate) fn has_exited(&self, i: usize) -> bool {
+        self.nodes[i].exited().is_some()
+    }
+
     /// kill -9.
     pub(crate) fn kill(&mut self, i: usize) {
         self.nodes[i].kill9();
