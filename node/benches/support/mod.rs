@@ -588,3 +588,74 @@ pub(crate) fn rss_mib(pid: u32) -> (f64, f64) {
     };
     (kb("VmRSS:") / 1024.0, kb("VmHWM:") / 1024.0)
 }
+
+/// A handshake loop on a serve port: `conns` connections, each a full TLS 1.3 handshake
+/// and `GET /` after the other, until stopped; counts what succeeded and what failed.
+pub(crate) struct HandshakeLoop {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    done: Arc<std::sync::atomic::AtomicU64>,
+    failed: Arc<std::sync::atomic::AtomicU64>,
+    started: Instant,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl HandshakeLoop {
+    /// Starts it against `port` with `sni`; `want` is the leaf the answers must carry
+    /// (empty: any leaf).
+    pub(crate) fn start(port: u16, sni: &str, want: &[u8], conns: usize) -> HandshakeLoop {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        let connector = tokio_rustls::TlsConnector::from(load_client(None));
+        let stop = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(AtomicU64::new(0));
+        let tasks = (0..conns)
+            .map(|_| {
+                let (connector, stop, done, failed) = (
+                    connector.clone(),
+                    stop.clone(),
+                    done.clone(),
+                    failed.clone(),
+                );
+                let (sni, want) = (sni.to_string(), want.to_vec());
+                tokio::spawn(async move {
+                    while !stop.load(Ordering::Relaxed) {
+                        let r = tokio::time::timeout(
+                            Duration::from_secs(5),
+                            request(&connector, port, &sni, &want),
+                        )
+                        .await;
+                        match r {
+                            Ok(Outcome::Ok { leaf_matches, .. })
+                                if leaf_matches || want.is_empty() =>
+                            {
+                                done.fetch_add(1, Ordering::Relaxed)
+                            }
+                            _ => failed.fetch_add(1, Ordering::Relaxed),
+                        };
+                    }
+                })
+            })
+            .collect();
+        HandshakeLoop {
+            stop,
+            done,
+            failed,
+            started: Instant::now(),
+            tasks,
+        }
+    }
+
+    /// Stops it: (handshakes per second, failed handshakes).
+    pub(crate) async fn stop(self) -> (f64, u64) {
+        use std::sync::atomic::Ordering;
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        let secs = self.started.elapsed().as_secs_f64();
+        (
+            self.done.load(Ordering::Relaxed) as f64 / secs,
+            self.failed.load(Ordering::Relaxed),
+        )
+    }
+}

@@ -25,6 +25,19 @@ pub enum AppError {
         message: String,
         hint: Option<String>,
     },
+    /// 409: the request conflicts with what the inventory holds (checked before proposing).
+    Conflict {
+        code: &'static str,
+        message: String,
+        hint: Option<String>,
+    },
+    /// 422: a server this node called on the operator's behalf (a webhook receiver)
+    /// failed. Not 502: clients read 502 as "the cluster is unreachable".
+    Upstream {
+        code: &'static str,
+        message: String,
+        hint: Option<String>,
+    },
     /// 413: a body, a bundle or a Raft entry over its bound.
     TooLarge(String),
     /// 408: the body did not arrive within its deadline.
@@ -134,6 +147,16 @@ impl IntoResponse for AppError {
                 message,
                 hint,
             } => (StatusCode::NOT_FOUND, code, message, hint),
+            AppError::Conflict {
+                code,
+                message,
+                hint,
+            } => (StatusCode::CONFLICT, code, message, hint),
+            AppError::Upstream {
+                code,
+                message,
+                hint,
+            } => (StatusCode::UNPROCESSABLE_ENTITY, code, message, hint),
             AppError::TooLarge(m) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "too_large",

@@ -3,6 +3,9 @@
 //! one newer than 1 is proposed only once every member of the membership reports, in its
 //! `/readyz` (`apply_version`), that it can apply it. A member that does not answer counts
 //! as unable: proposing anyway would stop that member's apply until it is upgraded.
+//! Once a [`crate::inventory::Feature`] vouching for the version is on (every member said
+//! so, through Raft), the gate no longer asks: a member that is down then must not hold
+//! back the leader's duties, and it can apply what it missed when it returns.
 
 use std::time::Duration;
 
@@ -16,6 +19,9 @@ const ASK_TIMEOUT: Duration = Duration::from_secs(3);
 /// `Ok` when every member can apply entries of version `needed`.
 pub async fn check(st: &AppState, needed: u16) -> Result<(), AppError> {
     if needed <= 1 {
+        return Ok(());
+    }
+    if vouched(&st.sm.inventory().features) >= needed {
         return Ok(());
     }
     let members: Vec<(u64, String)> = st
@@ -37,6 +43,11 @@ pub async fn check(st: &AppState, needed: u16) -> Result<(), AppError> {
         answers.push((id, v));
     }
     verdict(needed, &answers)
+}
+
+/// The highest request version an enabled feature vouches for (0: none).
+pub fn vouched(features: &std::collections::BTreeSet<crate::inventory::Feature>) -> u16 {
+    features.iter().map(|f| f.vouches_for()).max().unwrap_or(0)
 }
 
 /// Member `addr`'s `apply_version`; a node from before the field applies version 1.
@@ -79,6 +90,17 @@ pub fn verdict(needed: u16, answers: &[(u64, Result<u16, String>)]) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Only the version-3 feature vouches, and only for versions up to 3.
+    #[test]
+    fn an_enabled_feature_vouches_for_its_version_only() {
+        use crate::inventory::Feature;
+        let mut on = std::collections::BTreeSet::from([Feature::RevokeRemovedMembers]);
+        assert_eq!(vouched(&on), 0);
+        on.insert(Feature::RequestVersion3);
+        assert_eq!(vouched(&on), 3);
+        assert!(vouched(&on) < crate::inventory::REQUEST_VERSION + 1);
+    }
 
     /// Every member at or above the version passes; one behind or silent refuses, named.
     #[test]

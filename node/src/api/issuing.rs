@@ -258,7 +258,7 @@ fn core_keyring(st: &AppState) -> Result<Arc<crate::bundle::Keyring>, AppError> 
 }
 
 fn issuer_pem(issuer: &LocalIssuer) -> String {
-    pem::encode(&pem::Pem::new("CERTIFICATE", issuer.cert_der.clone()))
+    crate::issuing::pem_lf("CERTIFICATE", issuer.cert_der.clone())
 }
 
 pub(super) async fn local_issuer(State(st): State<S>) -> Result<Json<IssuerInfo>, AppError> {
@@ -341,11 +341,16 @@ pub(super) async fn issue(
             format!("renewal at {permille}‰ of the lifetime is outside 100–950‰ (default 667: two thirds)"),
         ));
     }
-    if st.sm.inventory().bundles.contains_key(&body.name) {
-        return Err(AppError::Refused(Refusal::NameTaken {
-            name: body.name.clone(),
-            existing: "(present)".into(),
-        }));
+    if let Some(existing) = st.sm.inventory().bundles.get(&body.name) {
+        let id = hex::encode(&existing.sealed.id[..6]);
+        return Err(AppError::Conflict {
+            code: "name_taken",
+            message: format!("the name {} is already used by bundle {id}", body.name),
+            hint: Some(format!(
+                "choose another name, or `certraft cert remove {}` first; a certificate the cluster issued is renewed by itself (`certraft cert show {}`)",
+                body.name, body.name
+            )),
+        });
     }
     let issuer = ensure_local_issuer(&st).await?;
     let core = core_keyring(&st)?;

@@ -218,9 +218,12 @@ pub(super) async fn test(
             status,
             millis: started.elapsed().as_millis() as u64,
         })),
-        Err(e) => Err(AppError::Invalid {
+        Err(e) => Err(AppError::Upstream {
             code: "receiver_failed",
             message: format!("the test notice to {} failed: {e}", target.url),
+            hint: Some(format!(
+                "check that the receiver is up and reachable from the leader, that its certificate chains to a public root or to the CA given with --receiver-ca-file, and that it answers 2xx; real notices to {name} keep being retried meanwhile"
+            )),
         }),
     }
 }

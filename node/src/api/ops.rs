@@ -198,7 +198,7 @@ pub(super) async fn readyz(State(st): State<S>) -> Response {
 }
 
 pub(super) async fn trust(State(st): State<S>) -> Response {
-    let pem = pem::encode(&pem::Pem::new("CERTIFICATE", st.ca.cert_der().to_vec()));
+    let pem = crate::issuing::pem_lf("CERTIFICATE", st.ca.cert_der().to_vec());
     (
         [(
             "content-type",

@@ -137,10 +137,7 @@ pub fn csr_pem(key: &NewKey, cn: &str, sans: &[String]) -> Result<String, Issuin
     let csr = params
         .serialize_request(&key.pair)
         .map_err(|e| IssuingError::Sign(e.to_string()))?;
-    Ok(pem::encode(&pem::Pem::new(
-        "CERTIFICATE REQUEST",
-        csr.der().to_vec(),
-    )))
+    Ok(super::pem_lf("CERTIFICATE REQUEST", csr.der().to_vec()))
 }
 
 /// The names as rcgen SANs, for issuing.

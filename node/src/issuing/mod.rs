@@ -67,3 +67,12 @@ pub fn issue_managed(
         meta: crate::inventory::BundleMeta::of(&bundle),
     })
 }
+
+/// `der` as PEM with `\n` line endings (the `pem` crate's default is `\r\n`, which some
+/// tools and diff-based config management mind).
+pub fn pem_lf(tag: &str, der: Vec<u8>) -> String {
+    pem::encode_config(
+        &pem::Pem::new(tag, der),
+        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+    )
+}

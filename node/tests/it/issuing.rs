@@ -37,6 +37,23 @@ async fn issue(c: &Cluster, i: usize, name: &str, host: &str) -> Value {
         .ok(&format!("issue {name}"))
 }
 
+/// Waits until node `i` has applied the feature that lets version-3 entries through
+/// without asking every member: from then on a dead member no longer stops the duties.
+async fn version_3_enabled(c: &Cluster, i: usize) {
+    c.wait_for("request version 3 to be enabled", PATIENCE, || async {
+        let s = c.api(i).get("/api/v1/cluster").await.json();
+        if s["features"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|f| f == "request_version_3"))
+        {
+            Ok(())
+        } else {
+            Err(s["features"].to_string())
+        }
+    })
+    .await;
+}
+
 /// The active and retired bundles of `name` on node `i`: (active ids, retired ids).
 async fn versions(c: &Cluster, i: usize, name: &str) -> Result<(Vec<String>, Vec<String>), String> {
     let r = c
@@ -201,6 +218,7 @@ async fn leader_crash_renews_exactly_once(step: &str) {
     }
     let issued = issue(&c, leader, "crash", "crash.issue.test").await;
     let first_id = issued["id"].as_str().expect("id").to_string();
+    version_3_enabled(&c, leader).await;
     // Its crash is expected: waits no longer fail on it.
     c.expect_exit(leader);
     c.wait_for(
@@ -408,6 +426,7 @@ async fn notices_arrive_once_each_across_a_leader_kill_and_a_receiver_outage() {
     )
     .await
     .ok("add the notify target");
+    version_3_enabled(&c, leader).await;
     let issued = issue(&c, leader, "noticed", "noticed.issue.test").await;
     let first_id = issued["id"].as_str().expect("id").to_string();
 

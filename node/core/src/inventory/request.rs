@@ -155,14 +155,37 @@ pub struct ExpiryNotice {
 pub enum Feature {
     /// Membership entries that drop a member put its certificate on `revoked_node_certs`.
     RevokeRemovedMembers,
+    /// Every member has applied request version 3 (issue 14's issuance commands): such
+    /// entries are proposed from now on without asking the members again, so a member
+    /// that is down (a killed leader) no longer holds back renewals and notices.
+    RequestVersion3,
 }
 
 impl Feature {
-    pub const ALL: [Feature; 1] = [Feature::RevokeRemovedMembers];
+    pub const ALL: [Feature; 2] = [Feature::RevokeRemovedMembers, Feature::RequestVersion3];
 
     pub fn name(self) -> &'static str {
         match self {
             Feature::RevokeRemovedMembers => "revoke_removed_members",
+            Feature::RequestVersion3 => "request_version_3",
+        }
+    }
+
+    /// The request version whose entries this feature vouches for: once it is on, the
+    /// gate lets entries up to this version through without asking (0: none).
+    pub fn vouches_for(self) -> u16 {
+        match self {
+            Feature::RevokeRemovedMembers => 0,
+            Feature::RequestVersion3 => 3,
+        }
+    }
+
+    /// The lowest request version that can apply enabling it (an older build could not
+    /// even read its name).
+    pub fn min_version(self) -> u16 {
+        match self {
+            Feature::RevokeRemovedMembers => 2,
+            Feature::RequestVersion3 => 3,
         }
     }
 }
@@ -182,7 +205,7 @@ impl Command {
             | Command::Record { .. }
             | Command::AddTicketKey { .. }
             | Command::Restore { .. } => 1,
-            Command::EnableFeature { .. } => 2,
+            Command::EnableFeature { feature } => feature.min_version(),
             Command::CreateCsr { .. }
             | Command::RemoveCsr { .. }
             | Command::CompleteCsr { .. }
