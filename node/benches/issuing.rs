@@ -125,28 +125,58 @@ async fn rsa_burst(c: &Cluster, url: &str, serve: u16, sni: &str, want: &[u8], s
     let (rest_rate, rest_failed) = rest.stop().await;
     let during = HandshakeLoop::start(serve, sni, want, 16);
     let t = Instant::now();
+    let took = fan_out(c, url, 100, 8, |i| {
+        json!({"name": format!("rsa-{i}"), "sans": [format!("rsa-{i}.issuing.test")], "key": "rsa-4096"})
+    })
+    .await;
+    let burst = t.elapsed();
+    let (rate, failed) = during.stop().await;
+    println!("| phase | handshakes/s | vs at rest | failed handshakes | issue latency p50 | p90 |");
+    println!("|---|---|---|---|---|---|");
+    println!("| at rest ({secs} s) | {rest_rate:.0} | 1.00 | {rest_failed} | | |");
+    println!(
+        "| 100 RSA-4096 issues ({:.1} s, {:.2}/s) | {rate:.0} | {:.2} | {failed} | {} | {} |",
+        burst.as_secs_f64(),
+        100.0 / burst.as_secs_f64(),
+        rate / rest_rate,
+        ms(pct(&took, 0.5)),
+        ms(pct(&took, 0.9)),
+    );
+}
+
+/// `POST /api/v1/issue` `total` times, `concurrency` at a time, with `body(i)`: each
+/// answer's latency, sorted.
+async fn fan_out(
+    c: &Cluster,
+    url: &str,
+    total: usize,
+    concurrency: usize,
+    body: impl Fn(usize) -> Value + Send + Sync + 'static,
+) -> Vec<Duration> {
     let next = Arc::new(AtomicUsize::new(0));
+    let body = Arc::new(body);
     let mut senders = Vec::new();
-    for _ in 0..8 {
-        let (client, auth, url, next) = (
+    for _ in 0..concurrency {
+        let (client, auth, url, next, body) = (
             c.client.clone(),
             c.auth.clone(),
-            url.to_string(),
+            format!("{url}/api/v1/issue"),
             next.clone(),
+            body.clone(),
         );
         senders.push(tokio::spawn(async move {
             let mut took = Vec::new();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= 100 {
+                if i >= total {
                     return took;
                 }
                 let t = Instant::now();
                 client
-                    .post(format!("{url}/api/v1/issue"))
+                    .post(&url)
                     .header("authorization", &auth)
                     .timeout(Duration::from_secs(300))
-                    .json(&json!({"name": format!("rsa-{i}"), "sans": [format!("rsa-{i}.issuing.test")], "key": "rsa-4096"}))
+                    .json(&body(i))
                     .send()
                     .await
                     .unwrap()
@@ -160,20 +190,8 @@ async fn rsa_burst(c: &Cluster, url: &str, serve: u16, sni: &str, want: &[u8], s
     for s in senders {
         took.extend(s.await.unwrap());
     }
-    let burst = t.elapsed();
-    let (rate, failed) = during.stop().await;
     took.sort();
-    println!("| phase | handshakes/s | vs at rest | failed handshakes | issue latency p50 | p90 |");
-    println!("|---|---|---|---|---|---|");
-    println!("| at rest ({secs} s) | {rest_rate:.0} | 1.00 | {rest_failed} | | |");
-    println!(
-        "| 100 RSA-4096 issues ({:.1} s, {:.2}/s) | {rate:.0} | {:.2} | {failed} | {} | {} |",
-        burst.as_secs_f64(),
-        100.0 / burst.as_secs_f64(),
-        rate / rest_rate,
-        ms(pct(&took, 0.5)),
-        ms(pct(&took, 0.9)),
-    );
+    took
 }
 
 fn unix_now() -> i64 {
@@ -214,38 +232,10 @@ async fn mass_renewal(
     println!();
     let due = unix_now() + due_after as i64;
     let t = Instant::now();
-    let next = Arc::new(AtomicUsize::new(0));
-    let mut senders = Vec::new();
-    for _ in 0..16 {
-        let (client, auth, url, next) = (
-            c.client.clone(),
-            c.auth.clone(),
-            url.to_string(),
-            next.clone(),
-        );
-        senders.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= count {
-                    return;
-                }
-                let life = lifetime_due_at(unix_now(), due);
-                client
-                    .post(format!("{url}/api/v1/issue"))
-                    .header("authorization", &auth)
-                    .timeout(Duration::from_secs(120))
-                    .json(&json!({"name": format!("m-{i}"), "sans": [format!("m-{i}.issuing.test")], "lifetime_secs": life}))
-                    .send()
-                    .await
-                    .unwrap()
-                    .error_for_status()
-                    .unwrap();
-            }
-        }));
-    }
-    for s in senders {
-        s.await.unwrap();
-    }
+    fan_out(c, url, count, 16, move |i| {
+        json!({"name": format!("m-{i}"), "sans": [format!("m-{i}.issuing.test")], "lifetime_secs": lifetime_due_at(unix_now(), due)})
+    })
+    .await;
     println!(
         "issued {count} (EC P-256, 16 at a time) in {:.1} s ({:.0}/s); due at +{due_after} s",
         t.elapsed().as_secs_f64(),
