@@ -89,6 +89,14 @@ pub(crate) struct Client {
     timeout: Duration,
 }
 
+/// How long the CLI waits for a request that generates a key (see the node's
+/// `KEYGEN_DEADLINE`), unless `--timeout` is longer.
+const KEYGEN_TIMEOUT: Duration = Duration::from_secs(180);
+
+fn method_generates_keys(method: &Method, path: &[&str]) -> bool {
+    *method == Method::POST && matches!(path, ["issue"] | ["csrs"])
+}
+
 impl Client {
     /// Resolves the server, the cluster CA and the token, and builds the verified client.
     /// Nothing is sent yet.
@@ -181,6 +189,11 @@ impl Client {
             .header(ACCEPT, "application/json");
         if let Some(body) = body {
             request = request.json(body);
+        }
+        // Generating a key (RSA-4096 takes seconds of CPU) may wait for its turn on a busy
+        // leader: the node allows such a request up to 150 s, so the CLI waits that long.
+        if method_generates_keys(&what.method, path) {
+            request = request.timeout(self.timeout.max(KEYGEN_TIMEOUT));
         }
         let response = request
             .send()

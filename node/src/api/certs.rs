@@ -134,20 +134,50 @@ pub(super) async fn assemble_uploaded(
     cpu_bound(st, move || assemble_source(&src)).await
 }
 
-/// Runs CPU-bound work (parsing with password KDFs, key generation) on the blocking pool,
-/// at most [`parse_concurrency`] at a time, waiting for a turn at most the node's timeout:
-/// it must never hold the async workers that serve TLS and send Raft heartbeats.
+/// Runs parsing (password KDFs) on the blocking pool, at most [`parse_concurrency`] at a
+/// time, waiting for a turn at most the node's timeout: it must never hold the async
+/// workers that serve TLS and send Raft heartbeats.
 pub(crate) async fn cpu_bound<T, F>(st: &AppState, work: F) -> Result<T, AppError>
 where
     F: FnOnce() -> Result<T, AppError> + Send + 'static,
     T: Send + 'static,
 {
-    let _turn = tokio::time::timeout(st.timeout, st.parsing.acquire())
+    in_lane(&st.parsing, st.timeout, "parsing uploads", work).await
+}
+
+/// As [`cpu_bound`], in the key-generation lane (key generation and signing for issues,
+/// CSRs and renewals), waiting for a turn at most [`super::server::KEYGEN_QUEUE_WAIT`].
+pub(crate) async fn keygen_bound<T, F>(st: &AppState, work: F) -> Result<T, AppError>
+where
+    F: FnOnce() -> Result<T, AppError> + Send + 'static,
+    T: Send + 'static,
+{
+    in_lane(
+        &st.keygen,
+        super::server::KEYGEN_QUEUE_WAIT,
+        "generating keys",
+        work,
+    )
+    .await
+}
+
+async fn in_lane<T, F>(
+    lane: &tokio::sync::Semaphore,
+    wait: std::time::Duration,
+    doing: &str,
+    work: F,
+) -> Result<T, AppError>
+where
+    F: FnOnce() -> Result<T, AppError> + Send + 'static,
+    T: Send + 'static,
+{
+    let _turn = tokio::time::timeout(wait, lane.acquire())
         .await
         .map_err(|_| {
             AppError::NoLeader(format!(
-                "this node is busy parsing uploads or generating keys ({} at a time); retry shortly",
-                parse_concurrency()
+                "this node has been busy {doing} ({} at a time) for {}s; retry shortly",
+                parse_concurrency(),
+                wait.as_secs()
             ))
         })?
         .map_err(|e| AppError::Internal(e.to_string()))?;

@@ -231,7 +231,12 @@ pub(super) async fn forward(
         .peers
         .request(method.clone(), &url)
         .header(FORWARDED, st.node_id.to_string())
-        .timeout(st.timeout)
+        // A route that generates a key may take its turn in the key lane, then seconds.
+        .timeout(if super::server::generates_keys(method, path) {
+            super::server::KEYGEN_DEADLINE
+        } else {
+            st.timeout
+        })
         .body(body);
     for name in ["authorization", "content-type", "accept"] {
         if let Some(v) = headers.get(name) {

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use sha2::{Digest, Sha256};
 
-use super::certs::{cpu_bound, new_bundle};
+use super::certs::{cpu_bound, keygen_bound, new_bundle};
 use super::dto::*;
 use super::error::AppError;
 use super::server::*;
@@ -58,7 +58,7 @@ pub(super) async fn create_csr(
         return Err(AppError::Refused(Refusal::CsrNameTaken { name: body.name }));
     }
     let (key_type, cn, sans2) = (body.key, body.common_name.clone(), sans.clone());
-    let (pkcs8, csr_pem, spki) = cpu_bound(&st, move || {
+    let (pkcs8, csr_pem, spki) = keygen_bound(&st, move || {
         let key = keygen::generate(key_type)?;
         let pem = keygen::csr_pem(&key, &cn, &sans2)?;
         let spki = keygen::spki_der(&key);
@@ -240,7 +240,7 @@ pub(crate) async fn ensure_local_issuer(st: &AppState) -> Result<LocalIssuer, Ap
     }
     let core = core_keyring(st)?;
     let cluster_id = st.cluster_id.clone();
-    let issuer = cpu_bound(st, move || Ok(local::create(&cluster_id, &core, now())?)).await?;
+    let issuer = keygen_bound(st, move || Ok(local::create(&cluster_id, &core, now())?)).await?;
     st.propose("certraft-node", Command::SetLocalIssuer { issuer })
         .await?;
     st.sm
@@ -363,7 +363,7 @@ pub(super) async fn issue(
         renewal: Default::default(),
     };
     let (keyring, name, m) = (st.keyring.clone(), body.name.clone(), managed.clone());
-    let nb = cpu_bound(&st, move || {
+    let nb = keygen_bound(&st, move || {
         Ok(crate::issuing::issue_managed(
             &issuer,
             &core,

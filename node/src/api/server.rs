@@ -55,6 +55,10 @@ pub struct AppState {
     /// Bundle parsing and password KDFs run on the blocking pool, this many at a time, so
     /// imports never hold the async workers that serve TLS, `/healthz` and Raft heartbeats.
     pub parsing: tokio::sync::Semaphore,
+    /// Key generation (an RSA-4096 key takes seconds of CPU) and signing run on the
+    /// blocking pool this many at a time, in a lane of their own, so a burst of issues or
+    /// renewals never holds back the parsing of imports (and the reverse).
+    pub keygen: tokio::sync::Semaphore,
     /// Request bodies held in memory at once, in KiB.
     pub body_budget: tokio::sync::Semaphore,
 }
@@ -68,6 +72,19 @@ pub fn parse_concurrency() -> usize {
         .unwrap_or(1)
         .max(1)
 }
+/// How long a request that generates a key (`POST /api/v1/issue`, `POST /api/v1/csrs`)
+/// may wait for its turn in the key-generation lane before it is answered 503 "busy".
+pub const KEYGEN_QUEUE_WAIT: Duration = Duration::from_secs(110);
+/// The forwarding deadline of those routes: the wait above, an RSA-4096 generation on a
+/// slow core (up to ~20 s measured, BENCHMARKS.md) and the commit.
+pub const KEYGEN_DEADLINE: Duration = Duration::from_secs(150);
+
+/// Whether `path` (under `/api/v1`, or the full path) is a route that generates a key.
+pub fn generates_keys(method: &axum::http::Method, path: &str) -> bool {
+    let path = path.strip_prefix("/api/v1").unwrap_or(path);
+    method == axum::http::Method::POST && (path == "/issue" || path == "/csrs")
+}
+
 /// Files one import or rotation may upload.
 pub const MAX_UPLOAD_FILES: usize = 16;
 /// The largest request body the admin API reads (a backup to restore, base64 in JSON).
@@ -320,3 +337,20 @@ impl AppState {
 
 /// How long an operation's answer waits for its audit-only record to commit.
 const RECORD_WAIT: Duration = Duration::from_secs(2);
+
+#[cfg(test)]
+mod tests {
+    use super::generates_keys;
+    use axum::http::Method;
+
+    /// Only the two key-generating writes get the long deadline, with or without the
+    /// `/api/v1` prefix the forwarder sees.
+    #[test]
+    fn only_issue_and_csr_creation_generate_keys() {
+        assert!(generates_keys(&Method::POST, "/api/v1/issue"));
+        assert!(generates_keys(&Method::POST, "/csrs"));
+        assert!(!generates_keys(&Method::GET, "/api/v1/csrs"));
+        assert!(!generates_keys(&Method::POST, "/api/v1/csrs/www/complete"));
+        assert!(!generates_keys(&Method::POST, "/api/v1/certs"));
+    }
+}

@@ -133,7 +133,7 @@ async fn renew_one(
         name.clone(),
         managed.clone(),
     );
-    let made = crate::api::certs::cpu_bound(state, move || {
+    let made = crate::api::certs::keygen_bound(state, move || {
         if std::env::var("CERTRAFT_TEST_RENEW_FAIL").is_ok_and(|v| v == n) {
             return Err(AppError::Internal(
                 "renewal failure injected (CERTRAFT_TEST_RENEW_FAIL)".into(),

@@ -289,6 +289,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<(), NodeErro
         serving: serving_plane,
         failures: Default::default(),
         parsing: tokio::sync::Semaphore::new(crate::api::server::parse_concurrency()),
+        keygen: tokio::sync::Semaphore::new(crate::api::server::parse_concurrency()),
         body_budget: tokio::sync::Semaphore::new(crate::api::server::BODY_BUDGET_KIB),
     });
 
