@@ -115,22 +115,6 @@ fn assert_private(path: &Path) {
     assert_eq!(mode(path), 0o600, "{} is not owner-only", path.display());
 }
 
-/// True when the `openssl` command is installed; under CI=true it must be.
-fn have_openssl() -> bool {
-    let ok = std::process::Command::new("openssl")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var("CI").is_err(),
-            "openssl is required under CI=true"
-        );
-        eprintln!("skipping the openssl checks: the openssl command is not installed");
-    }
-    ok
-}
-
 /// Runs `openssl ARGS...`; panics unless it exits 0; its stdout.
 #[track_caller]
 fn openssl(args: &[&std::ffi::OsStr]) -> String {

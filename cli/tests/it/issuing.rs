@@ -21,22 +21,6 @@ use crate::support::*;
 // Helpers: openssl as the CA
 // ---------------------------------------------------------------------------------------
 
-/// True when `openssl` runs; under CI=true it must (`.ci/run` installs it).
-fn have_openssl() -> bool {
-    let ok = Command::new("openssl")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var("CI").is_err(),
-            "openssl is required under CI=true"
-        );
-        eprintln!("skipping: the openssl command is not installed");
-    }
-    ok
-}
-
 /// Runs `openssl ARGS…` in `dir`; panics unless it exits 0; its stdout and stderr.
 #[track_caller]
 fn openssl<S: AsRef<std::ffi::OsStr>>(dir: &Path, args: impl IntoIterator<Item = S>) -> String {

@@ -17,6 +17,23 @@ pub(crate) const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../node/
 /// The environment variable the binary reads a passphrase from.
 pub(crate) const ENV_PASSPHRASE: &str = "CERTRAFT_PASSPHRASE";
 
+/// True when the `openssl` command runs; under CI=true it must (`.ci/run` installs it),
+/// elsewhere a test without it skips its openssl checks with this reason.
+pub(crate) fn have_openssl() -> bool {
+    let ok = Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var("CI").is_err(),
+            "openssl is required under CI=true"
+        );
+        eprintln!("skipping the openssl checks: the openssl command is not installed");
+    }
+    ok
+}
+
 /// The path of one fixture, as the binary will be given it (and will print it back).
 pub(crate) fn fixture(name: &str) -> PathBuf {
     let path = PathBuf::from(FIXTURES).join(name);
