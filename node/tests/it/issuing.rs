@@ -592,6 +592,12 @@ async fn bad_issuing_input_is_refused_and_changes_nothing() {
             400,
             "invalid_input",
         ),
+        (
+            "/api/v1/notify",
+            json!({"name": "h", "url": "https://user:secret@hooks.test/x"}),
+            400,
+            "invalid_input",
+        ),
     ];
     for (path, body, status, code) in cases {
         let r = api.post(path, &body).await;
@@ -607,6 +613,22 @@ async fn bad_issuing_input_is_refused_and_changes_nothing() {
     assert_eq!(
         (r.status, r.error_code().as_str()),
         (409, "csr_name_taken"),
+        "{r}"
+    );
+    // Completing it with files that carry a private key of their own: refused, the pending
+    // key is the one used, and the CSR stays pending.
+    let r = api
+        .post(
+            "/api/v1/csrs/dup/complete",
+            &json!({"files": [
+                crate::support::uploads::upload("leaf-ec256.pem", &crate::support::fixture("leaf-ec256.pem")),
+                crate::support::uploads::upload("ec256.key", &crate::support::fixture("ec256.key")),
+            ]}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (400, "unexpected_key"),
         "{r}"
     );
     assert_eq!(
