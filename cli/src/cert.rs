@@ -583,6 +583,7 @@ fn relative(at: i64, now: i64) -> String {
     }
 }
 
+mod acme;
 mod issue;
 
 #[cfg(test)]

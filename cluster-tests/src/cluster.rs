@@ -93,6 +93,7 @@ impl Node {
             admin: self.admin,
             cluster: self.cluster,
             serve: self.serve,
+            http: None,
         };
         let mut cmd = NodeCommand::new(node_binary(), ports)
             .data_dir(&self.data_dir)

@@ -28,6 +28,7 @@ pub mod fixtures;
 pub mod history;
 pub mod hostile;
 pub mod logs;
+pub mod pebble;
 pub mod ports;
 pub mod process;
 pub mod run;

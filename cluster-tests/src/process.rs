@@ -142,6 +142,9 @@ pub struct Ports {
     pub admin: u16,
     pub cluster: u16,
     pub serve: u16,
+    /// `--http 127.0.0.1:PORT` (ACME HTTP-01); `None` passes no flag (the node's default,
+    /// which gives way quietly when taken; a build from before `--http` knows no flag).
+    pub http: Option<u16>,
 }
 
 impl Ports {
@@ -151,6 +154,7 @@ impl Ports {
             admin: free_port(),
             cluster: free_port(),
             serve: free_port(),
+            http: None,
         }
     }
 }
@@ -193,6 +197,10 @@ impl NodeCommand {
             ("--serve", ports.serve),
         ] {
             args.push(flag.into());
+            args.push(format!("127.0.0.1:{port}").into());
+        }
+        if let Some(port) = ports.http {
+            args.push("--http".into());
             args.push(format!("127.0.0.1:{port}").into());
         }
         NodeCommand {

@@ -23,6 +23,11 @@ pub struct RunArgs {
     /// TLS serving (SNI) listener [default: 127.0.0.1:8443].
     #[arg(long, env = "CERTRAFT_SERVE", value_name = "ADDR")]
     pub serve: Option<SocketAddr>,
+    /// Plain-HTTP listener that answers ACME HTTP-01 challenges and redirects everything
+    /// else to https [default: 127.0.0.1:8080]; `off` for none. Inside the image, set it to
+    /// `0.0.0.0:80`-style so the CA reaches it.
+    #[arg(long, env = "CERTRAFT_HTTP", value_name = "ADDR|off")]
+    pub http: Option<String>,
     /// Admin HTTPS API listener [default: 127.0.0.1:9443].
     #[arg(long, env = "CERTRAFT_ADMIN", value_name = "ADDR")]
     pub admin: Option<SocketAddr>,
@@ -116,6 +121,7 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     node_id: Option<u64>,
     serve: Option<SocketAddr>,
+    http: Option<String>,
     admin: Option<SocketAddr>,
     cluster: Option<SocketAddr>,
     advertise: Option<String>,
@@ -137,6 +143,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub node_id: Option<u64>,
     pub serve: SocketAddr,
+    pub http: HttpListen,
     pub admin: SocketAddr,
     pub cluster: SocketAddr,
     pub advertise: String,
@@ -154,6 +161,35 @@ pub struct Config {
     pub max_connections: usize,
     pub idle_timeout_secs: u64,
     pub upstream_alpn: Vec<String>,
+}
+
+/// The HTTP port (`--http`): ACME HTTP-01 answers and a redirect to https.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpListen {
+    /// Configured: failing to bind it stops the node, like any other listener.
+    Configured(SocketAddr),
+    /// The default, 127.0.0.1:8080: a port already taken is logged, not fatal (several
+    /// nodes on one host, or a web server already there).
+    Default(SocketAddr),
+    Off,
+}
+
+impl HttpListen {
+    fn parse(text: Option<&str>) -> Result<HttpListen, ConfigError> {
+        match text.map(str::trim) {
+            None => Ok(HttpListen::Default(SocketAddr::from((
+                [127, 0, 0, 1],
+                8080,
+            )))),
+            Some("off" | "none") => Ok(HttpListen::Off),
+            Some(a) => a
+                .parse()
+                .map(HttpListen::Configured)
+                .map_err(|_| ConfigError::Http {
+                    value: a.to_string(),
+                }),
+        }
+    }
 }
 
 /// `--join URL --join-token TOKEN`, parsed.
@@ -210,6 +246,8 @@ impl JoinToken {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    #[error("--http {value:?} is not an address; give HOST:PORT (e.g. 0.0.0.0:80) or `off`")]
+    Http { value: String },
     #[error("cannot read the config file {path}: {detail}")]
     Read { path: String, detail: String },
     #[error("the config file {path} is not valid: {detail}")]
@@ -257,6 +295,7 @@ impl RunArgs {
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], port)))
         };
         let serve = addr(self.serve, file.serve, 8443);
+        let http = HttpListen::parse(self.http.as_deref().or(file.http.as_deref()))?;
         let admin = addr(self.admin, file.admin, 9443);
         let cluster = addr(self.cluster, file.cluster, 9444);
         let advertise = match self.advertise.or(file.advertise) {
@@ -307,6 +346,7 @@ impl RunArgs {
                 .unwrap_or_else(|| PathBuf::from("certraft-data")),
             node_id: self.node_id.or(file.node_id),
             serve,
+            http,
             admin,
             cluster,
             advertise,

@@ -9,7 +9,7 @@ use certraft::api::dto::{
     MAX_ISSUE_LIFETIME_SECS, MIN_ISSUE_LIFETIME_SECS,
 };
 use certraft::bundle::assemble::fmt_time;
-use certraft::inventory::{KeyType, DEFAULT_RENEW_AT_PERMILLE};
+use certraft::inventory::{ChallengeKind, KeyType, DEFAULT_RENEW_AT_PERMILLE};
 
 use super::{date_part, list_or_none, relative, unix_now};
 use crate::client::{Client, ConnectArgs};
@@ -30,9 +30,25 @@ pub(crate) struct IssueArgs {
         value_delimiter = ','
     )]
     pub sans: Vec<String>,
-    /// The issuer: `local`, the cluster's own CA (the default).
+    /// The issuer: `local`, the cluster's own CA (the default), or an ACME issuer added
+    /// with `certraft issuer acme add NAME`. From ACME, only the leader talks to the CA and
+    /// every node answers the challenge; the CA decides the lifetime.
     #[arg(long, value_name = "ISSUER")]
     pub issuer: Option<String>,
+    /// ACME only: how the CA checks the names: http-01 (default; every node's --http port)
+    /// or tls-alpn-01 (every node's serve port).
+    #[arg(long, value_name = "TYPE", value_parser = parse_challenge)]
+    pub challenge: Option<ChallengeKind>,
+    /// ACME only: `local` serves a certificate from the cluster's own CA at once whenever
+    /// ACME fails or the CA is unreachable, until the ACME certificate arrives.
+    #[arg(long, value_name = "ISSUER")]
+    pub fallback: Option<String>,
+    /// ACME only: return once the certificate is asked for, without waiting for the CA.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// ACME only: how long to wait for the certificate (default 5m).
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse, default_value = "5m")]
+    pub wait: Duration,
     /// Lifetime in days (default 90; 1 to 398).
     #[arg(long, value_name = "D", conflicts_with = "lifetime",
           value_parser = clap::value_parser!(u32).range(1..=398))]
@@ -89,6 +105,9 @@ pub(super) fn issue(args: &IssueArgs, connect: &ConnectArgs) -> Result<Output, F
     }
     let lifetime_secs = issue_lifetime(args)?;
     let client = Client::connect(connect)?;
+    if args.issuer.as_deref().is_some_and(|i| i != "local") {
+        return super::acme::issue(args, &client, sans);
+    }
     let request = IssueRequest {
         name: args.name.clone(),
         sans,
@@ -97,6 +116,8 @@ pub(super) fn issue(args: &IssueArgs, connect: &ConnectArgs) -> Result<Output, F
         lifetime_secs,
         renew_at_permille: args.renew_at.map(|p| p * 10),
         make_default: args.default,
+        challenge: args.challenge,
+        fallback: args.fallback.clone(),
     };
     let reply = client.post::<_, ImportResponse>(&["issue"], &request)?;
     let r = &reply.body;
@@ -136,6 +157,11 @@ pub(super) fn issue(args: &IssueArgs, connect: &ConnectArgs) -> Result<Output, F
         .human(human)
         .quiet(r.id.clone())
         .warnings(r.warnings.clone()))
+}
+
+pub(crate) fn parse_challenge(text: &str) -> Result<ChallengeKind, String> {
+    ChallengeKind::parse(text)
+        .ok_or_else(|| format!("unknown challenge {text:?}; use http-01 or tls-alpn-01"))
 }
 
 /// `cert show`'s block for a certificate the cluster issued and renews.
@@ -190,6 +216,7 @@ mod tests {
             last_result: None,
             consecutive_failures: 0,
             renewals: 0,
+            acme: None,
         }
     }
 
@@ -250,6 +277,10 @@ mod tests {
             key: KeyType::EcP256,
             renew_at: None,
             default: false,
+            challenge: None,
+            fallback: None,
+            no_wait: false,
+            wait: Duration::from_secs(300),
         };
         assert_eq!(issue_lifetime(&args(None, None)).expect("default"), None);
         assert_eq!(

@@ -64,6 +64,7 @@ impl Node {
             admin: self.admin,
             cluster: self.cluster,
             serve: self.serve,
+            http: None,
         };
         let mut cmd = NodeCommand::new(&self.bin, ports)
             .data_dir(&self.dir)

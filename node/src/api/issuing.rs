@@ -314,18 +314,22 @@ pub(super) async fn issue(
     State(st): State<S>,
     Extension(actor): Extension<Actor>,
     Json(body): Json<IssueRequest>,
-) -> Result<Json<ImportResponse>, AppError> {
+) -> Result<Response, AppError> {
     if !crate::inventory::valid_name(&body.name) {
         return Err(invalid_name(&body.name));
     }
     let sans = keygen::check_sans(&body.sans)?;
     let issuer_name = body.issuer.clone().unwrap_or_else(|| LOCAL_ISSUER.into());
     if issuer_name != LOCAL_ISSUER {
-        return Err(AppError::BadRequest {
-            code: "unknown_issuer",
-            message: format!("no issuer named {issuer_name:?}; the cluster issues from `local`"),
-            hint: Some("leave --issuer out, or pass --issuer local".into()),
-        });
+        return super::acme::issue(&st, &actor, &body, sans)
+            .await
+            .map(IntoResponse::into_response);
+    }
+    if body.challenge.is_some() || body.fallback.is_some() {
+        return Err(AppError::bad_request(
+            "invalid_input",
+            "--challenge and --fallback are for certificates from an ACME issuer (--issuer NAME)",
+        ));
     }
     let lifetime = body.lifetime_secs.unwrap_or(DEFAULT_ISSUE_LIFETIME_SECS);
     if !(MIN_ISSUE_LIFETIME_SECS..=MAX_ISSUE_LIFETIME_SECS).contains(&lifetime) {
@@ -360,7 +364,7 @@ pub(super) async fn issue(
         key_type: body.key,
         lifetime_secs: lifetime,
         renew_at_permille: permille,
-        renewal: Default::default(),
+        ..Default::default()
     };
     let (keyring, name, m) = (st.keyring.clone(), body.name.clone(), managed.clone());
     let nb = keygen_bound(&st, move || {
@@ -400,7 +404,8 @@ pub(super) async fn issue(
     Ok(Json(ImportResponse {
         index: Some(index),
         ..resp
-    }))
+    })
+    .into_response())
 }
 
 /// `cert show`'s renewal block for a certificate the cluster issued.
@@ -427,5 +432,6 @@ pub(super) fn renewal_info(inv: &Inventory, b: &StoredBundle) -> Option<RenewalI
         last_result: m.renewal.last_result.clone(),
         consecutive_failures: m.renewal.consecutive_failures,
         renewals: m.renewal.renewals,
+        acme: super::acme::state_of(inv, &b.name),
     })
 }

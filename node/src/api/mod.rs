@@ -1,6 +1,7 @@
 //! The admin API: the axum router, its layers and handlers by concern, the one error→HTTP
 //! mapping, and the wire types ([`dto`], from the pure core, shared with the CLI).
 
+mod acme;
 pub mod auth;
 mod backup;
 pub(crate) mod certs;

@@ -133,7 +133,14 @@ pub fn router(state: S) -> Router {
             get(super::issuing::show_csr).delete(super::issuing::remove_csr),
         )
         .route("/csrs/{name}/complete", post(super::issuing::complete_csr))
+        .route("/issuers", get(super::acme::list_issuers))
         .route("/issuers/local", get(super::issuing::local_issuer))
+        .route("/issuers/acme", post(super::acme::add_issuer))
+        .route(
+            "/issuers/{name}",
+            get(super::acme::show_issuer).delete(super::acme::remove_issuer),
+        )
+        .route("/acme/{name}", get(super::acme::show))
         .route("/issue", post(super::issuing::issue))
         .route("/notify", get(super::notify::list).post(super::notify::add))
         .route(

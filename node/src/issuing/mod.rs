@@ -7,6 +7,7 @@
 //! webhook HMAC secrets) are sealed under the core keyring, which a traffic node cannot
 //! derive. Every change goes through Raft, so a new leader resumes where the last stopped.
 
+pub mod acme;
 pub mod keygen;
 pub mod local;
 pub mod notify;

@@ -82,6 +82,7 @@ pub(super) async fn renew_due(state: Arc<AppState>, cancel: CancellationToken) {
             .issuance
             .managed
             .iter()
+            .filter(|(_, m)| !m.is_acme())
             .filter_map(|(name, m)| {
                 let b = inv.bundles.get(name)?;
                 if b.status != BundleStatus::Active {

@@ -19,6 +19,7 @@ use crate::raft::network::Network;
 use crate::raft::tls::{self, Members, NodeIdentity};
 use crate::raft::{NodeInfo, Raft};
 
+mod acme_duties;
 mod duties;
 mod issuing_duties;
 mod startup;
@@ -248,6 +249,18 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<(), NodeErro
         NodeRole::Witness => None,
         _ => Some(bind("serve", config.serve).await?),
     };
+    // The HTTP port (ACME HTTP-01, redirect to https): on every node that serves.
+    let http_listener = match (&identity.role, config.http) {
+        (NodeRole::Witness, _) | (_, crate::config::HttpListen::Off) => None,
+        (_, crate::config::HttpListen::Configured(addr)) => Some(bind("http", addr).await?),
+        (_, crate::config::HttpListen::Default(addr)) => match bind("http", addr).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::warn!(error = %e, "the HTTP port is not open, so this node answers no ACME http-01 challenge; pass --http ADDR (or --http off)");
+                None
+            }
+        },
+    };
     let cluster_listener = bind("cluster", config.cluster).await?;
     let admin_listener = bind("admin", config.admin).await?;
     tracing::info!(
@@ -259,6 +272,15 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<(), NodeErro
         "certraft-node running"
     );
 
+    if let (Some(listener), Some(serving)) = (http_listener, &serving_plane) {
+        tracker.spawn(crate::tls::challenge::serve_http(
+            listener,
+            serving.clone(),
+            config.serve.port(),
+            cancel.clone(),
+            tracker.clone(),
+        ));
+    }
     if let (Some(listener), Some(serving)) = (serve_listener, &serving_plane) {
         tracker.spawn(crate::tls::serve(
             listener,
@@ -354,6 +376,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<(), NodeErro
         cancel.clone(),
     ));
     tracker.spawn(issuing_duties::renew_due(state.clone(), cancel.clone()));
+    tracker.spawn(acme_duties::drive_orders(state.clone(), cancel.clone()));
     tracker.spawn(issuing_duties::queue_expiry_notices(
         state.clone(),
         cancel.clone(),

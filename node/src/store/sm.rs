@@ -153,6 +153,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let mut default_before = st.inventory.default.clone();
         let mut default_changed = false;
         let mut tickets_changed = false;
+        let mut challenges_changed = false;
         for entry in entries {
             // An entry written by a newer certraft-node stops this node: applying it as a
             // refusal (or skipping it) would leave this replica different from the others
@@ -181,6 +182,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     touched.extend(crate::inventory::touched(&req.command, &resp));
                     tickets_changed |=
                         matches!(req.command, crate::inventory::Command::AddTicketKey { .. });
+                    challenges_changed |= resp.is_ok() && req.command.changes_challenges();
                     if inv.default != default_before {
                         default_changed = true;
                         default_before = inv.default.clone();
@@ -220,6 +222,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             delta.applied = st.last_applied.map(|l| l.index);
             if tickets_changed {
                 delta.ticket_keys = Some(st.inventory.ticket_keys.clone());
+            }
+            if challenges_changed {
+                delta.challenges = Some(st.inventory.issuance.challenges());
             }
             sink(delta);
         }

@@ -12,6 +12,7 @@
 //! handshake that starts afterwards sees the index as of N. A handshake in flight keeps the
 //! `CertifiedKey` it resolved.
 
+pub mod challenge;
 pub mod index;
 mod page;
 pub mod proxy;
@@ -72,6 +73,8 @@ pub struct Serving {
     pub tickets: Arc<tickets::ClusterTicketer>,
     /// Opens the sealed bundles and ticket keys the store hands over.
     keyring: Arc<Keyring>,
+    /// The ACME challenges this node answers (HTTP port and `acme-tls/1`).
+    challenges: ArcSwap<challenge::Challenges>,
 }
 
 impl std::fmt::Debug for Serving {
@@ -122,7 +125,13 @@ impl Serving {
             max_connections: options.max_connections,
             tickets: Arc::new(tickets::ClusterTicketer::default()),
             keyring,
+            challenges: ArcSwap::from_pointee(challenge::Challenges::default()),
         })
+    }
+
+    /// The ACME challenges answered now.
+    pub fn challenges(&self) -> arc_swap::Guard<Arc<challenge::Challenges>> {
+        self.challenges.load()
     }
 
     pub fn index(&self) -> arc_swap::Guard<Arc<CertIndex>> {
@@ -197,6 +206,10 @@ impl Serving {
         }
         if let Some(keys) = &delta.ticket_keys {
             self.tickets.set(keys, &self.keyring);
+        }
+        if let Some(list) = delta.challenges {
+            let next = challenge::Challenges::build(list, &self.challenges.load());
+            self.challenges.store(Arc::new(next));
         }
         if let Some(a) = delta.applied {
             self.applied.store(a, Ordering::Release);
@@ -279,6 +292,20 @@ pub fn server_config(serving: Arc<Serving>) -> Arc<rustls::ServerConfig> {
     Arc::new(config)
 }
 
+/// The serve port's config for TLS-ALPN-01 validation handshakes (RFC 8737): only
+/// `acme-tls/1`, the challenge certificate pinned as for any other connection.
+fn acme_tls_config() -> Arc<rustls::ServerConfig> {
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+    .expect("ring supports TLS 1.2 and 1.3")
+    .with_no_client_auth()
+    .with_cert_resolver(Arc::new(Pinned));
+    config.alpn_protocols = vec![challenge::ACME_TLS_ALPN.to_vec()];
+    Arc::new(config)
+}
+
 /// A TLS alert record: fatal `unrecognized_name` (112), sent in the clear before any
 /// handshake message, as RFC 6066 asks for an SNI the server does not serve.
 const UNRECOGNIZED_NAME_ALERT: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x70];
@@ -297,6 +324,7 @@ pub async fn serve(
     tracker: TaskTracker,
 ) {
     let config = server_config(serving.clone());
+    let acme_config = acme_tls_config();
     // Full: a newcomer takes the slot of the oldest connection still before the end of its
     // handshake (a trickling or silent client); a finished handshake is never evicted.
     let room = crate::slots::Room::new(serving.max_connections);
@@ -323,6 +351,7 @@ pub async fn serve(
         let _ = tcp.set_nodelay(true);
         let serving = serving.clone();
         let config = config.clone();
+        let acme_config = acme_config.clone();
         let cancel = cancel.clone();
         tracker.spawn(async move {
             let c = &serving.counters;
@@ -332,6 +361,26 @@ pub async fn serve(
                     return;
                 };
                 let sni = start.client_hello().server_name().map(str::to_string);
+                if challenge::wants_acme_tls(&start.client_hello()) {
+                    // A CA validating TLS-ALPN-01: the challenge certificate, then close.
+                    let key = sni
+                        .as_deref()
+                        .and_then(|s| serving.challenges().alpn_key(s));
+                    let Some(key) = key else {
+                        let _ = tcp_back.shutdown().await;
+                        return;
+                    };
+                    let start = tokio_rustls::StartHandshake::from_parts(start, tcp_back);
+                    let done = tokio::time::timeout(
+                        HANDSHAKE_TIMEOUT,
+                        start_with(start, &acme_config, &key),
+                    )
+                    .await;
+                    if let Ok(Ok(mut tls)) = done {
+                        let _ = tls.shutdown().await;
+                    }
+                    return;
+                }
                 let choice = match serving.choose(sni.as_deref()) {
                     Ok(choice) => choice,
                     Err(refusal) => {

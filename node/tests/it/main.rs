@@ -5,6 +5,7 @@
 // Tests: `unwrap` is how a test says "this cannot fail here".
 #![allow(clippy::unwrap_used)]
 
+mod acme;
 mod cluster;
 mod formats;
 mod issuing;

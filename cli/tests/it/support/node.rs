@@ -74,6 +74,7 @@ impl Node {
             admin: self.admin,
             cluster: self.cluster,
             serve: self.serve,
+            http: None,
         };
         let mut cmd = NodeCommand::new(node_binary(), ports)
             .cwd(&self.cwd)

@@ -366,4 +366,5 @@ pub struct RestoreResponse {
     pub default: Option<String>,
 }
 
+pub use super::dto_acme::*;
 pub use super::dto_issuing::*;

@@ -111,6 +111,12 @@ pub struct IssueRequest {
     pub renew_at_permille: Option<u16>,
     #[serde(default)]
     pub make_default: bool,
+    /// ACME only: `http-01` (the default) or `tls-alpn-01`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub challenge: Option<crate::inventory::ChallengeKind>,
+    /// ACME only: `local` to serve a local-issuer certificate while ACME fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
 }
 
 /// The default lifetime of a certificate the cluster issues.
@@ -134,6 +140,9 @@ pub struct RenewalInfo {
     pub last_result: Option<String>,
     pub consecutive_failures: u32,
     pub renewals: u32,
+    /// ACME only: the order in flight, the challenge, the fallback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acme: Option<super::dto_acme::AcmeState>,
 }
 
 #[derive(Clone, Serialize, Deserialize)]

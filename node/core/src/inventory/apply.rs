@@ -57,10 +57,14 @@ fn apply_command(inv: &mut Inventory, req: &Request) -> Response {
             make_default,
         } => import(inv, bundle, *make_default, req),
         Command::Remove { name, force } => {
-            let b = inv
-                .bundles
-                .get(name)
-                .ok_or_else(|| Refusal::NotFound { name: name.clone() })?;
+            let Some(b) = inv.bundles.get(name) else {
+                // A certificate still being obtained over ACME has no bundle yet: removing
+                // it stops that (its open order is abandoned at the CA).
+                if inv.issuance.managed.remove(name).is_some() {
+                    return Ok(Outcome::Removed { name: name.clone() });
+                }
+                return Err(Refusal::NotFound { name: name.clone() });
+            };
             if *force == Force::No {
                 if inv.default.as_deref() == Some(name.as_str()) {
                     return Err(Refusal::IsDefault { name: name.clone() });

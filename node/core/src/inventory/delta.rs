@@ -18,6 +18,8 @@ pub struct ServingDelta {
     pub applied: Option<u64>,
     /// The session-ticket keys, when they changed (always in a full delta).
     pub ticket_keys: Option<Vec<TicketKey>>,
+    /// Every ACME challenge to answer, when they may have changed (always in a full delta).
+    pub challenges: Option<Vec<super::acme::AcmeChallenge>>,
 }
 
 impl ServingDelta {
@@ -39,6 +41,7 @@ impl ServingDelta {
         let mut d = Self::of_names(inv, inv.bundles.keys());
         d.full = true;
         d.ticket_keys = Some(inv.ticket_keys.clone());
+        d.challenges = Some(inv.issuance.challenges());
         d
     }
 }

@@ -118,9 +118,9 @@ pub const LOCAL_ISSUER: &str = "local";
 pub const DEFAULT_RENEW_AT_PERMILLE: u16 = 667;
 
 /// A certificate the cluster issued and keeps renewing, by bundle name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Managed {
-    /// `local` (the cluster's issuer).
+    /// `local` (the cluster's issuer) or the name of an ACME issuer.
     pub issuer: String,
     pub sans: Vec<String>,
     pub key_type: KeyType,
@@ -130,6 +130,31 @@ pub struct Managed {
     pub renew_at_permille: u16,
     #[serde(default)]
     pub renewal: RenewalState,
+    /// ACME only (issue 15): how the CA validates the names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub challenge: Option<super::acme::ChallengeKind>,
+    /// ACME only: `local` to serve a certificate from the local issuer while ACME fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
+    /// ACME only: the one order in flight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<super::acme::AcmeOrder>,
+    /// ACME only: the start of the CA's suggested renewal window (RFC 9773), when it gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ari_window_start: Option<i64>,
+    /// ACME only: the bundle served now is the local issuer's stand-in.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub on_fallback: bool,
+    /// ACME only: the first bundle becomes the cluster default (`cert issue --default`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub make_default: bool,
+}
+
+impl Managed {
+    /// Whether an ACME account (rather than the local issuer) issues this certificate.
+    pub fn is_acme(&self) -> bool {
+        self.issuer != LOCAL_ISSUER
+    }
 }
 
 /// Where a managed certificate's renewal stands (`cert show`, `/metrics`).
@@ -315,9 +340,22 @@ pub struct Issuance {
     /// Expiry thresholds already queued: target → bundle id (hex) → thresholds.
     #[serde(default)]
     pub expiry_noticed: BTreeMap<String, BTreeMap<String, Vec<i64>>>,
+    /// ACME accounts by issuer name (issue 15). Left out of the encoding while empty, so a
+    /// cluster that never used ACME digests exactly as a build before it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub acme_issuers: BTreeMap<String, super::acme::AcmeIssuer>,
 }
 
 impl Issuance {
+    /// Every challenge of every open ACME order: what each serving node answers.
+    pub fn challenges(&self) -> Vec<super::acme::AcmeChallenge> {
+        self.managed
+            .values()
+            .filter_map(|m| m.order.as_ref())
+            .flat_map(|o| o.challenges.iter().cloned())
+            .collect()
+    }
+
     /// Nothing born in the cluster yet: the snapshot leaves the field out, so a cluster
     /// that never used it encodes (and digests) exactly as a build before issue 14 does,
     /// and a rolling upgrade shows no divergence.

@@ -97,46 +97,7 @@ pub(super) fn apply_issuance(inv: &mut Inventory, req: &Request) -> Response {
                 });
             }
             let outcome = rotate(inv, name, new, Force::Yes, req)?;
-            // Earlier renewals' retired bundles, once expired, serve no one: each renewal
-            // would otherwise leave one behind for good.
-            if let Outcome::Rotated { retired_as, .. } = &outcome {
-                let prefix = format!("{name}~");
-                let stale: Vec<String> = inv
-                    .bundles
-                    .range(prefix.clone()..)
-                    .take_while(|(n, _)| n.starts_with(&prefix))
-                    .filter(|(n, b)| {
-                        *n != retired_as
-                            && b.status == BundleStatus::Retired
-                            && b.meta.not_after < req.at
-                    })
-                    .map(|(n, _)| n.clone())
-                    .collect();
-                for n in stale {
-                    inv.bundles.remove(&n);
-                }
-            }
-            let managed = inv
-                .issuance
-                .managed
-                .get_mut(name)
-                .expect("checked at the top of this arm");
-            let r = &mut managed.renewal;
-            r.last_attempt = Some(req.at);
-            r.last_result = Some("ok".into());
-            r.retry_at = None;
-            r.consecutive_failures = 0;
-            r.renewals += 1;
-            queue(
-                inv,
-                req.at,
-                NoticeEvent::Renewed {
-                    name: name.clone(),
-                    old_id: hex::encode(expect_id),
-                    new_id: hex::encode(new.sealed.id),
-                    not_after: new.meta.not_after,
-                },
-            );
+            renewed(inv, name, &outcome, hex::encode(expect_id), new, req);
             Ok(outcome)
         }
         Command::RenewalFailed {
@@ -239,15 +200,58 @@ pub(super) fn apply_issuance(inv: &mut Inventory, req: &Request) -> Response {
                 removed: before - inv.issuance.notices.len(),
             })
         }
-        other => unreachable!(
-            "apply_issuance is called for issue 14's commands only, not {}",
-            other.describe()
-        ),
+        _ => super::acme_apply::apply_acme(inv, req),
     }
 }
 
+/// After a renewal rotated `name` to `new`: prunes the expired leftovers of earlier
+/// renewals (each would otherwise stay for good), records the success and queues the
+/// `renewed` notice.
+pub(super) fn renewed(
+    inv: &mut Inventory,
+    name: &str,
+    outcome: &Outcome,
+    old_id: String,
+    new: &NewBundle,
+    req: &Request,
+) {
+    if let Outcome::Rotated { retired_as, .. } = outcome {
+        let prefix = format!("{name}~");
+        let stale: Vec<String> = inv
+            .bundles
+            .range(prefix.clone()..)
+            .take_while(|(n, _)| n.starts_with(&prefix))
+            .filter(|(n, b)| {
+                *n != retired_as && b.status == BundleStatus::Retired && b.meta.not_after < req.at
+            })
+            .map(|(n, _)| n.clone())
+            .collect();
+        for n in stale {
+            inv.bundles.remove(&n);
+        }
+    }
+    if let Some(managed) = inv.issuance.managed.get_mut(name) {
+        let r = &mut managed.renewal;
+        r.last_attempt = Some(req.at);
+        r.last_result = Some("ok".into());
+        r.retry_at = None;
+        r.consecutive_failures = 0;
+        r.renewals += 1;
+    }
+    queue(
+        inv,
+        req.at,
+        NoticeEvent::Renewed {
+            name: name.to_string(),
+            old_id,
+            new_id: hex::encode(new.sealed.id),
+            not_after: new.meta.not_after,
+        },
+    );
+}
+
 /// Queues `event` for every notify target.
-fn queue(inv: &mut Inventory, at: i64, event: NoticeEvent) {
+pub(super) fn queue(inv: &mut Inventory, at: i64, event: NoticeEvent) {
     let targets: Vec<String> = inv.issuance.notify_targets.keys().cloned().collect();
     for target in targets {
         push_notice(inv, at, target, event.clone());

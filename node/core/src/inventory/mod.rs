@@ -4,6 +4,8 @@
 //! is inside the committed [`Request`], so every node computes the same state from the same
 //! log. Every request, accepted or refused, appends one [`AuditRecord`].
 
+mod acme;
+mod acme_apply;
 mod apply;
 pub mod codec;
 mod delta;
@@ -12,6 +14,7 @@ mod issuance_apply;
 mod model;
 mod request;
 
+pub use acme::*;
 pub use apply::{apply, revoke_removed};
 pub use delta::ServingDelta;
 pub use issuance::*;

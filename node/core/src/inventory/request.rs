@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::acme::*;
 use super::issuance::*;
 use super::model::*;
 
@@ -12,7 +13,7 @@ use super::model::*;
 /// upgraded: the leader proposes it only once every member reports it can apply it
 /// (`apply_version` in `/readyz`), and a node handed an entry newer than it knows stops its
 /// apply with "upgrade this node" rather than skip it (issue 22).
-pub const REQUEST_VERSION: u16 = 3;
+pub const REQUEST_VERSION: u16 = 4;
 
 /// Overrides for the refusals an operator may waive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -135,6 +136,58 @@ pub enum Command {
     NoticesDelivered {
         ids: Vec<u64>,
     },
+    /// An ACME account the leader registered (version 4, issue 15); a name in use is refused.
+    AddAcmeIssuer {
+        issuer: AcmeIssuer,
+    },
+    /// Removes an ACME issuer no managed certificate uses.
+    RemoveIssuer {
+        name: String,
+    },
+    /// A certificate to obtain over ACME and keep renewing; the leader's ACME duty opens its
+    /// first order. The name must be free.
+    ManageAcme {
+        name: String,
+        managed: Managed,
+        make_default: bool,
+    },
+    /// The leader opened `order` for `name` with the CA. Refused while another order is open
+    /// for the name, or when the name no longer holds `expect_id` (hex; `None`: no bundle).
+    OpenAcmeOrder {
+        name: String,
+        expect_id: Option<String>,
+        order: AcmeOrder,
+    },
+    /// The CA issued the certificate of order `order_url`: `new` (its key is the order's)
+    /// is imported as `name`, or rotates the bundle `name` holds. Refused unless that order
+    /// is still the open one, so one order yields one bundle whoever finishes it.
+    FinishAcmeOrder {
+        name: String,
+        order_url: String,
+        new: NewBundle,
+    },
+    /// An ACME attempt failed: retried from `retry_at`; `drop_order` ends the open order
+    /// `order_url` (the CA will not validate it), otherwise it is resumed.
+    AcmeFailed {
+        name: String,
+        order_url: Option<String>,
+        drop_order: bool,
+        error: String,
+        retry_at: i64,
+    },
+    /// The local issuer's certificate stands in for `name` while ACME fails (`--fallback
+    /// local`); refused when the name no longer holds `expect_id`.
+    ServeFallback {
+        name: String,
+        expect_id: Option<String>,
+        new: NewBundle,
+    },
+    /// The CA's suggested renewal window for the bundle `id` (hex) of `name` (RFC 9773).
+    SetRenewalWindow {
+        name: String,
+        id: String,
+        start: i64,
+    },
 }
 
 /// One expiry threshold crossed, for one target.
@@ -159,15 +212,22 @@ pub enum Feature {
     /// entries are proposed from now on without asking the members again, so a member
     /// that is down (a killed leader) no longer holds back renewals and notices.
     RequestVersion3,
+    /// Every member has applied request version 4 (issue 15's ACME commands).
+    RequestVersion4,
 }
 
 impl Feature {
-    pub const ALL: [Feature; 2] = [Feature::RevokeRemovedMembers, Feature::RequestVersion3];
+    pub const ALL: [Feature; 3] = [
+        Feature::RevokeRemovedMembers,
+        Feature::RequestVersion3,
+        Feature::RequestVersion4,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Feature::RevokeRemovedMembers => "revoke_removed_members",
             Feature::RequestVersion3 => "request_version_3",
+            Feature::RequestVersion4 => "request_version_4",
         }
     }
 
@@ -177,6 +237,7 @@ impl Feature {
         match self {
             Feature::RevokeRemovedMembers => 0,
             Feature::RequestVersion3 => 3,
+            Feature::RequestVersion4 => 4,
         }
     }
 
@@ -186,6 +247,7 @@ impl Feature {
         match self {
             Feature::RevokeRemovedMembers => 2,
             Feature::RequestVersion3 => 3,
+            Feature::RequestVersion4 => 4,
         }
     }
 }
@@ -217,7 +279,28 @@ impl Command {
             | Command::RemoveNotifyTarget { .. }
             | Command::QueueExpiryNotices { .. }
             | Command::NoticesDelivered { .. } => 3,
+            Command::AddAcmeIssuer { .. }
+            | Command::RemoveIssuer { .. }
+            | Command::ManageAcme { .. }
+            | Command::OpenAcmeOrder { .. }
+            | Command::FinishAcmeOrder { .. }
+            | Command::AcmeFailed { .. }
+            | Command::ServeFallback { .. }
+            | Command::SetRenewalWindow { .. } => 4,
         }
+    }
+
+    /// Whether applying this command can change the ACME challenges the nodes answer.
+    pub fn changes_challenges(&self) -> bool {
+        matches!(
+            self,
+            Command::OpenAcmeOrder { .. }
+                | Command::FinishAcmeOrder { .. }
+                | Command::AcmeFailed { .. }
+                | Command::Remove { .. }
+                | Command::Rotate { .. }
+                | Command::Restore { .. }
+        )
     }
 
     /// A short description for the audit log; never secret material.
@@ -304,6 +387,46 @@ impl Command {
                 format!("queue {} expiry notice(s)", notices.len())
             }
             Command::NoticesDelivered { ids } => format!("{} notice(s) delivered", ids.len()),
+            Command::AddAcmeIssuer { issuer } => format!(
+                "add acme issuer {} ({}, account {})",
+                issuer.name, issuer.directory, issuer.account_url
+            ),
+            Command::RemoveIssuer { name } => format!("remove issuer {name}"),
+            Command::ManageAcme { name, managed, .. } => format!(
+                "obtain {name} from {} ({}, {} key, {} names)",
+                managed.issuer,
+                managed.challenge.unwrap_or_default(),
+                managed.key_type,
+                managed.sans.len()
+            ),
+            Command::OpenAcmeOrder { name, order, .. } => {
+                format!("acme order {} opened for {name}", order.url)
+            }
+            Command::FinishAcmeOrder {
+                name,
+                order_url,
+                new,
+            } => format!(
+                "acme order {order_url} issued {name} ({})",
+                hex::encode(&new.sealed.id[..8])
+            ),
+            Command::AcmeFailed {
+                name,
+                error,
+                drop_order,
+                ..
+            } => format!(
+                "acme attempt for {name} failed{}: {error}",
+                if *drop_order { " (order dropped)" } else { "" }
+            ),
+            Command::ServeFallback { name, new, .. } => format!(
+                "serve {name} from the local issuer while acme fails ({})",
+                hex::encode(&new.sealed.id[..8])
+            ),
+            Command::SetRenewalWindow { name, start, .. } => format!(
+                "renewal window of {name} starts {}",
+                crate::bundle::assemble::fmt_time(*start)
+            ),
         }
     }
 }
@@ -376,6 +499,20 @@ pub enum Refusal {
     NotifyNameTaken { name: String },
     #[error("no notify target named {name}; run `certraft notify list` to see them")]
     NotifyNotFound { name: String },
+    #[error(
+        "an issuer named {name} already exists; run `certraft issuer list`, or choose another name"
+    )]
+    IssuerNameTaken { name: String },
+    #[error("no ACME issuer named {name}; run `certraft issuer list`, or add one with `certraft issuer acme add {name} --directory URL --email E`")]
+    IssuerNotFound { name: String },
+    #[error("issuer {name} still issues {}; remove those certificates first (`certraft cert remove NAME`)", users.join(", "))]
+    IssuerInUse { name: String, users: Vec<String> },
+    #[error(
+        "an ACME order is already open for {name} ({url}); it is carried on, not opened twice"
+    )]
+    OrderOpen { name: String, url: String },
+    #[error("the ACME order {url} is no longer the open order of {name}; nothing changed")]
+    OrderGone { name: String, url: String },
 }
 
 impl Refusal {
@@ -398,6 +535,11 @@ impl Refusal {
             Refusal::NotManaged { .. } => "not_managed",
             Refusal::NotifyNameTaken { .. } => "notify_name_taken",
             Refusal::NotifyNotFound { .. } => "notify_not_found",
+            Refusal::IssuerNameTaken { .. } => "issuer_name_taken",
+            Refusal::IssuerNotFound { .. } => "issuer_not_found",
+            Refusal::IssuerInUse { .. } => "issuer_in_use",
+            Refusal::OrderOpen { .. } => "order_open",
+            Refusal::OrderGone { .. } => "order_gone",
         }
     }
 }
@@ -470,6 +612,19 @@ pub enum Outcome {
     NoticesDelivered {
         removed: usize,
     },
+    IssuerAdded {
+        name: String,
+    },
+    IssuerRemoved {
+        name: String,
+    },
+    /// A certificate the ACME duty will obtain.
+    AcmeManaged {
+        name: String,
+    },
+    OrderRecorded {
+        name: String,
+    },
 }
 
 /// The result `apply` returns to the proposer.
@@ -505,6 +660,18 @@ pub fn touched(command: &Command, response: &Response) -> Vec<String> {
         (Command::CompleteCsr { bundle, .. }, Outcome::Imported { .. }) => {
             vec![bundle.name.clone()]
         }
+        (
+            Command::FinishAcmeOrder { .. } | Command::ServeFallback { .. },
+            Outcome::Rotated {
+                old,
+                retired_as,
+                new,
+            },
+        ) => vec![old.clone(), retired_as.clone(), new.clone()],
+        (
+            Command::FinishAcmeOrder { new, .. } | Command::ServeFallback { new, .. },
+            Outcome::Imported { .. },
+        ) => vec![new.name.clone()],
         _ => Vec::new(),
     }
 }

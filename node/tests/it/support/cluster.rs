@@ -246,6 +246,8 @@ pub(crate) struct Node {
     pub admin: u16,
     pub cluster: u16,
     pub serve: u16,
+    /// The HTTP port (ACME HTTP-01 answers).
+    pub http: u16,
     env: Vec<(String, String)>,
     /// The `certraft-node` executable to start: this build unless a test sets another (the
     /// previous build, for the mixed-version test).
@@ -289,6 +291,8 @@ impl Node {
             admin: self.admin,
             cluster: self.cluster,
             serve: self.serve,
+            // A previous build knows no --http.
+            http: self.binary.is_none().then_some(self.http),
         };
         let bin = self
             .binary
@@ -432,6 +436,7 @@ impl Cluster {
             admin: ports.admin,
             cluster: ports.cluster,
             serve: ports.serve,
+            http: certraft_cluster_tests::ports::free_port(),
             env: self.options.env.clone(),
             binary: self.options.binary.clone(),
             join: None,
