@@ -197,6 +197,15 @@ pub(super) fn renewal_text(r: &RenewalInfo, now: i64) -> String {
     }
     let _ = writeln!(out, "  failures:      {} in a row", r.consecutive_failures);
     let _ = writeln!(out, "  renewals:      {}", r.renewals);
+    if let Some(a) = &r.acme {
+        let _ = writeln!(out, "  acme:          {} by {}", a.state, a.challenge);
+        if let Some(url) = &a.order_url {
+            let _ = writeln!(out, "  order:         {url}");
+        }
+        if let Some(f) = &a.fallback {
+            let _ = writeln!(out, "  fallback:      {f}");
+        }
+    }
     out
 }
 

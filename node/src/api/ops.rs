@@ -229,7 +229,25 @@ fn issuing_metrics(out: &mut String, inv: &crate::inventory::Inventory, now: i64
         );
     }
     let _ = writeln!(out, "# HELP certraft_renewal_last_attempt_seconds Last renewal attempt of a certificate the cluster issued (Unix seconds; 0: none yet).\n# TYPE certraft_renewal_last_attempt_seconds gauge\n# HELP certraft_renewal_next_attempt_seconds When its next renewal is due or retried (Unix seconds).\n# TYPE certraft_renewal_next_attempt_seconds gauge\n# HELP certraft_renewal_consecutive_failures Renewal failures in a row.\n# TYPE certraft_renewal_consecutive_failures gauge");
+    let mut acme_states = String::new();
     for (name, m) in &inv.issuance.managed {
+        if let Some(a) = super::acme::state_of(inv, name) {
+            let n = esc(name);
+            let _ = writeln!(
+                acme_states,
+                "certraft_acme_state{{name=\"{n}\",issuer=\"{}\",state=\"{}\"}} 1",
+                esc(&a.issuer),
+                a.state
+            );
+            let _ = writeln!(
+                out,
+                "certraft_renewal_last_attempt_seconds{{name=\"{n}\"}} {}\ncertraft_renewal_next_attempt_seconds{{name=\"{n}\"}} {}\ncertraft_renewal_consecutive_failures{{name=\"{n}\"}} {}",
+                m.renewal.last_attempt.unwrap_or(0),
+                a.next_attempt_unix.unwrap_or(now),
+                m.renewal.consecutive_failures
+            );
+            continue;
+        }
         let Some(b) = inv.bundles.get(name) else {
             continue;
         };
@@ -251,5 +269,7 @@ fn issuing_metrics(out: &mut String, inv: &crate::inventory::Inventory, now: i64
             m.renewal.consecutive_failures
         );
     }
+    let _ = writeln!(out, "# HELP certraft_acme_state Where each ACME certificate stands (state: ordering, validating, issued, retrying, fallback).\n# TYPE certraft_acme_state gauge");
+    out.push_str(&acme_states);
     let _ = writeln!(out, "# HELP certraft_notices_pending Notices queued for webhook targets and not yet acknowledged.\n# TYPE certraft_notices_pending gauge\ncertraft_notices_pending {}", inv.issuance.notices.len());
 }

@@ -349,6 +349,13 @@ async fn a_failing_ca_is_covered_by_the_local_fallback_until_acme_succeeds() {
             .is_some_and(|e| e.contains("fb.acme.test")),
         "{state}"
     );
+    let metrics = c.api(0).get("/metrics").await.text;
+    assert!(
+        metrics.contains("certraft_acme_state{name=\"fb\",issuer=\"ca\",state=\"fallback\"} 1"),
+        "{metrics}"
+    );
+    let show = c.api(0).get("/api/v1/certs/fb").await.ok("cert show");
+    assert_eq!(show["renewal"]["acme"]["state"], "fallback", "{show}");
     let audit = c.api(0).get("/api/v1/audit").await.text;
     assert!(audit.contains("serve fb from the local issuer"), "{audit}");
 
