@@ -942,3 +942,97 @@ fn issuing_commands_have_help_and_refuse_bad_usage_before_sending() {
         assert!(run.stdout.contains("Usage:"), "{run}");
     }
 }
+
+/// ACME through the binary against a real CA (pebble): `issuer acme add` registers the
+/// account (its CA file given as `--directory-ca-file`, the global `--ca-file` staying the
+/// cluster's), `cert issue --issuer` waits and prints each step until the node's HTTP port
+/// has answered the challenge and the certificate is served, `cert show` says so, and the
+/// issuer cannot be removed while it is used. Half an EAB pair is a usage error.
+#[test]
+fn an_acme_certificate_is_obtained_and_shown_through_the_cli() {
+    use certraft_cluster_tests::pebble::{Pebble, PebbleOptions};
+    let c = Cluster::single(DataDir::Flag);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let Some(ca) = rt.block_on(Pebble::start(PebbleOptions {
+        http_port: c.nodes[0].http,
+        ..Default::default()
+    })) else {
+        return;
+    };
+    let dir = c.scratch();
+    let ca_file = dir.join("pebble-https.pem");
+    std::fs::write(&ca_file, ca.ca_pem()).expect("write CA");
+    let directory = ca.directory_url();
+
+    let half = c
+        .cli(0)
+        .args(["issuer", "acme", "add", "lab", "--directory", &directory])
+        .args(["--email", "ops@example.com", "--eab-kid", "kid"])
+        .run();
+    half.exits(2);
+
+    let added = c
+        .cli(0)
+        .args(["issuer", "acme", "add", "lab", "--directory", &directory])
+        .args(["--email", "ops@example.com", "--directory-ca-file"])
+        .arg(&ca_file)
+        .run();
+    added.exits(0);
+    assert!(
+        added
+            .stdout
+            .contains("registered ACME account for issuer lab"),
+        "{added}"
+    );
+    assert!(
+        added.stdout.contains("account:    https://127.0.0.1:"),
+        "{added}"
+    );
+
+    let issued = c
+        .cli(0)
+        .args([
+            "cert",
+            "issue",
+            "www",
+            "--san",
+            "www.acme.test",
+            "--issuer",
+            "lab",
+        ])
+        .run();
+    issued.exits(0);
+    assert!(
+        issued
+            .stdout
+            .starts_with("issued www from ACME issuer lab, ec-p256 key, by http-01"),
+        "{issued}"
+    );
+    assert!(
+        issued.stderr.contains("www: "),
+        "progress on stderr: {issued}"
+    );
+    assert_eq!(ca.issued_count(), 1, "{}", ca.log());
+
+    let show = c.cli(0).args(["cert", "show", "www"]).run();
+    show.exits(0);
+    assert!(
+        show.stdout.contains("acme:          issued by http-01"),
+        "{show}"
+    );
+    let listed = c.cli(0).args(["issuer", "list"]).run();
+    listed.exits(0);
+    assert!(
+        listed
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("lab") && l.contains("acme")),
+        "{listed}"
+    );
+    let removed = c.cli(0).args(["issuer", "remove", "lab"]).run();
+    removed.exits(1);
+    assert!(
+        removed.stderr.contains("issuer lab still issues www"),
+        "{removed}"
+    );
+}

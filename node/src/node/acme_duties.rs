@@ -26,6 +26,9 @@ use tokio_util::sync::CancellationToken;
 use zeroize::Zeroizing;
 
 use super::duties::while_leading;
+// The tick and the crash injection (`CERTRAFT_TEST_CRASH_AT=acme-after-open@ID`) are the
+// issuing duties' own.
+use super::issuing_duties::{crash_point, tick};
 use crate::api::error::AppError;
 use crate::api::server::AppState;
 use crate::bundle::Keyring;
@@ -35,15 +38,6 @@ use crate::inventory::{
     BundleStatus, ChallengeKind, Command, Current, Managed, NodeRole,
 };
 use crate::issuing::acme::{self, AcmeError};
-
-/// How often the duty looks (tests shorten it with `CERTRAFT_ISSUING_TICK_MS`).
-fn tick() -> Duration {
-    let ms = std::env::var("CERTRAFT_ISSUING_TICK_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
-    Duration::from_millis(ms)
-}
 
 /// Orders worked on at once, and started per pass at most.
 const ORDERS_IN_FLIGHT: usize = 32;
@@ -56,15 +50,6 @@ const POLL: RetryPolicy = RetryPolicy::new()
     .initial_delay(Duration::from_millis(250))
     .backoff(1.5)
     .timeout(Duration::from_secs(60));
-
-/// Crash injection for the ACME tests: `CERTRAFT_TEST_CRASH_AT=acme-after-open@ID` (the order
-/// is committed, nothing after it) on node `ID` only.
-fn crash_point(step: &str, node_id: u64) {
-    if std::env::var("CERTRAFT_TEST_CRASH_AT").is_ok_and(|s| s == format!("{step}@{node_id}")) {
-        eprintln!("certraft: crash injected at {step} (CERTRAFT_TEST_CRASH_AT)");
-        std::process::abort();
-    }
-}
 
 type Accounts = Arc<tokio::sync::Mutex<HashMap<String, (i64, Account)>>>;
 
@@ -138,6 +123,13 @@ pub(super) async fn drive_orders(state: Arc<AppState>, cancel: CancellationToken
     .await;
 }
 
+fn challenge_type(kind: ChallengeKind) -> ChallengeType {
+    match kind {
+        ChallengeKind::Http01 => ChallengeType::Http01,
+        ChallengeKind::TlsAlpn01 => ChallengeType::TlsAlpn01,
+    }
+}
+
 /// The current bundle of an ACME-managed certificate, as [`acme_step`] sees it.
 fn current_of(inv: &crate::inventory::Inventory, name: &str, m: &Managed) -> Option<Current> {
     let b = inv
@@ -193,10 +185,7 @@ async fn advance(
     let status = order.state().status;
     if status == OrderStatus::Pending {
         wait_applied(st).await;
-        let kind = match m.challenge.unwrap_or_default() {
-            ChallengeKind::Http01 => ChallengeType::Http01,
-            ChallengeKind::TlsAlpn01 => ChallengeType::TlsAlpn01,
-        };
+        let kind = challenge_type(m.challenge.unwrap_or_default());
         let mut authzs = order.authorizations();
         while let Some(authz) = authzs.next().await {
             let mut authz = authz.map_err(at(&url))?;
@@ -284,10 +273,7 @@ async fn open(
         .map_err(|e| (None, AcmeError::from_acme("newOrder", e)))?;
     let url = order.url().to_string();
     let kind = m.challenge.unwrap_or_default();
-    let want = match kind {
-        ChallengeKind::Http01 => ChallengeType::Http01,
-        ChallengeKind::TlsAlpn01 => ChallengeType::TlsAlpn01,
-    };
+    let want = challenge_type(kind);
     let mut challenges = Vec::new();
     let mut authzs = order.authorizations();
     while let Some(authz) = authzs.next().await {

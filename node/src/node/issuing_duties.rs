@@ -23,7 +23,7 @@ use crate::inventory::{
 use crate::issuing::notify;
 
 /// How often the renewal and notice duties look (tests shorten it; one pass is cheap).
-fn tick() -> Duration {
+pub(super) fn tick() -> Duration {
     let ms = std::env::var("CERTRAFT_ISSUING_TICK_MS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -40,7 +40,7 @@ const RENEWALS_PER_PASS: usize = 1024;
 /// Crash injection for the renewal tests: `CERTRAFT_TEST_CRASH_AT=renew-before-commit@ID`
 /// (the bundle is made, not proposed) or `renew-after-commit@ID` (committed, nothing after
 /// it), on node `ID` only, so the leader that takes over renews without crashing too.
-fn crash_point(step: &str, node_id: u64) {
+pub(super) fn crash_point(step: &str, node_id: u64) {
     if std::env::var("CERTRAFT_TEST_CRASH_AT").is_ok_and(|s| s == format!("{step}@{node_id}")) {
         eprintln!("certraft: crash injected at {step} (CERTRAFT_TEST_CRASH_AT)");
         std::process::abort();

@@ -51,6 +51,8 @@ pub(crate) struct Node {
     pub admin: u16,
     pub cluster: u16,
     pub serve: u16,
+    /// The HTTP port (ACME HTTP-01 answers).
+    pub http: u16,
     process: Option<NodeProcess>,
     /// Whether the test expects it to be running (false once stopped).
     expect_running: bool,
@@ -74,7 +76,7 @@ impl Node {
             admin: self.admin,
             cluster: self.cluster,
             serve: self.serve,
-            http: None,
+            http: Some(self.http),
         };
         let mut cmd = NodeCommand::new(node_binary(), ports)
             .cwd(&self.cwd)
@@ -174,6 +176,7 @@ impl Cluster {
             admin: ports.admin,
             cluster: ports.cluster,
             serve: ports.serve,
+            http: certraft_cluster_tests::ports::free_port(),
             process: None,
             expect_running: false,
         });
