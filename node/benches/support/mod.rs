@@ -37,6 +37,8 @@ pub(crate) struct Node {
     pub admin: u16,
     pub cluster: u16,
     pub serve: u16,
+    /// `--http` (ACME HTTP-01), on a free port of its own.
+    pub http: u16,
     pub process: Option<NodeProcess>,
     /// `taskset -c` list, e.g. "0".
     pub cpus: Option<String>,
@@ -53,6 +55,7 @@ impl Node {
             admin: ports.admin,
             cluster: ports.cluster,
             serve: ports.serve,
+            http: certraft_cluster_tests::ports::free_port(),
             process: None,
             cpus: None,
             bin: node_bin(),
@@ -64,7 +67,8 @@ impl Node {
             admin: self.admin,
             cluster: self.cluster,
             serve: self.serve,
-            http: None,
+            // A build measured beside this one may predate `--http`.
+            http: (self.bin == node_bin()).then_some(self.http),
         };
         let mut cmd = NodeCommand::new(&self.bin, ports)
             .data_dir(&self.dir)

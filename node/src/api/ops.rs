@@ -271,5 +271,6 @@ fn issuing_metrics(out: &mut String, inv: &crate::inventory::Inventory, now: i64
     }
     let _ = writeln!(out, "# HELP certraft_acme_state Where each ACME certificate stands (state: ordering, validating, issued, retrying, fallback).\n# TYPE certraft_acme_state gauge");
     out.push_str(&acme_states);
+    let _ = writeln!(out, "# HELP certraft_acme_requests_total Requests this node sent to ACME CAs since it started (only a leader sends any).\n# TYPE certraft_acme_requests_total counter\ncertraft_acme_requests_total {}", crate::issuing::acme::REQUESTS.load(std::sync::atomic::Ordering::Relaxed));
     let _ = writeln!(out, "# HELP certraft_notices_pending Notices queued for webhook targets and not yet acknowledged.\n# TYPE certraft_notices_pending gauge\ncertraft_notices_pending {}", inv.issuance.notices.len());
 }

@@ -12,14 +12,18 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use instant_acme::{
-    Account, AccountCredentials, BodyWrapper, BytesResponse, ExternalAccountKey, HttpClient,
+    Account, AccountCredentials, BodyWrapper, BytesResponse, ExternalAccountKey, HttpClient, Key,
     NewAccount,
 };
+use rustls::pki_types::PrivateKeyDer;
 use zeroize::Zeroizing;
 
 use super::IssuingError;
 use crate::bundle::Keyring;
 use crate::inventory::AcmeIssuer;
+
+/// Requests this node sent to ACME CAs since it started (`certraft_acme_requests_total`).
+pub static REQUESTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// One request to the CA, at most.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -57,6 +61,11 @@ impl AcmeError {
         }
     }
 
+    /// The CA does not know the account (it lost its state, or deactivated it).
+    pub fn account_unknown(&self) -> bool {
+        matches!(self, AcmeError::Problem { kind, .. } if kind.ends_with(":accountDoesNotExist"))
+    }
+
     pub fn rate_limited(&self) -> bool {
         matches!(self, AcmeError::Problem { kind, .. } if kind.ends_with(":rateLimited"))
     }
@@ -73,6 +82,37 @@ impl AcmeError {
             },
         }
     }
+}
+
+tokio::task_local! {
+    /// The `Retry-After` (seconds from then) of the CA's last error answer in this task:
+    /// instant-acme's problem documents drop the header, the transport keeps it here.
+    static RETRY_AFTER: std::cell::Cell<Option<i64>>;
+}
+
+/// Runs one certificate's ACME attempt with its own [`retry_after`] slot.
+pub async fn noting_retry_after<F: std::future::Future>(f: F) -> F::Output {
+    RETRY_AFTER.scope(std::cell::Cell::new(None), f).await
+}
+
+/// The CA's `Retry-After` on its last error answer in this attempt, in seconds.
+pub fn retry_after() -> Option<i64> {
+    RETRY_AFTER.try_with(|c| c.get()).ok().flatten()
+}
+
+/// A `Retry-After` value (delay-seconds or an HTTP date) as seconds from `now`; nonsense
+/// is ignored.
+pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<i64> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(secs.min(i64::MAX as u64) as i64);
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(
+        at.duration_since(now)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0),
+    )
 }
 
 /// instant-acme's transport: reqwest with certraft's roots and bounds.
@@ -127,6 +167,7 @@ impl Transport {
         req: http::Request<BodyWrapper<Bytes>>,
     ) -> Result<BytesResponse, instant_acme::Error> {
         use http_body_util::BodyExt;
+        REQUESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (parts, body) = req.into_parts();
         let body = match body.collect().await {
             Ok(collected) => collected.to_bytes(),
@@ -139,6 +180,16 @@ impl Transport {
             .send()
             .await
             .map_err(|e| instant_acme::Error::Other(Box::new(e)))?;
+        if !resp.status().is_success() {
+            if let Some(secs) = resp
+                .headers()
+                .get(http::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()))
+            {
+                let _ = RETRY_AFTER.try_with(|c| c.set(Some(secs)));
+            }
+        }
         let mut builder = http::Response::builder().status(resp.status());
         for (k, v) in resp.headers() {
             builder = builder.header(k, v);
@@ -185,6 +236,7 @@ pub async fn directory(transport: &Transport, url: &str) -> Result<Directory, Ac
         url: url.to_string(),
         detail,
     };
+    REQUESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let resp = transport
         .client
         .get(url)
@@ -261,8 +313,8 @@ pub async fn register(
     Ok((account.id().to_string(), json))
 }
 
-/// The account of `issuer`, opened from its seal (a directory fetch, no registration).
-pub async fn account(issuer: &AcmeIssuer, core: &Keyring) -> Result<Account, AcmeError> {
+/// The sealed credentials (account id and key) of `issuer`.
+fn credentials(issuer: &AcmeIssuer, core: &Keyring) -> Result<AccountCredentials, AcmeError> {
     let json = core
         .open(
             AcmeIssuer::credentials_record(&issuer.name, issuer.created_at).as_bytes(),
@@ -274,16 +326,89 @@ pub async fn account(issuer: &AcmeIssuer, core: &Keyring) -> Result<Account, Acm
                 issuer.name
             ))
         })?;
-    let creds: AccountCredentials = serde_json::from_slice(&json).map_err(|e| {
+    serde_json::from_slice(&json).map_err(|e| {
         AcmeError::Local(format!(
             "the account of issuer {} is unreadable: {e}",
             issuer.name
         ))
-    })?;
-    let transport =
-        Transport::new(issuer.ca_pem.as_deref()).map_err(|e| AcmeError::Local(e.to_string()))?;
-    Account::builder_with_http(Box::new(transport))
+    })
+}
+
+fn transport_of(issuer: &AcmeIssuer) -> Result<Transport, AcmeError> {
+    Transport::new(issuer.ca_pem.as_deref()).map_err(|e| AcmeError::Local(e.to_string()))
+}
+
+/// The account of `issuer`, opened from its seal (a directory fetch, no registration).
+pub async fn account(issuer: &AcmeIssuer, core: &Keyring) -> Result<Account, AcmeError> {
+    let creds = credentials(issuer, core)?;
+    Account::builder_with_http(Box::new(transport_of(issuer)?))
         .from_credentials(creds)
         .await
         .map_err(|e| AcmeError::from_acme(&issuer.directory, e))
+}
+
+/// Registers the account key of `issuer` again, for a CA that no longer knows the account
+/// (`accountDoesNotExist`: a CA that lost its state). The same key keeps the same identity
+/// wherever the CA still knows it. Returns the account and its credentials sealed under
+/// the issuer's record, for `AcmeAccountRegistered`.
+pub async fn register_again(
+    issuer: &AcmeIssuer,
+    core: &Keyring,
+) -> Result<(Account, Vec<u8>), AcmeError> {
+    let creds = credentials(issuer, core)?;
+    let der = creds.private_key().clone_key();
+    let key = Key::from_pkcs8_der(der.clone_key())
+        .map_err(|e| AcmeError::Local(format!("the account key does not load: {e}")))?;
+    let (account, creds) = Account::builder_with_http(Box::new(transport_of(issuer)?))
+        .create_from_key((key, PrivateKeyDer::Pkcs8(der)), issuer.directory.clone())
+        .await
+        .map_err(|e| AcmeError::from_acme(&issuer.directory, e))?;
+    // create_from_key sends no contact; the issuer's email is set again (best effort: the
+    // account works without it).
+    let contact = format!("mailto:{}", issuer.email);
+    if let Err(e) = account.update_contacts(&[&contact]).await {
+        tracing::warn!(issuer = %issuer.name, error = %e, "the account's contact was not set again");
+    }
+    let json = Zeroizing::new(
+        serde_json::to_vec(&creds)
+            .map_err(|e| AcmeError::Local(format!("account credentials: {e}")))?,
+    );
+    let sealed = core.seal(
+        AcmeIssuer::credentials_record(&issuer.name, issuer.created_at).as_bytes(),
+        &json,
+    );
+    Ok((account, sealed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates_and_ignores_nonsense() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(parse_retry_after("120", now), Some(120));
+        assert_eq!(parse_retry_after(" 0 ", now), Some(0));
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(90));
+        assert_eq!(parse_retry_after(&later, now), Some(90));
+        let past = httpdate::fmt_http_date(now - Duration::from_secs(90));
+        assert_eq!(parse_retry_after(&past, now), Some(0));
+        for bad in ["", "-5", "soon", "1e9", "Thu, 99 Foo 2026"] {
+            assert_eq!(parse_retry_after(bad, now), None, "{bad:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_retry_after_slot_belongs_to_one_attempt() {
+        assert_eq!(retry_after(), None, "outside an attempt there is none");
+        let seen = noting_retry_after(async {
+            assert_eq!(retry_after(), None);
+            let _ = RETRY_AFTER.try_with(|c| c.set(Some(30)));
+            retry_after()
+        })
+        .await;
+        assert_eq!(seen, Some(30));
+        assert_eq!(noting_retry_after(async { retry_after() }).await, None);
+    }
 }

@@ -93,18 +93,33 @@ pub(super) async fn drive_orders(state: Arc<AppState>, cancel: CancellationToken
                 running.join_next().await;
             }
             let (state, core, accounts) = (state.clone(), core.clone(), accounts.clone());
-            running.spawn(async move {
-                let account = match account_for(&accounts, &issuer, &core).await {
-                    Ok(a) => a,
-                    Err(e) => {
-                        failed(&state, &core, &name, &managed, current, None, e).await;
-                        return;
-                    }
-                };
+            running.spawn(acme::noting_retry_after(async move {
                 let order_url = managed.order.as_ref().map(|o| o.url.clone());
-                if let Err((url, e)) =
-                    advance(&state, &core, &account, &name, &managed, current).await
-                {
+                let outcome = match account_for(&accounts, &issuer, &core).await {
+                    Ok(account) => {
+                        let first =
+                            advance(&state, &core, &account, &name, &managed, current).await;
+                        match first {
+                            Err((_, e)) if e.account_unknown() => {
+                                // The CA lost the account: the same key is registered again
+                                // and the attempt made once more (an order of the forgotten
+                                // account is then dropped as the CA answers for it).
+                                match register_again(&state, &accounts, &issuer, &core, &account)
+                                    .await
+                                {
+                                    Ok(account) => {
+                                        advance(&state, &core, &account, &name, &managed, current)
+                                            .await
+                                    }
+                                    Err(e) => Err((None, e)),
+                                }
+                            }
+                            other => other,
+                        }
+                    }
+                    Err(e) => Err((None, e)),
+                };
+                if let Err((url, e)) = outcome {
                     failed(
                         &state,
                         &core,
@@ -116,7 +131,7 @@ pub(super) async fn drive_orders(state: Arc<AppState>, cancel: CancellationToken
                     )
                     .await;
                 }
-            });
+            }));
         }
         while running.join_next().await.is_some() {}
     })
@@ -161,7 +176,56 @@ async fn account_for(
     Ok(a)
 }
 
+/// Registers `issuer`'s key again when the CA answered `accountDoesNotExist` for `stale`,
+/// once per issuer however many orders saw it, and records the new account through Raft.
+async fn register_again(
+    st: &AppState,
+    accounts: &Accounts,
+    issuer: &AcmeIssuer,
+    core: &Keyring,
+    stale: &Account,
+) -> Result<Account, AcmeError> {
+    let mut map = accounts.lock().await;
+    if let Some((created, a)) = map.get(&issuer.name) {
+        if *created == issuer.created_at && a.id() != stale.id() {
+            return Ok(a.clone()); // another order of this pass registered it already
+        }
+    }
+    let (account, sealed_credentials) = acme::register_again(issuer, core).await?;
+    tracing::warn!(issuer = %issuer.name, old = %stale.id(), new = %account.id(), "the CA no longer knew the account; its key was registered again");
+    st.propose(
+        "certraft-node",
+        Command::AcmeAccountRegistered {
+            name: issuer.name.clone(),
+            created_at: issuer.created_at,
+            account_url: account.id().to_string(),
+            sealed_credentials,
+        },
+    )
+    .await
+    .map_err(|e| {
+        AcmeError::Local(format!(
+            "the account registered again was not recorded: {e:?}"
+        ))
+    })?;
+    map.insert(issuer.name.clone(), (issuer.created_at, account.clone()));
+    Ok(account)
+}
+
 type StepError = (Option<String>, AcmeError);
+
+/// The CA offers no challenge of the certificate's type for `domain` (http-01 for a
+/// wildcard, say): the order cannot succeed.
+fn not_offered(url: &str, domain: String, m: &Managed) -> StepError {
+    (
+        Some(url.to_string()),
+        AcmeError::Invalid {
+            domain,
+            kind: m.challenge.unwrap_or_default().to_string(),
+            detail: "the CA does not offer this challenge type for it".into(),
+        },
+    )
+}
 
 fn at(url: &str) -> impl Fn(instant_acme::Error) -> StepError + '_ {
     move |e| (Some(url.to_string()), AcmeError::from_acme(url, e))
@@ -194,14 +258,7 @@ async fn advance(
             }
             let domain = authz.identifier().to_string();
             let Some(mut challenge) = authz.challenge(kind.clone()) else {
-                return Err((
-                    Some(url.clone()),
-                    AcmeError::Invalid {
-                        domain,
-                        kind: m.challenge.unwrap_or_default().to_string(),
-                        detail: "the CA does not offer this challenge type for it".into(),
-                    },
-                ));
+                return Err(not_offered(&url, domain, m));
             };
             if challenge.status == instant_acme::ChallengeStatus::Pending {
                 challenge.set_ready().await.map_err(at(&url))?;
@@ -283,14 +340,7 @@ async fn open(
         }
         let domain = authz.identifier().to_string();
         let Some(challenge) = authz.challenge(want.clone()) else {
-            return Err((
-                Some(url.clone()),
-                AcmeError::Invalid {
-                    domain,
-                    kind: kind.to_string(),
-                    detail: "the CA does not offer this challenge type for it".into(),
-                },
-            ));
+            return Err(not_offered(&url, domain, m));
         };
         challenges.push(AcmeChallenge {
             kind,
@@ -347,21 +397,28 @@ async fn wait_applied(st: &AppState) {
     };
     let deadline = Instant::now() + APPLIED_WAIT;
     let mut waiting = members;
-    while !waiting.is_empty() {
-        let mut still = Vec::new();
+    loop {
+        // Every member is asked at once: one slow or dead member costs its 2 s once.
+        let mut probes = JoinSet::new();
         for (id, addr) in waiting {
-            let applied = async {
-                let r = st
-                    .peers
-                    .get(format!("https://{addr}/readyz"))
-                    .timeout(Duration::from_secs(2))
-                    .send()
-                    .await
-                    .ok()?;
-                let v: serde_json::Value = r.json().await.ok()?;
-                v["last_applied"].as_u64()
-            }
-            .await;
+            let peers = st.peers.clone();
+            probes.spawn(async move {
+                let applied = async {
+                    let r = peers
+                        .get(format!("https://{addr}/readyz"))
+                        .timeout(Duration::from_secs(2))
+                        .send()
+                        .await
+                        .ok()?;
+                    let v: serde_json::Value = r.json().await.ok()?;
+                    v["last_applied"].as_u64()
+                }
+                .await;
+                (id, addr, applied)
+            });
+        }
+        let mut still = Vec::new();
+        while let Some(Ok((id, addr, applied))) = probes.join_next().await {
             if applied.is_none_or(|a| a < target) {
                 still.push((id, addr));
             }
@@ -469,7 +526,7 @@ async fn failed(
     e: AcmeError,
 ) {
     let failures = m.renewal.consecutive_failures + 1;
-    let mut backoff = acme_backoff(failures, None, e.rate_limited());
+    let mut backoff = acme_backoff(failures, acme::retry_after(), e.rate_limited());
     // Tests compress the backoff (`CERTRAFT_TEST_ACME_BACKOFF_SECS`), as they do the ticks.
     if let Some(cap) = std::env::var("CERTRAFT_TEST_ACME_BACKOFF_SECS")
         .ok()

@@ -369,6 +369,98 @@ async fn a_failing_ca_is_covered_by_the_local_fallback_until_acme_succeeds() {
     assert_eq!(state["state"], "issued", "{state}");
 }
 
+/// The CA down: the local fallback is served at once and attempts back off (each further
+/// apart, never more often than the backoff); the CA comes back having lost everything (a
+/// restarted pebble keeps no accounts and issues under a new root): the leader registers the
+/// same account key again, records it, and the ACME certificate replaces the fallback.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_ca_that_went_down_and_forgot_the_account_takes_over_from_the_fallback() {
+    let c = Cluster::start(1, fast()).await;
+    let Some(ca) = Pebble::start(PebbleOptions {
+        http_port: c.nodes[0].http,
+        ..Default::default()
+    })
+    .await
+    else {
+        return;
+    };
+    add_issuer(&c, 0, "ca", &ca).await;
+    let first = c.api(0).get("/api/v1/issuers/ca").await.ok("issuer show");
+    ca.stop().await;
+    c.api(0)
+        .post(
+            "/api/v1/issue",
+            &json!({"name": "down", "sans": ["down.acme.test"], "issuer": "ca", "fallback": "local"}),
+        )
+        .await
+        .ok("issue with fallback");
+    let port = c.nodes[0].serve;
+    let fallback = served(&c, port, "down.acme.test", None, ACME_PATIENCE).await;
+    // (failures so far, next attempt) as the state goes.
+    let attempts = std::sync::Mutex::new(Vec::<(u64, i64)>::new());
+    let state = c
+        .wait_for("three failed attempts", ACME_PATIENCE, || async {
+            let s = c.api(0).get("/api/v1/acme/down").await.json();
+            let n = s["consecutive_failures"].as_u64().unwrap_or(0);
+            if let Some(next) = s["next_attempt_unix"].as_i64() {
+                let mut seen = attempts.lock().expect("attempts");
+                if seen.last().is_none_or(|(m, _)| *m != n) {
+                    seen.push((n, next));
+                }
+            }
+            if s["state"] == "fallback" && n >= 3 {
+                Ok(s)
+            } else {
+                Err(s.to_string())
+            }
+        })
+        .await;
+    let attempts = attempts.into_inner().expect("attempts");
+    let error = state["last_error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("unreachable") && error.contains(&ca.directory_url()),
+        "the error names the CA and what went wrong: {state}"
+    );
+    // Each attempt waits out its backoff (capped at 2 s by the test): no attempt comes
+    // sooner than the one before it was scheduled.
+    for pair in attempts.windows(2) {
+        assert!(
+            pair[1].1 >= pair[0].1,
+            "attempts went backwards: {attempts:?}"
+        );
+    }
+
+    ca.restart().await;
+    served(&c, port, "down.acme.test", Some(&fallback), ACME_PATIENCE).await;
+    openssl_verifies(port, "down.acme.test", &ca.roots_pem().await)
+        .await
+        .expect("the ACME certificate from the restarted CA took over");
+    let state = c.api(0).get("/api/v1/acme/down").await.ok("state");
+    assert_eq!(state["state"], "issued", "{state}");
+    let again = c.api(0).get("/api/v1/issuers/ca").await.ok("issuer show");
+    assert_ne!(
+        again["account_url"], first["account_url"],
+        "the account registered again is recorded: {again}"
+    );
+    let audit = c.api(0).get("/api/v1/audit").await.text;
+    assert!(audit.contains("account registered again"), "{audit}");
+    let metrics = c.api(0).get("/metrics").await.text;
+    let sent: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("certraft_acme_requests_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no request count in /metrics:\n{metrics}"));
+    assert!(
+        sent >= 10,
+        "registration, failed attempts and one order: {sent} requests"
+    );
+    assert_eq!(
+        ca.issued_count(),
+        1,
+        "one certificate, from the CA that came back"
+    );
+}
+
 /// Bad input to the ACME routes is refused with a clear error and changes nothing: a
 /// directory that is not https or not ACME, a bad email, half an EAB pair, an unknown
 /// issuer, a wildcard over http-01, a lifetime for an ACME certificate, an issuer in use.

@@ -48,6 +48,24 @@ pub(super) fn apply_acme(inv: &mut Inventory, req: &Request) -> Response {
             inv.issuance.acme_issuers.remove(name);
             Ok(Outcome::IssuerRemoved { name: name.clone() })
         }
+        Command::AcmeAccountRegistered {
+            name,
+            created_at,
+            account_url,
+            sealed_credentials,
+        } => {
+            let Some(issuer) = inv
+                .issuance
+                .acme_issuers
+                .get_mut(name)
+                .filter(|i| i.created_at == *created_at)
+            else {
+                return Err(Refusal::IssuerNotFound { name: name.clone() });
+            };
+            issuer.account_url = account_url.clone();
+            issuer.sealed_credentials = sealed_credentials.clone();
+            Ok(Outcome::IssuerAdded { name: name.clone() })
+        }
         Command::ManageAcme {
             name,
             managed,
@@ -252,3 +270,6 @@ fn put(
         import(inv, new, make_default, req)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -289,4 +289,4 @@ fn prune_expiry_noticed(inv: &mut Inventory) {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

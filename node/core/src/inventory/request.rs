@@ -144,6 +144,17 @@ pub enum Command {
     RemoveIssuer {
         name: String,
     },
+    /// The CA no longer knew the account of issuer `name` (a CA that lost its state, an
+    /// account it deactivated): the leader registered the same key again, at `account_url`,
+    /// with fresh credentials sealed under the same record. Refused when the issuer is gone
+    /// or is another one by now (`created_at` differs).
+    AcmeAccountRegistered {
+        name: String,
+        created_at: i64,
+        account_url: String,
+        #[serde(with = "serde_bytes")]
+        sealed_credentials: Vec<u8>,
+    },
     /// A certificate to obtain over ACME and keep renewing; the leader's ACME duty opens its
     /// first order. The name must be free.
     ManageAcme {
@@ -281,6 +292,7 @@ impl Command {
             | Command::NoticesDelivered { .. } => 3,
             Command::AddAcmeIssuer { .. }
             | Command::RemoveIssuer { .. }
+            | Command::AcmeAccountRegistered { .. }
             | Command::ManageAcme { .. }
             | Command::OpenAcmeOrder { .. }
             | Command::FinishAcmeOrder { .. }
@@ -392,6 +404,9 @@ impl Command {
                 issuer.name, issuer.directory, issuer.account_url
             ),
             Command::RemoveIssuer { name } => format!("remove issuer {name}"),
+            Command::AcmeAccountRegistered {
+                name, account_url, ..
+            } => format!("acme issuer {name}'s account registered again at {account_url}"),
             Command::ManageAcme { name, managed, .. } => format!(
                 "obtain {name} from {} ({}, {} key, {} names)",
                 managed.issuer,
