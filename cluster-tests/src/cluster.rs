@@ -318,6 +318,13 @@ impl Cluster {
         self.admin.as_ref().expect("admin client")
     }
 
+    /// The host's address on a container cluster's network (its gateway): where a server
+    /// the test runs on the host must listen for the containers to reach it, and where the
+    /// test's own clients come from. `None` for processes on loopback.
+    pub fn gateway(&self) -> Option<String> {
+        self.network.as_ref().map(crate::docker::Network::gateway)
+    }
+
     /// Where failure artefacts go: kept with the temp dir.
     pub fn dir(&self) -> &Path {
         self.dir.path()

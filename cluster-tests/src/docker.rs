@@ -138,6 +138,13 @@ impl Network {
         format!("{}.{}", self.prefix, 10 + i)
     }
 
+    /// The host's address on the network (the bridge's gateway, `172.31.N.1`): what the
+    /// containers see the test's own clients come from, and where a server the test runs on
+    /// the host (a CA) can listen for them.
+    pub fn gateway(&self) -> String {
+        format!("{}.1", self.prefix)
+    }
+
     /// `docker run -d` of the image as `name` at `ip` with `data_dir` as `/data`.
     pub fn run(
         &self,
@@ -188,9 +195,49 @@ impl Network {
         self.in_netns(container, &["-I", "INPUT", "-s", ip, "-j", "DROP"])
     }
 
-    /// Removes `container`'s partition rules.
+    /// `container` drops TCP segments from `ip` whose source port is `sport` (the answers of
+    /// a server at `ip:sport`, so `container` can no longer talk to it) or whose destination
+    /// port is `dport` (connections `ip` opens to `container`'s `dport`); either may be
+    /// `None`, not both. Everything else from `ip` still gets through.
+    pub fn drop_tcp_from(
+        &self,
+        container: &str,
+        ip: &str,
+        sport: Option<u16>,
+        dport: Option<u16>,
+    ) -> Result<(), String> {
+        assert!(
+            sport.is_some() || dport.is_some(),
+            "drop_tcp_from needs a port: use drop_from to drop everything from {ip}"
+        );
+        let (sport, dport) = (sport.map(|p| p.to_string()), dport.map(|p| p.to_string()));
+        let mut rule = vec!["-I", "INPUT", "-s", ip, "-p", "tcp"];
+        if let Some(p) = &sport {
+            rule.extend_from_slice(&["--sport", p]);
+        }
+        if let Some(p) = &dport {
+            rule.extend_from_slice(&["--dport", p]);
+        }
+        rule.extend_from_slice(&["-j", "DROP"]);
+        self.in_netns(container, &rule)
+    }
+
+    /// `container` sends no TCP segment to `ip:dport` (an OUTPUT rule: what it would send a
+    /// server there never leaves, not even on a connection already open).
+    pub fn drop_tcp_to(&self, container: &str, ip: &str, dport: u16) -> Result<(), String> {
+        let port = dport.to_string();
+        self.in_netns(
+            container,
+            &[
+                "-I", "OUTPUT", "-d", ip, "-p", "tcp", "--dport", &port, "-j", "DROP",
+            ],
+        )
+    }
+
+    /// Removes `container`'s partition rules (every chain of its filter table: the INPUT
+    /// rules of the partitions, the OUTPUT rules of [`Network::drop_tcp_to`]).
     pub fn heal(&self, container: &str) -> Result<(), String> {
-        self.in_netns(container, &["-F", "INPUT"])
+        self.in_netns(container, &["-F"])
     }
 
     /// Removes the containers and the network.

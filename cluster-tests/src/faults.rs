@@ -1,6 +1,6 @@
 //! The faults the suites do to a [`Cluster`]: `kill -9` and restart, SIGSTOP/SIGCONT,
-//! partitions and one-way drops (iptables inside the containers' namespaces), a full disk,
-//! and replacing a node with a fresh one.
+//! partitions and one-way drops (iptables inside the containers' namespaces; also of one
+//! TCP port, or of a server on the host), a full disk, and replacing a node with a fresh one.
 
 use std::path::Path;
 
@@ -67,6 +67,61 @@ impl Cluster {
         net.drop_from(
             self.nodes[to].container().expect("container"),
             &self.nodes[from].host,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// Node `i` and the server the host runs on `port` (a CA, say) no longer exchange
+    /// anything: `i` sends nothing to the gateway's `port` (not even on a connection already
+    /// open) and drops what comes from it. The test's own clients, also on the host, still
+    /// reach `i`. Container clusters only; [`Cluster::heal`] ends it.
+    pub fn drop_host_server(&self, i: usize, port: u16) {
+        self.drop_tcp_from_host(i, Some(port), None);
+        let net = self
+            .network
+            .as_ref()
+            .expect("partitions need a container cluster");
+        net.drop_tcp_to(
+            self.nodes[i].container().expect("container"),
+            &net.gateway(),
+            port,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// Node `i` drops the connections the host opens to its port `port` (the CA's
+    /// validation requests to an HTTP-01 port, say). Container clusters only;
+    /// [`Cluster::heal`] ends it.
+    pub fn drop_host_to(&self, i: usize, port: u16) {
+        self.drop_tcp_from_host(i, None, Some(port));
+    }
+
+    fn drop_tcp_from_host(&self, i: usize, sport: Option<u16>, dport: Option<u16>) {
+        let net = self
+            .network
+            .as_ref()
+            .expect("partitions need a container cluster");
+        net.drop_tcp_from(
+            self.nodes[i].container().expect("container"),
+            &net.gateway(),
+            sport,
+            dport,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// `to` drops the connections `from` opens to its port `port` (one way; Raft and
+    /// anything else between them goes on). Container clusters only.
+    pub fn drop_port_from(&self, to: usize, from: usize, port: u16) {
+        let net = self
+            .network
+            .as_ref()
+            .expect("partitions need a container cluster");
+        net.drop_tcp_from(
+            self.nodes[to].container().expect("container"),
+            &self.nodes[from].host,
+            None,
+            Some(port),
         )
         .unwrap_or_else(|e| panic!("{e}"));
     }

@@ -18,6 +18,7 @@
 //!   logs, signals, polling), free loopback ports and node log tails: the one harness the
 //!   node's and the CLI's integration tests and the benches build on (as a dev-dependency).
 
+pub mod ari;
 pub mod cases;
 pub mod checker;
 pub mod client;

@@ -1,7 +1,9 @@
 //! A real ACME server for tests: Let's Encrypt's `pebble` (Debian package `pebble`, 2.4.0)
 //! with `pebble-challtestsrv` as the DNS server its validation authority asks, both on
 //! loopback with free ports and a temp dir of their own, so several instances run side by
-//! side in one test process.
+//! side in one test process. The ACME listener can bind another address of the host instead
+//! ([`PebbleOptions::listen_ip`], e.g. a Docker network's gateway, so that containers reach
+//! the CA); its HTTPS certificate, made here, then names that address.
 //!
 //! What this pebble version offers (checked by running it, see `tests/pebble_harness.rs`):
 //!
@@ -11,9 +13,10 @@
 //! - Issued certificates are valid for 157766400 s (5 years) unless the config sets
 //!   `certificateValidityPeriod` ([`PebbleOptions::certificate_validity`]); the chain is leaf +
 //!   one intermediate, under a root regenerated at every launch.
-//! - It logs `Issued certificate serial <hex> for order <id>` per certificate and
-//!   `Added order "<id>" to the db` per order ([`Pebble::issued_count`],
-//!   [`Pebble::orders_count`]).
+//! - It logs `Issued certificate serial <hex> for order <id>` per certificate,
+//!   `Added order "<id>" to the db` per order and `authz <id> set VALID by completed challenge
+//!   <id>` per validation ([`Pebble::issued_count`], [`Pebble::orders_count`],
+//!   [`Pebble::validated_count`]).
 //! - `pebble-challtestsrv`'s management API (plain HTTP): `POST /add-a` with
 //!   `{"host": NAME, "addresses": [IPV4, ...]}` (also `/add-aaaa`, `/clear-a`,
 //!   `/set-default-ipv4`, `/set-txt`, `/set-cname`, `/set-servfail`, ...).
@@ -23,6 +26,7 @@
 //! and a new root and intermediate.
 
 use std::fs::{File, OpenOptions};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -43,6 +47,8 @@ const START_ATTEMPTS: usize = 3;
 const ISSUED_LINE: &str = "Issued certificate serial ";
 /// The line pebble logs for every order it creates.
 const ORDER_LINE: &str = "Added order \"";
+/// The line pebble logs for every authorization a challenge validated.
+const VALIDATED_LINE: &str = " set VALID by completed challenge ";
 
 /// How to run a [`Pebble`].
 #[derive(Debug, Clone, Default)]
@@ -63,6 +69,12 @@ pub struct PebbleOptions {
     pub certificate_validity: Option<Duration>,
     /// More environment for `pebble` (e.g. `PEBBLE_AUTHZREUSE`, `PEBBLE_CHAIN_LENGTH`).
     pub extra_env: Vec<(String, String)>,
+    /// The host address the ACME listener (the directory and everything under it) binds
+    /// instead of 127.0.0.1: a Docker network's gateway, say, so that containers on it reach
+    /// the CA. The HTTPS certificate names it (besides 127.0.0.1 and localhost) and
+    /// [`Pebble::directory_url`] uses it. The management API and challtestsrv stay on
+    /// loopback. `None`: 127.0.0.1.
+    pub listen_ip: Option<IpAddr>,
 }
 
 /// A running `pebble` ACME server and its `pebble-challtestsrv` DNS server; both are killed
@@ -139,11 +151,13 @@ impl Pebble {
             .prefix("pebble-")
             .tempdir()
             .expect("create a temp dir for pebble");
-        let tls = rcgen::generate_simple_self_signed(vec![
-            "127.0.0.1".to_string(),
-            "localhost".to_string(),
-        ])
-        .expect("generate pebble's HTTPS certificate");
+        let mut names = vec!["127.0.0.1".to_string(), "localhost".to_string()];
+        if let Some(ip) = options.listen_ip.filter(|ip| !ip.is_loopback()) {
+            // rcgen makes an IP address SAN of a name that parses as one.
+            names.push(ip.to_string());
+        }
+        let tls =
+            rcgen::generate_simple_self_signed(names).expect("generate pebble's HTTPS certificate");
         let ca_pem = pem::encode(&pem::Pem::new("CERTIFICATE", tls.cert.der().to_vec()));
         let key_pem = pem::encode(&pem::Pem::new(
             "PRIVATE KEY",
@@ -158,8 +172,9 @@ impl Pebble {
         let management_port = free_port();
         let dns_port = free_udp_and_tcp_port();
         let challtestsrv_port = free_port();
+        let listen = SocketAddr::new(listen_ip(&options), listen_port);
         let mut config = serde_json::json!({
-            "listenAddress": format!("127.0.0.1:{listen_port}"),
+            "listenAddress": listen.to_string(),
             "managementListenAddress": format!("127.0.0.1:{management_port}"),
             "certificate": cert_path,
             "privateKey": key_path,
@@ -282,9 +297,17 @@ impl Pebble {
         Ok(Ready::Up)
     }
 
-    /// The ACME directory: `https://127.0.0.1:PORT/dir`.
+    /// The ACME directory: `https://127.0.0.1:PORT/dir`, or at [`PebbleOptions::listen_ip`]
+    /// when set. Pebble names its other resources after the address a request came to.
     pub fn directory_url(&self) -> String {
-        format!("https://127.0.0.1:{}/dir", self.listen_port)
+        let at = SocketAddr::new(listen_ip(&self.options), self.listen_port);
+        format!("https://{at}/dir")
+    }
+
+    /// The port of the ACME listener (the directory's port): a client of the CA sees its
+    /// answers come from this port.
+    pub fn listen_port(&self) -> u16 {
+        self.listen_port
     }
 
     /// Pebble's management API (`/roots/0`, `/intermediates/0`, `/cert-status-by-serial/…`):
@@ -313,9 +336,9 @@ impl Pebble {
         self.options.tls_port
     }
 
-    /// PEM of the self-signed certificate (SANs IP 127.0.0.1 and DNS localhost) that the
-    /// directory and the management API present: an ACME client must trust it. It stays the
-    /// same across [`Pebble::restart`].
+    /// PEM of the self-signed certificate (SANs IP 127.0.0.1, DNS localhost, and IP
+    /// [`PebbleOptions::listen_ip`] when set) that the directory and the management API
+    /// present: an ACME client must trust it. It stays the same across [`Pebble::restart`].
     pub fn ca_pem(&self) -> &str {
         &self.ca_pem
     }
@@ -405,6 +428,13 @@ impl Pebble {
         count_lines(&self.pebble_log(), ORDER_LINE)
     }
 
+    /// How many authorizations pebble's validation authority has validated since
+    /// [`Pebble::start`], over every restart: the `authz … set VALID by completed challenge
+    /// …` lines of its log (a reused authorization is not validated again).
+    pub fn validated_count(&self) -> usize {
+        count_lines(&self.pebble_log(), VALIDATED_LINE)
+    }
+
     /// Kills pebble (SIGKILL) and reaps it: the CA is down (connections to the directory are
     /// refused) until [`Pebble::restart`]. challtestsrv keeps running with its records.
     pub async fn stop(&self) {
@@ -480,6 +510,11 @@ fn binaries() -> Result<(PathBuf, PathBuf), String> {
     Ok((find("pebble")?, find("pebble-challtestsrv")?))
 }
 
+/// The address the ACME listener binds.
+fn listen_ip(options: &PebbleOptions) -> IpAddr {
+    options.listen_ip.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+}
+
 /// A port free for both UDP and TCP on 127.0.0.1 (challtestsrv's DNS server binds both).
 fn free_udp_and_tcp_port() -> u16 {
     loop {
@@ -508,7 +543,7 @@ fn spawn_logged(mut cmd: Command, log: &Path, append: bool) -> Child {
 
 /// An HTTPS client trusting only `ca_pem` (ring provider), no proxy, no pooled connections
 /// (pebble is killed and restarted under it).
-fn https_client(ca_pem: &str) -> reqwest::Client {
+pub(crate) fn https_client(ca_pem: &str) -> reqwest::Client {
     let der = pem::parse(ca_pem).expect("pebble's certificate is PEM");
     let mut roots = rustls::RootCertStore::empty();
     roots

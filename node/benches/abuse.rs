@@ -26,12 +26,7 @@ use serde_json::json;
 use support::*;
 
 fn main() {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(run());
+    block_on(run());
 }
 
 /// The PBKDF2 iteration count of the worst key file the node accepts.

@@ -22,6 +22,24 @@ pub(crate) fn node_bin() -> String {
     std::env::var("CERTRAFT_NODE_BIN").unwrap_or_else(|_| BIN.to_string())
 }
 
+/// Runs a bench's `run` on a 2-worker runtime (the benches' client side).
+pub(crate) fn block_on<F: std::future::Future>(run: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(run)
+}
+
+/// Seconds since the Unix epoch.
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("a clock after 1970")
+        .as_secs() as i64
+}
+
 pub(crate) fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
         .ok()

@@ -39,7 +39,8 @@ use crate::inventory::{
 };
 use crate::issuing::acme::{self, AcmeError};
 
-/// Orders worked on at once, and started per pass at most.
+/// Orders worked on at once (`CERTRAFT_ACME_ORDERS_IN_FLIGHT` sets it for a CA that takes
+/// fewer at once), and started per pass at most.
 const ORDERS_IN_FLIGHT: usize = 32;
 const ORDERS_PER_PASS: usize = 1024;
 /// How long the leader waits for every serving member to apply a challenge before it asks
@@ -51,12 +52,14 @@ const POLL: RetryPolicy = RetryPolicy::new()
     .backoff(1.5)
     .timeout(Duration::from_secs(60));
 
-type Accounts = Arc<tokio::sync::Mutex<HashMap<String, (i64, Account)>>>;
+/// The accounts this leader opened, by issuer name (with the issuer's `created_at`).
+pub(super) type Accounts = Arc<tokio::sync::Mutex<HashMap<String, (i64, Account)>>>;
 
 /// On the leader: drives every ACME-managed certificate (see the module docs).
 pub(super) async fn drive_orders(state: Arc<AppState>, cancel: CancellationToken) {
     let (raft, me) = (state.raft.clone(), state.node_id);
     let accounts: Accounts = Arc::default();
+    let ari_checks: super::acme_ari::Checks = Arc::default();
     while_leading(raft, me, tick(), cancel, || async {
         let Some(core) = state.core.clone() else {
             return;
@@ -65,6 +68,7 @@ pub(super) async fn drive_orders(state: Arc<AppState>, cancel: CancellationToken
         if inv.issuance.acme_issuers.is_empty() {
             return;
         }
+        let any_ari = inv.issuance.acme_issuers.values().any(|i| i.ari);
         let t = now();
         let work: Vec<(String, Managed, Option<Current>, AcmeIssuer)> = inv
             .issuance
@@ -84,12 +88,20 @@ pub(super) async fn drive_orders(state: Arc<AppState>, cancel: CancellationToken
             .take(ORDERS_PER_PASS)
             .collect();
         drop(inv);
+        if any_ari {
+            super::acme_ari::check(&state, &core, &accounts, &ari_checks).await;
+        }
         if work.is_empty() {
             return;
         }
+        let in_flight = std::env::var("CERTRAFT_ACME_ORDERS_IN_FLIGHT")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|n| (1..=1024).contains(n))
+            .unwrap_or(ORDERS_IN_FLIGHT);
         let mut running = JoinSet::new();
         for (name, managed, current, issuer) in work {
-            while running.len() >= ORDERS_IN_FLIGHT {
+            while running.len() >= in_flight {
                 running.join_next().await;
             }
             let (state, core, accounts) = (state.clone(), core.clone(), accounts.clone());
@@ -160,7 +172,7 @@ fn current_of(inv: &crate::inventory::Inventory, name: &str, m: &Managed) -> Opt
 }
 
 /// The account of `issuer`, opened once per leadership and issuer.
-async fn account_for(
+pub(super) async fn account_for(
     accounts: &Accounts,
     issuer: &AcmeIssuer,
     core: &Keyring,
@@ -324,6 +336,9 @@ async fn open(
     .await
     .map_err(|e| (None, AcmeError::Local(format!("key generation: {e:?}"))))?;
     let identifiers: Vec<Identifier> = m.sans.iter().map(|s| Identifier::Dns(s.clone())).collect();
+    // No `replaces` (RFC 9773 §5) even where the CA offers renewal information: instant-acme
+    // 0.8 fails `new_order` when the CA's answer does not echo it, after the CA created the
+    // order, and the retry would be a second order for the name.
     let mut order = account
         .new_order(&NewOrder::new(&identifiers))
         .await

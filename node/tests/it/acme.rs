@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
+use base64::Engine;
+use certraft_cluster_tests::ari::AriFront;
 use certraft_cluster_tests::pebble::{Pebble, PebbleOptions};
 
 use crate::support::cluster::{Cluster, Options, PATIENCE};
@@ -459,6 +461,97 @@ async fn a_ca_that_went_down_and_forgot_the_account_takes_over_from_the_fallback
         1,
         "one certificate, from the CA that came back"
     );
+}
+
+/// A CA that offers renewal information (RFC 9773; pebble behind [`AriFront`], since
+/// Debian's pebble has none): the leader asks about the certificate, records the moment it
+/// picks in the CA's window, and renews when the CA moves the window to now (as for a mass
+/// revocation) — long before two thirds of the lifetime — with one order, and leaves the
+/// renewed certificate to the window the CA gives it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_ca_renewal_window_brings_the_renewal_forward() {
+    let c = Cluster::start(1, fast()).await;
+    let Some(ca) = Pebble::start(PebbleOptions {
+        http_port: c.nodes[0].http,
+        ..Default::default()
+    })
+    .await
+    else {
+        return;
+    };
+    let t0 = unix_now();
+    // At first the CA advises a window a year out (the lifetime rule says over three years).
+    let front = AriFront::start(&ca, (t0 + 365 * 86_400, t0 + 366 * 86_400)).await;
+    let issuer = c
+        .api(0)
+        .post(
+            "/api/v1/issuers/acme",
+            &json!({
+                "name": "ari",
+                "directory": front.directory_url(),
+                "email": "ops@example.com",
+                "ca_pem": format!("{}\n{}", ca.ca_pem().trim_end(), front.ca_pem()),
+            }),
+        )
+        .await
+        .ok("add the ARI issuer");
+    assert_eq!(issuer["ari"], true, "{issuer}");
+    issue(&c, 0, "ari", "ari.acme.test", "ari", "http-01").await;
+    let port = c.nodes[0].serve;
+    let first = served(&c, port, "ari.acme.test", None, ACME_PATIENCE).await;
+    let state = c
+        .wait_for("the CA's window recorded", ACME_PATIENCE, || async {
+            let s = c.api(0).get("/api/v1/acme/ari").await.json();
+            match s["next_attempt_unix"].as_i64() {
+                Some(at) if at >= t0 + 365 * 86_400 && at <= t0 + 366 * 86_400 => Ok(s),
+                _ => Err(format!("{s} (asked {} times)", front.asked())),
+            }
+        })
+        .await;
+    assert_eq!(state["state"], "issued", "{state}");
+    let id = front
+        .last_id()
+        .expect("the leader asked about the certificate");
+    let (_, leaf) = x509_parser::parse_x509_certificate(&first).expect("leaf");
+    let serial = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(leaf.raw_serial());
+    assert!(
+        id.ends_with(&format!(".{serial}")),
+        "{id} names serial {serial}"
+    );
+
+    // The CA wants it renewed now (the renewed one gets the default window again).
+    let asked = front.asked();
+    front.renew_now();
+    let renewed = served(&c, port, "ari.acme.test", Some(&first), ACME_PATIENCE).await;
+    assert!(front.asked() > asked);
+    openssl_verifies(port, "ari.acme.test", &ca.roots_pem().await)
+        .await
+        .expect("the renewed certificate verifies");
+    assert_ne!(renewed, first);
+    // The renewed certificate is asked about and left to its window: no second renewal.
+    let (_, leaf) = x509_parser::parse_x509_certificate(&renewed).expect("leaf");
+    let serial = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(leaf.raw_serial());
+    c.wait_for(
+        "the renewed certificate asked about",
+        ACME_PATIENCE,
+        || async {
+            match front.last_id() {
+                Some(id) if id.ends_with(&format!(".{serial}")) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+    assert_eq!(ca.orders_count(), 2, "one order each");
+    let audit = c.api(0).get("/api/v1/audit").await.text;
+    assert!(audit.contains("renewal window"), "{audit}");
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("a clock after 1970")
+        .as_secs() as i64
 }
 
 /// Bad input to the ACME routes is refused with a clear error and changes nothing: a

@@ -166,6 +166,24 @@ pub fn acme_step(name: &str, m: &Managed, current: Option<Current>, now: i64) ->
     after_backoff(due).unwrap_or(AcmeStep::Open)
 }
 
+/// The renewal moment chosen in the CA's suggested window (RFC 9773 §4.2: a uniform random
+/// time in `[start, end]`): drawn from `seed` (the name and bundle id), so every leader and
+/// every check of the same window picks the same moment and records it once. A window that
+/// ends before it starts is read as its start.
+pub fn ari_pick(start: i64, end: i64, seed: &[u8]) -> i64 {
+    let span = end.saturating_sub(start);
+    if span <= 0 {
+        return start;
+    }
+    // FNV-1a, as `renewal_due`: stable across builds and platforms.
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in seed.iter().chain(b"/ari") {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    start + (h % (span as u64 + 1)) as i64
+}
+
 /// Whether a failed ACME attempt should put the local issuer's certificate in place now:
 /// only for a certificate that asked for it (`--fallback local`), and only when nothing
 /// usable would serve the name until the next attempt — no certificate yet, or the current
@@ -220,6 +238,31 @@ pub fn acme_backoff(failures: u32, retry_after_secs: Option<i64>, rate_limited: 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ari_pick_is_inside_the_window_and_stable() {
+        let seed = renewal_seed("www", &[7; 32]);
+        let at = ari_pick(1_000, 2_000, &seed);
+        assert!((1_000..=2_000).contains(&at), "{at}");
+        assert_eq!(ari_pick(1_000, 2_000, &seed), at, "same seed, same moment");
+        let spread: std::collections::BTreeSet<i64> = (0..50u8)
+            .map(|i| ari_pick(1_000, 2_000, &renewal_seed("www", &[i; 32])))
+            .collect();
+        assert!(
+            spread.len() > 40,
+            "bundles spread over the window: {spread:?}"
+        );
+        assert_eq!(ari_pick(5_000, 5_000, &seed), 5_000);
+        assert_eq!(
+            ari_pick(5_000, 4_000, &seed),
+            5_000,
+            "a backwards window is its start"
+        );
+        assert_eq!(
+            ari_pick(i64::MIN, i64::MAX, &seed),
+            ari_pick(i64::MIN, i64::MAX, &seed)
+        );
+    }
     use crate::inventory::issuance::{RenewalState, DEFAULT_RENEW_AT_PERMILLE};
 
     fn managed() -> Managed {
