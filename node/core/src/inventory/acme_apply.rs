@@ -210,6 +210,16 @@ pub(super) fn apply_acme(inv: &mut Inventory, req: &Request) -> Response {
                 m.on_fallback = true;
                 m.make_default = false;
             }
+            queue(
+                inv,
+                req.at,
+                super::issuance::NoticeEvent::FallbackServed {
+                    name: name.clone(),
+                    old_id: current.unwrap_or_default(),
+                    new_id: hex::encode(new.sealed.id),
+                    not_after: new.meta.not_after,
+                },
+            );
             Ok(outcome)
         }
         Command::SetRenewalWindow { name, id, start } => {

@@ -274,6 +274,14 @@ pub enum NoticeEvent {
         new_id: String,
         not_after: i64,
     },
+    /// ACME failed and the local issuer's certificate `new_id` now serves `name` until the
+    /// CA's arrives (`--fallback local`; `old_id` empty when there was none).
+    FallbackServed {
+        name: String,
+        old_id: String,
+        new_id: String,
+        not_after: i64,
+    },
 }
 
 impl NoticeEvent {
@@ -282,6 +290,7 @@ impl NoticeEvent {
             NoticeEvent::Expiring { .. } => "expiring",
             NoticeEvent::RenewalFailed { .. } => "renewal_failed",
             NoticeEvent::Renewed { .. } => "renewed",
+            NoticeEvent::FallbackServed { .. } => "fallback_served",
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Issue 15's commands on plain data: ACME issuers and accounts, one order per name, its
 //! outcome, and the local fallback.
 
-use crate::inventory::issuance_apply::tests::{code, nb, run};
+use crate::inventory::issuance_apply::tests::{code, nb, run, target};
 use crate::inventory::*;
 
 fn acme_issuer(name: &str) -> AcmeIssuer {
@@ -130,10 +130,18 @@ fn an_acme_certificate_has_one_order_and_one_bundle_per_order() {
 }
 
 /// A failure records its backoff and drops the order only when asked; the fallback stands
-/// in and an ACME certificate replaces it; a pending certificate can be removed.
+/// in and an ACME certificate replaces it, each step noticed; a pending certificate can be
+/// removed.
 #[test]
 fn acme_failures_back_off_and_the_fallback_is_replaced() {
     let mut inv = Inventory::default();
+    run(
+        &mut inv,
+        Command::AddNotifyTarget {
+            target: target("hook"),
+        },
+    )
+    .expect("accepted");
     run(
         &mut inv,
         Command::AddAcmeIssuer {
@@ -209,6 +217,21 @@ fn acme_failures_back_off_and_the_fallback_is_replaced() {
     let m = &inv.issuance.managed["a"];
     assert!(!m.on_fallback);
     assert_eq!(m.renewal.consecutive_failures, 0);
+    let kinds: Vec<&str> = inv
+        .issuance
+        .notices
+        .values()
+        .map(|n| n.event.kind())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "renewal_failed",
+            "renewal_failed",
+            "fallback_served",
+            "renewed"
+        ]
+    );
 
     run(
         &mut inv,

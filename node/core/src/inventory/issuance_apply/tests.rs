@@ -65,7 +65,7 @@ fn managed() -> Managed {
     }
 }
 
-fn target(name: &str) -> NotifyTarget {
+pub(crate) fn target(name: &str) -> NotifyTarget {
     NotifyTarget {
         name: name.into(),
         url: "https://hooks.test/x".into(),
