@@ -4,6 +4,7 @@
 //! linearizability.
 //!
 //! - [`cluster`], [`faults`]: process and container clusters, and the faults done to them.
+//! - [`browser`]: headless chromium under chromedriver (WebDriver) for the web console's tests.
 //! - [`cases`]: the one table of fixture cases the node's and the CLI's tests both run.
 //! - [`docker`]: the engine, private networks, iptables partitions.
 //! - [`client`]: the admin API client and the TLS prober.
@@ -19,6 +20,7 @@
 //!   node's and the CLI's integration tests and the benches build on (as a dev-dependency).
 
 pub mod ari;
+pub mod browser;
 pub mod cases;
 pub mod checker;
 pub mod client;

@@ -229,6 +229,9 @@ fn apply_command(inv: &mut Inventory, req: &Request) -> Response {
                 already_present,
             })
         }
+        Command::OpenUiSession { .. } | Command::CloseUiSession { .. } => {
+            super::ui::apply_ui(inv, req)
+        }
         _ => super::issuance_apply::apply_issuance(inv, req),
     }
 }

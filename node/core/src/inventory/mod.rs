@@ -13,6 +13,7 @@ mod issuance;
 mod issuance_apply;
 mod model;
 mod request;
+mod ui;
 
 pub use acme::*;
 pub use apply::{apply, revoke_removed};
@@ -20,6 +21,7 @@ pub use delta::ServingDelta;
 pub use issuance::*;
 pub use model::*;
 pub use request::*;
+pub use ui::*;
 
 #[cfg(test)]
 mod tests;

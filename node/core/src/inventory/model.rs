@@ -307,6 +307,10 @@ pub struct Inventory {
     /// Pending CSRs, the local issuer, managed certificates, notices (issue 14).
     #[serde(default, skip_serializing_if = "super::issuance::Issuance::is_empty")]
     pub issuance: super::issuance::Issuance,
+    /// Signed-in web console sessions (issue 16); left out while none, so digests equal
+    /// those of older builds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ui_sessions: Vec<super::ui::UiSession>,
 }
 
 impl Inventory {

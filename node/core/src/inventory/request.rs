@@ -199,6 +199,15 @@ pub enum Command {
         id: String,
         start: i64,
     },
+    /// A web console sign-in (issue 16): refused unless the session's admin token exists
+    /// and it has not expired yet.
+    OpenUiSession {
+        session: super::ui::UiSession,
+    },
+    /// A web console sign-out: the session ends on every node.
+    CloseUiSession {
+        id_sha256: [u8; 32],
+    },
 }
 
 /// One expiry threshold crossed, for one target.
@@ -298,7 +307,9 @@ impl Command {
             | Command::FinishAcmeOrder { .. }
             | Command::AcmeFailed { .. }
             | Command::ServeFallback { .. }
-            | Command::SetRenewalWindow { .. } => 4,
+            | Command::SetRenewalWindow { .. }
+            | Command::OpenUiSession { .. }
+            | Command::CloseUiSession { .. } => 4,
         }
     }
 
@@ -442,6 +453,13 @@ impl Command {
                 "renewal window of {name} starts {}",
                 crate::bundle::assemble::fmt_time(*start)
             ),
+            Command::OpenUiSession { session } => format!(
+                "web console sign-in as {} from {} (until {})",
+                session.actor,
+                session.from,
+                crate::bundle::assemble::fmt_time(session.expires_at)
+            ),
+            Command::CloseUiSession { .. } => "web console sign-out".into(),
         }
     }
 }
@@ -528,6 +546,8 @@ pub enum Refusal {
     OrderOpen { name: String, url: String },
     #[error("the ACME order {url} is no longer the open order of {name}; nothing changed")]
     OrderGone { name: String, url: String },
+    #[error("no console session opened for {actor}: its admin token is gone or the session had already expired; sign in again")]
+    SessionRefused { actor: String },
 }
 
 impl Refusal {
@@ -555,6 +575,7 @@ impl Refusal {
             Refusal::IssuerInUse { .. } => "issuer_in_use",
             Refusal::OrderOpen { .. } => "order_open",
             Refusal::OrderGone { .. } => "order_gone",
+            Refusal::SessionRefused { .. } => "session_refused",
         }
     }
 }
