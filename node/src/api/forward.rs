@@ -238,7 +238,8 @@ pub(super) async fn forward(
             st.timeout
         })
         .body(body);
-    for name in ["authorization", "content-type", "accept"] {
+    // `cookie`: the web console's session (issue 16), checked again on the leader.
+    for name in ["authorization", "content-type", "accept", "cookie"] {
         if let Some(v) = headers.get(name) {
             req = req.header(name, v.clone());
         }
@@ -258,13 +259,22 @@ pub(super) async fn forward(
         }
     })?;
     let status = resp.status();
-    let content_type = resp.headers().get("content-type").cloned();
+    // The console's redirects and its session cookie go back to the browser as they came.
+    let kept: Vec<(&str, HeaderValue)> = ["content-type", "location", "set-cookie"]
+        .into_iter()
+        .flat_map(|name| {
+            resp.headers()
+                .get_all(name)
+                .iter()
+                .map(move |v| (name, v.clone()))
+        })
+        .collect();
     let refused_early = resp.headers().contains_key(NOT_PROPOSED);
     let bytes = resp.bytes().await.map_err(unanswered)?;
     let mut out = Response::new(Body::from(bytes));
     *out.status_mut() = status;
-    if let Some(ct) = content_type {
-        out.headers_mut().insert("content-type", ct);
+    for (name, v) in kept {
+        out.headers_mut().append(name, v);
     }
     if refused_early {
         out = not_proposed(out);

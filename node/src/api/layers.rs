@@ -23,11 +23,12 @@ use crate::http::ClientAddr;
 pub(super) async fn json_errors(req: axum::extract::Request, next: Next) -> Response {
     let resp = next.run(req).await;
     let status = resp.status();
+    // The console's pages (issue 16) carry their own HTML errors.
     let is_json = resp
         .headers()
         .get("content-type")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return resp;
     }

@@ -15,6 +15,7 @@ mod layers;
 pub(crate) mod notify;
 mod ops;
 pub mod server;
+mod ui;
 
 /// The wire types live in the pure core (the CLI uses them without the server).
 pub use certraft_core::api::dto;

@@ -169,6 +169,11 @@ pub fn router(state: S) -> Router {
         .route("/api/v1/trust", get(trust))
         .route("/api/v1/trust/issuers", get(super::issuing::trust_issuers))
         .nest("/api/v1", authed.merge(join))
+        .nest("/ui", super::ui::router(state.clone()))
+        .route(
+            "/ui/",
+            get(|| async { axum::response::Redirect::to("/ui") }),
+        )
         .fallback(|| async {
             AppError::NotFound {
                 code: "no_such_route",

@@ -306,6 +306,9 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<(), NodeErro
             .use_preconfigured_tls(tls::member_admin_client_config(&ca_der, members.clone())?)
             .connect_timeout(crate::api::forward::PEER_CONNECT_TIMEOUT)
             .pool_max_idle_per_host(0)
+            // A proxy answers the leader's redirect to the client as it is (the console's
+            // sign-in answers 303 with the session cookie).
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| NodeError::Other(e.to_string()))?,
         timeout: Duration::from_secs(10),

@@ -16,5 +16,6 @@ mod serving;
 mod support;
 mod tidy;
 mod trust;
+mod ui;
 mod upgrade;
 mod wire_fuzz;

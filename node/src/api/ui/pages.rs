@@ -1,0 +1,184 @@
+//! The console's pages (maud: markup checked and escaped at compile time).
+
+use axum::response::{Html, IntoResponse, Response};
+use maud::{html, Markup, DOCTYPE};
+
+use super::Signed;
+use crate::api::dto::ClusterStatus;
+use crate::inventory::{BundleStatus, Inventory};
+
+/// Certificates expiring within this many days are listed on the overview.
+const SOON_DAYS: i64 = 30;
+/// Audit events on the overview.
+const RECENT_AUDIT: usize = 10;
+
+pub(super) struct Page(Markup);
+
+impl IntoResponse for Page {
+    fn into_response(self) -> Response {
+        Html(self.0.into_string()).into_response()
+    }
+}
+
+fn layout(title: &str, signed: Option<&Signed>, body: Markup) -> Page {
+    Page(html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · certraft" }
+                link rel="stylesheet" href="/ui/static/app.css";
+            }
+            body {
+                header.top {
+                    a.brand href="/ui" { "certraft" }
+                    @if let Some(s) = signed {
+                        nav aria-label="Main" {
+                            a href="/ui" { "Overview" }
+                        }
+                        form.signout method="post" action="/ui/sign-out" {
+                            input type="hidden" name="csrf" value=(s.csrf());
+                            span.who { "Signed in as " (s.actor) }
+                            button type="submit" { "Sign out" }
+                        }
+                    }
+                }
+                main { (body) }
+            }
+        }
+    })
+}
+
+pub(super) fn sign_in(error: Option<&str>) -> Page {
+    layout(
+        "Sign in",
+        None,
+        html! {
+            h1 { "Sign in" }
+            @if let Some(e) = error {
+                p.error role="alert" { (e) }
+            }
+            form.signin method="post" action="/ui/sign-in" {
+                label for="token" { "Admin token" }
+                input #token type="password" name="token" autocomplete="current-password" required autofocus;
+                button type="submit" { "Sign in" }
+            }
+            p.hint { "The first node wrote its admin token to DATA/admin.token; `certraft-node admin-token` makes more." }
+        },
+    )
+}
+
+pub(super) fn message(title: &str, text: &str) -> Page {
+    layout(
+        title,
+        None,
+        html! {
+            h1 { (title) }
+            p.error role="alert" { (text) }
+            p { a href="/ui" { "Back to the console" } }
+        },
+    )
+}
+
+fn days_left(not_after: i64, now: i64) -> i64 {
+    (not_after - now).div_euclid(86_400)
+}
+
+pub(super) fn overview(s: &Signed, status: &ClusterStatus, inv: &Inventory, now: i64) -> Page {
+    let mut soon: Vec<_> = inv
+        .bundles
+        .iter()
+        .map(|(_, b)| b)
+        .filter(|b| b.status == BundleStatus::Active)
+        .filter(|b| b.meta.not_after - now < SOON_DAYS * 86_400)
+        .collect();
+    soon.sort_by_key(|b| b.meta.not_after);
+    let leader = status.leader;
+    layout(
+        "Overview",
+        Some(s),
+        html! {
+            h1 { "Overview" }
+            section aria-labelledby="cluster-h" {
+                h2 #cluster-h { "Cluster" }
+                p {
+                    "Cluster " code { (status.cluster_id) } ", term " (status.term)
+                    ", answered by node " (status.node_id) ". "
+                    @match leader {
+                        Some(l) => { "Leader: node " (l) "." }
+                        None => { strong.bad { "No leader right now." } }
+                    }
+                }
+                table {
+                    thead { tr { th scope="col" { "Node" } th scope="col" { "Role" } th scope="col" { "Admin address" } th scope="col" { "Replicated up to" } th scope="col" { "Health" } } }
+                    tbody {
+                        @for m in &status.members {
+                            tr {
+                                td { (m.id) }
+                                td { (m.role) @if m.voting { " (voter)" } }
+                                td { code { (m.admin_addr) } }
+                                td { @match m.matched { Some(i) => { (i) } None => { "—" } } }
+                                td class=(health_class(&m.health)) { (m.health) }
+                            }
+                        }
+                    }
+                }
+            }
+            section aria-labelledby="expiry-h" {
+                h2 #expiry-h { "Expired or expiring within " (SOON_DAYS) " days" }
+                @if soon.is_empty() {
+                    p.good { "Nothing expires within " (SOON_DAYS) " days." }
+                } @else {
+                    table {
+                        thead { tr { th scope="col" { "Name" } th scope="col" { "Hostnames" } th scope="col" { "Not after" } th scope="col" { "Days left" } } }
+                        tbody {
+                            @for b in &soon {
+                                @let left = days_left(b.meta.not_after, now);
+                                tr {
+                                    td { (b.name) }
+                                    td { (b.meta.hostnames.join(", ")) }
+                                    td { (crate::bundle::assemble::fmt_time(b.meta.not_after)) }
+                                    td class=(if left < 0 { "bad" } else if left < 7 { "warn" } else { "" }) {
+                                        @if left < 0 { "expired" } @else { (left) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            section aria-labelledby="default-h" {
+                h2 #default-h { "Default certificate" }
+                @match &inv.default {
+                    Some(d) => p { code { (d) } " answers clients that send no SNI or an unknown name." },
+                    None => p.warn { "No default certificate: clients without a known SNI get no certificate." },
+                }
+            }
+            section aria-labelledby="audit-h" {
+                h2 #audit-h { "Latest changes" }
+                table {
+                    thead { tr { th scope="col" { "When" } th scope="col" { "Who" } th scope="col" { "What" } th scope="col" { "Result" } } }
+                    tbody {
+                        @for a in inv.audit.iter().rev().take(RECENT_AUDIT) {
+                            tr {
+                                td { (crate::bundle::assemble::fmt_time(a.at)) }
+                                td { (a.actor) }
+                                td { (a.what) }
+                                td class=(if a.refused { "bad" } else { "" }) { (a.result) }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+fn health_class(health: &str) -> &'static str {
+    match health {
+        "leader" | "ok" => "good",
+        "lagging" | "unknown" => "warn",
+        _ => "bad",
+    }
+}
