@@ -217,3 +217,98 @@ async fn a_console_session_opened_on_a_follower_works_everywhere_until_signed_ou
     assert!(audit.contains("web console sign-in as"), "{audit}");
     assert!(audit.contains("web console sign-out"), "{audit}");
 }
+
+/// The console in a real browser (headless chromium): redirected to sign in, signed in on a
+/// follower by typing the token, the overview on another node with the same cookie (cookies
+/// go by host), signed out with the button; the old cookie, put back, no longer signs in.
+/// Screenshots of each page land in `target/tmp/ui-browser/screenshots/`.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_console_in_a_real_browser_signs_in_on_a_follower_and_out_everywhere() {
+    use certraft_cluster_tests::browser::Browser;
+    let c = Cluster::start(3, Options::default()).await;
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-browser");
+    let ca_pem = pem::encode(&pem::Pem::new("CERTIFICATE", c.ca_der.clone()));
+    let Some(b) = Browser::start_trusting(&out, &ca_pem).await else {
+        return;
+    };
+    let leader = c.leader().await;
+    let follower = (0..3).find(|&i| i != leader).expect("a follower");
+    let other = (0..3)
+        .find(|&i| i != leader && i != follower)
+        .expect("another");
+    let limit = std::time::Duration::from_secs(20);
+    let at = |url: &'static str| {
+        let b = &b;
+        move || async move {
+            let now = b.url().await;
+            if now.ends_with(url) {
+                Ok(())
+            } else {
+                Err(now)
+            }
+        }
+    };
+
+    b.goto(&format!("{}/ui", c.nodes[follower].admin_url()))
+        .await;
+    b.wait_for("the sign-in page", limit, at("/ui/sign-in"))
+        .await;
+    b.screenshot("sign-in").await;
+    b.find("#token").await.send_keys(&c.token).await;
+    b.find("form.signin button[type=submit]")
+        .await
+        .click()
+        .await;
+    b.wait_for("the overview", limit, at("/ui")).await;
+    let page = b.page_source().await;
+    assert!(
+        page.contains("Overview") && page.contains("Latest changes"),
+        "{page}"
+    );
+    assert!(!page.contains(c.token.trim()), "the page carries the token");
+    b.screenshot("overview").await;
+    let session = b
+        .cookie("certraft_session")
+        .await
+        .expect("the session cookie");
+    assert_eq!(session.http_only, Some(true), "{session:?}");
+    assert_eq!(session.secure, Some(true), "{session:?}");
+    assert_eq!(session.same_site.as_deref(), Some("Strict"), "{session:?}");
+    // No script can read it.
+    let seen = b.execute("return document.cookie;", &[]).await;
+    assert_eq!(seen.as_str(), Some(""), "{seen}");
+
+    // Another node, same browser: signed in already.
+    b.goto(&format!("{}/ui", c.nodes[other].admin_url())).await;
+    b.wait_for("the overview on another node", limit, at("/ui"))
+        .await;
+    b.set_window_size(480, 800).await;
+    b.screenshot("overview-narrow").await;
+    b.set_window_size(1280, 800).await;
+
+    b.find("form.signout button[type=submit]")
+        .await
+        .click()
+        .await;
+    b.wait_for(
+        "the sign-in page after signing out",
+        limit,
+        at("/ui/sign-in"),
+    )
+    .await;
+    // The old cookie, put back, signs no one in on any node.
+    for i in 0..3 {
+        b.goto(&format!("{}/ui/sign-in", c.nodes[i].admin_url()))
+            .await;
+        let mut old = session.clone();
+        old.domain = None;
+        b.add_cookie(&old).await;
+        b.goto(&format!("{}/ui", c.nodes[i].admin_url())).await;
+        b.wait_for(
+            &format!("node {i} refusing the old cookie"),
+            limit,
+            at("/ui/sign-in"),
+        )
+        .await;
+    }
+}

@@ -116,7 +116,7 @@ pub(super) fn overview(s: &Signed, status: &ClusterStatus, inv: &Inventory, now:
                         @for m in &status.members {
                             tr {
                                 td { (m.id) }
-                                td { (m.role) @if m.voting { " (voter)" } }
+                                td { (m.role) @if m.role == "voter" && !m.voting { " (not voting yet)" } }
                                 td { code { (m.admin_addr) } }
                                 td { @match m.matched { Some(i) => { (i) } None => { "—" } } }
                                 td class=(health_class(&m.health)) { (m.health) }
