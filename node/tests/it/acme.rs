@@ -26,6 +26,18 @@ fn fast() -> Options {
         .env("CERTRAFT_TEST_ACME_BACKOFF_SECS", "2")
 }
 
+/// One node (fast ticks and backoffs) and a pebble that validates HTTP-01 at its `--http`
+/// port; `None` when pebble is missing (outside CI).
+async fn one_node_and_pebble() -> Option<(Cluster, Pebble)> {
+    let c = Cluster::start(1, fast()).await;
+    let ca = Pebble::start(PebbleOptions {
+        http_port: c.nodes[0].http,
+        ..Default::default()
+    })
+    .await?;
+    Some((c, ca))
+}
+
 /// Adds ACME issuer `name` for `pebble` through node `i`.
 async fn add_issuer(c: &Cluster, i: usize, name: &str, pebble: &Pebble) -> Value {
     c.api(i)
@@ -306,13 +318,7 @@ async fn a_leader_killed_mid_order_is_followed_by_one_that_finishes_the_same_ord
 /// at the cluster, the ACME certificate replaces the fallback.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failing_ca_is_covered_by_the_local_fallback_until_acme_succeeds() {
-    let c = Cluster::start(1, fast()).await;
-    let Some(ca) = Pebble::start(PebbleOptions {
-        http_port: c.nodes[0].http,
-        ..Default::default()
-    })
-    .await
-    else {
+    let Some((c, ca)) = one_node_and_pebble().await else {
         return;
     };
     // Nothing listens on 127.0.0.2: every validation fails.
@@ -377,13 +383,7 @@ async fn a_failing_ca_is_covered_by_the_local_fallback_until_acme_succeeds() {
 /// same account key again, records it, and the ACME certificate replaces the fallback.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_ca_that_went_down_and_forgot_the_account_takes_over_from_the_fallback() {
-    let c = Cluster::start(1, fast()).await;
-    let Some(ca) = Pebble::start(PebbleOptions {
-        http_port: c.nodes[0].http,
-        ..Default::default()
-    })
-    .await
-    else {
+    let Some((c, ca)) = one_node_and_pebble().await else {
         return;
     };
     add_issuer(&c, 0, "ca", &ca).await;
@@ -470,13 +470,7 @@ async fn a_ca_that_went_down_and_forgot_the_account_takes_over_from_the_fallback
 /// renewed certificate to the window the CA gives it.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_ca_renewal_window_brings_the_renewal_forward() {
-    let c = Cluster::start(1, fast()).await;
-    let Some(ca) = Pebble::start(PebbleOptions {
-        http_port: c.nodes[0].http,
-        ..Default::default()
-    })
-    .await
-    else {
+    let Some((c, ca)) = one_node_and_pebble().await else {
         return;
     };
     let t0 = unix_now();
