@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use instant_acme::{Account, ChallengeType, Identifier, NewOrder, OrderStatus, RetryPolicy};
 use tokio::task::JoinSet;
@@ -35,7 +35,7 @@ use crate::bundle::Keyring;
 use crate::clock::unix_now as now;
 use crate::inventory::{
     acme_backoff, acme_step, fallback_now, AcmeChallenge, AcmeIssuer, AcmeOrder, AcmeStep,
-    BundleStatus, ChallengeKind, Command, Current, Managed, NodeRole,
+    BundleStatus, ChallengeKind, Command, Current, Managed,
 };
 use crate::issuing::acme::{self, AcmeError};
 
@@ -44,9 +44,6 @@ use crate::issuing::acme::{self, AcmeError};
 /// pebble) without hammering it: Debian's pebble 2.4 deadlocks under 32 concurrent orders.
 const ORDERS_IN_FLIGHT: usize = 8;
 const ORDERS_PER_PASS: usize = 1024;
-/// How long the leader waits for every serving member to apply a challenge before it asks
-/// the CA to validate anyway (a member that is down cannot answer either way).
-const APPLIED_WAIT: Duration = Duration::from_secs(30);
 /// How long one pass polls an order for validation and issuance.
 const POLL: RetryPolicy = RetryPolicy::new()
     .initial_delay(Duration::from_millis(250))
@@ -261,7 +258,7 @@ async fn advance(
     let mut order = account.order(url.clone()).await.map_err(at(&url))?;
     let status = order.state().status;
     if status == OrderStatus::Pending {
-        wait_applied(st).await;
+        super::acme_applied::wait_applied(st).await;
         let kind = challenge_type(m.challenge.unwrap_or_default());
         let mut authzs = order.authorizations();
         while let Some(authz) = authzs.next().await {
@@ -393,63 +390,6 @@ async fn open(
     tracing::info!(cert = %name, order = %url, "acme order opened");
     crash_point("acme-after-open", st.node_id);
     Ok(record)
-}
-
-/// Waits until every serving member reports it applied what this leader has applied (so it
-/// answers the challenges just committed), at most [`APPLIED_WAIT`].
-async fn wait_applied(st: &AppState) {
-    let (target, members) = {
-        let m = st.raft.metrics();
-        let m = m.borrow();
-        let target = m.last_applied.map(|l| l.index).unwrap_or(0);
-        let members: Vec<(u64, String)> = m
-            .membership_config
-            .membership()
-            .nodes()
-            .filter(|(id, n)| **id != st.node_id && n.role != Some(NodeRole::Witness))
-            .map(|(id, n)| (*id, n.admin_addr.clone()))
-            .collect();
-        (target, members)
-    };
-    let deadline = Instant::now() + APPLIED_WAIT;
-    let mut waiting = members;
-    loop {
-        // Every member is asked at once: one slow or dead member costs its 2 s once.
-        let mut probes = JoinSet::new();
-        for (id, addr) in waiting {
-            let peers = st.peers.clone();
-            probes.spawn(async move {
-                let applied = async {
-                    let r = peers
-                        .get(format!("https://{addr}/readyz"))
-                        .timeout(Duration::from_secs(2))
-                        .send()
-                        .await
-                        .ok()?;
-                    let v: serde_json::Value = r.json().await.ok()?;
-                    v["last_applied"].as_u64()
-                }
-                .await;
-                (id, addr, applied)
-            });
-        }
-        let mut still = Vec::new();
-        while let Some(Ok((id, addr, applied))) = probes.join_next().await {
-            if applied.is_none_or(|a| a < target) {
-                still.push((id, addr));
-            }
-        }
-        waiting = still;
-        if waiting.is_empty() {
-            return;
-        }
-        if Instant::now() >= deadline {
-            let ids: Vec<String> = waiting.iter().map(|(id, _)| id.to_string()).collect();
-            tracing::warn!(nodes = %ids.join(", "), index = target, "these serving nodes did not confirm the challenge within 30 s; asking the CA to validate anyway");
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Why an order ended `invalid`: the first failed challenge's error.

@@ -19,6 +19,7 @@ use crate::raft::network::Network;
 use crate::raft::tls::{self, Members, NodeIdentity};
 use crate::raft::{NodeInfo, Raft};
 
+mod acme_applied;
 mod acme_ari;
 mod acme_duties;
 mod duties;

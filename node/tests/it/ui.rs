@@ -123,6 +123,12 @@ async fn a_console_session_opened_on_a_follower_works_everywhere_until_signed_ou
     assert!(page.contains("not an admin token"), "{page}");
     assert!(!page.contains(wrong), "the typed token is not echoed");
 
+    // An empty form: told what to type, no session.
+    let r = post_form(&http, &c, follower, "/ui/sign-in", None, &[("token", "")]).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.headers().get(SET_COOKIE).is_none());
+    assert!(r.text().await.unwrap().contains("type the admin token"));
+
     // The right token on a follower: a session cookie, not the token.
     let r = post_form(
         &http,
