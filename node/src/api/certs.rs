@@ -187,6 +187,13 @@ where
 }
 
 pub(super) fn assemble_source(src: &BundleSource) -> Result<Bundle, AppError> {
+    assemble_reporting(src).map(|(bundle, _)| bundle)
+}
+
+/// As [`assemble_source`], with what each file held (`certraft inspect`'s file list).
+pub(super) fn assemble_reporting(
+    src: &BundleSource,
+) -> Result<(Bundle, Vec<crate::bundle::report::FileSummary>), AppError> {
     if src.files.is_empty() {
         return Err(AppError::bad_request(
             "no_files",
@@ -209,11 +216,15 @@ pub(super) fn assemble_source(src: &BundleSource) -> Result<Bundle, AppError> {
             passphrase.as_ref(),
         )?);
     }
+    let files = parsed
+        .iter()
+        .map(crate::bundle::report::FileSummary::of)
+        .collect();
     let options = AssembleOptions {
         allow_incomplete: src.allow_incomplete,
         allow_expired: src.allow_expired,
     };
-    Ok(assemble(parsed, options, now())?)
+    Ok((assemble(parsed, options, now())?, files))
 }
 
 pub(super) fn default_name(b: &Bundle) -> String {
@@ -345,7 +356,7 @@ pub(super) async fn rotate(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
 pub(super) struct ForceQuery {
     #[serde(default)]
     force: bool,

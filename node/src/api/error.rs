@@ -127,10 +127,11 @@ impl From<crate::issuing::IssuingError> for AppError {
     }
 }
 
-impl IntoResponse for AppError {
-    fn into_response(self) -> Response {
-        let (status, code, message, hint): (StatusCode, &str, String, Option<String>) = match self
-        {
+impl AppError {
+    /// What the client is told: the status, the stable code, the message and the hint. The
+    /// API sends them as JSON, the web console as a page.
+    pub fn parts(self) -> (StatusCode, &'static str, String, Option<String>) {
+        match self {
             AppError::Unauthorized(m) => (
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
@@ -222,7 +223,13 @@ impl IntoResponse for AppError {
                     None,
                 )
             }
-        };
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, code, message, hint) = self.parts();
         let body = ErrorBody {
             error: ApiError {
                 code: code.to_string(),

@@ -259,16 +259,21 @@ pub(super) async fn forward(
         }
     })?;
     let status = resp.status();
-    // The console's redirects and its session cookie go back to the browser as they came.
-    let kept: Vec<(&str, HeaderValue)> = ["content-type", "location", "set-cookie"]
-        .into_iter()
-        .flat_map(|name| {
-            resp.headers()
-                .get_all(name)
-                .iter()
-                .map(move |v| (name, v.clone()))
-        })
-        .collect();
+    // The console's redirects, downloads and its session cookie go back to the browser as they came.
+    let kept: Vec<(&str, HeaderValue)> = [
+        "content-type",
+        "content-disposition",
+        "location",
+        "set-cookie",
+    ]
+    .into_iter()
+    .flat_map(|name| {
+        resp.headers()
+            .get_all(name)
+            .iter()
+            .map(move |v| (name, v.clone()))
+    })
+    .collect();
     let refused_early = resp.headers().contains_key(NOT_PROPOSED);
     let bytes = resp.bytes().await.map_err(unanswered)?;
     let mut out = Response::new(Body::from(bytes));

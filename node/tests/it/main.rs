@@ -17,5 +17,6 @@ mod support;
 mod tidy;
 mod trust;
 mod ui;
+mod ui_pages;
 mod upgrade;
 mod wire_fuzz;

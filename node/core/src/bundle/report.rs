@@ -171,7 +171,8 @@ impl InspectReport {
     }
 }
 
-fn display_key(k: KeyKind) -> String {
+/// A key as people name it: "RSA 2048 bits", "ECDSA P-256".
+pub fn display_key(k: KeyKind) -> String {
     match k {
         KeyKind::Rsa { bits } => format!("RSA {bits} bits"),
         KeyKind::EcP256 => "ECDSA P-256".into(),
@@ -180,7 +181,8 @@ fn display_key(k: KeyKind) -> String {
     }
 }
 
-fn completeness_text(c: Completeness) -> &'static str {
+/// What a chain's completeness means for clients, in a sentence fragment.
+pub fn completeness_text(c: Completeness) -> &'static str {
     match c {
         Completeness::Complete => "complete (ends at a self-signed root)",
         Completeness::NoRoot => "no-root (ends at an intermediate; clients supply the root)",

@@ -16,7 +16,11 @@
 //!   failure limit (429 once over it) and are answered after the same delay.
 //! - Writes run on the leader like the API's: a follower forwards the form.
 
+mod admin;
+mod certs;
+mod issuing;
 mod pages;
+mod transfer;
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -43,19 +47,101 @@ const COOKIE: &str = "certraft_session";
 const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
                    frame-ancestors 'none'; base-uri 'none'";
 
-/// The console's routes, nested at `/ui`.
+/// The console's routes, nested at `/ui`. Every page and form runs on the leader, like the
+/// API (a follower forwards it with the browser's cookie), so what a page shows is the
+/// committed state and the leader's view of every member.
 pub(super) fn router(state: S) -> Router<S> {
-    let writes = Router::new()
-        .route("/sign-in", post(sign_in))
+    let pages = Router::new()
+        .route("/", get(overview))
+        .route("/sign-in", get(sign_in_page).post(sign_in))
         .route("/sign-out", post(sign_out))
+        .merge(certs::routes())
+        .merge(transfer::routes())
+        .merge(admin::routes())
+        .merge(issuing::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), on_leader))
         .route_layer(middleware::from_fn_with_state(state.clone(), read_body));
     Router::new()
-        .route("/", get(overview))
-        .route("/sign-in", get(sign_in_page))
         .route("/static/app.css", get(stylesheet))
-        .merge(writes)
+        .merge(pages)
+        .layer(middleware::from_fn(html_errors))
+        .layer(middleware::from_fn(same_origin))
         .layer(middleware::from_fn(security_headers))
+}
+
+/// Refuses a form posted from another site: a browser names the page's origin on every POST
+/// (`Origin`, and `Sec-Fetch-Site` in current browsers). This backs the forms' CSRF tokens;
+/// it runs on the node the browser talks to, before anything is forwarded.
+async fn same_origin(req: axum::extract::Request, next: Next) -> Response {
+    if req.method() == axum::http::Method::POST && !same_site(req.headers()) {
+        return (
+            StatusCode::FORBIDDEN,
+            pages::message(
+                "Refused",
+                "This form was sent from another site. Open the console directly and use its own forms.",
+            ),
+        )
+            .into_response();
+    }
+    next.run(req).await
+}
+
+fn same_site(headers: &HeaderMap) -> bool {
+    let fetch_site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+    if matches!(fetch_site, Some("cross-site" | "same-site")) {
+        return false;
+    }
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    // No Origin (not a browser), or "null" (what a browser sends from a page whose referrer
+    // policy is `no-referrer`, as the console's): `Sec-Fetch-Site` above and the CSRF token
+    // decide.
+    let Some(origin) = origin.filter(|o| *o != "null") else {
+        return true;
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    origin
+        .strip_prefix("https://")
+        .is_some_and(|o| o.eq_ignore_ascii_case(host))
+}
+
+/// Turns the API's JSON errors (a missing leader, a forwarded refusal, a body over budget)
+/// into a page with the same message and hint.
+async fn html_errors(req: axum::extract::Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !json || !(resp.status().is_client_error() || resp.status().is_server_error()) {
+        return resp;
+    }
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap_or_default();
+    let (message, hint) = match serde_json::from_slice::<super::dto::ErrorBody>(&bytes) {
+        Ok(b) => (b.error.message, b.error.hint),
+        Err(_) => (format!("the node answered {status}"), None),
+    };
+    (
+        status,
+        pages::failure("Not done", &message, hint.as_deref()),
+    )
+        .into_response()
+}
+
+/// An API error as a page: its message and hint, with its status.
+pub(super) fn error_page(e: super::error::AppError) -> Response {
+    let (status, _, message, hint) = e.parts();
+    (
+        status,
+        pages::failure("Not done", &message, hint.as_deref()),
+    )
+        .into_response()
 }
 
 /// The headers every console answer carries.
@@ -91,6 +177,11 @@ impl Signed {
     /// The CSRF token of this session's forms.
     pub(super) fn csrf(&self) -> String {
         csrf_of(&self.secret)
+    }
+
+    /// The session's id as the inventory keeps it (the secret's hash).
+    pub(super) fn session_hash(&self) -> [u8; 32] {
+        session_hash(&self.secret)
     }
 }
 
@@ -153,6 +244,11 @@ async fn signed(st: &AppState, headers: &HeaderMap) -> Option<Signed> {
         secret,
         actor: actor?,
     })
+}
+
+/// The signed-in session of a page request, or the redirect to sign in.
+pub(super) async fn session(st: &AppState, headers: &HeaderMap) -> Result<Signed, Response> {
+    signed(st, headers).await.ok_or_else(to_sign_in)
 }
 
 fn to_sign_in() -> Response {
@@ -244,13 +340,17 @@ async fn sign_in(
 }
 
 #[derive(Deserialize)]
-struct CsrfForm {
+pub(super) struct CsrfForm {
     #[serde(default)]
-    csrf: String,
+    pub(super) csrf: String,
 }
 
 /// The session of a form post, if its CSRF token is the session's.
-async fn posted(st: &AppState, headers: &HeaderMap, csrf: &str) -> Result<Signed, Response> {
+pub(super) async fn posted(
+    st: &AppState,
+    headers: &HeaderMap,
+    csrf: &str,
+) -> Result<Signed, Response> {
     let Some(s) = signed(st, headers).await else {
         return Err(to_sign_in());
     };
@@ -306,8 +406,9 @@ async fn sign_out(State(st): State<S>, headers: HeaderMap, Form(form): Form<Csrf
 }
 
 async fn overview(State(st): State<S>, headers: HeaderMap) -> Response {
-    let Some(s) = signed(&st, &headers).await else {
-        return to_sign_in();
+    let s = match session(&st, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
     };
     let status = match super::cluster::cluster_status(State(st.clone())).await {
         Ok(axum::Json(status)) => status,
@@ -344,6 +445,31 @@ mod tests {
             HeaderValue::from_static("certraft_session="),
         );
         assert!(cookie_secret(&h).is_none());
+    }
+
+    #[test]
+    fn only_forms_from_this_origin_pass() {
+        let h = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = HeaderMap::new();
+            h.insert(header::HOST, HeaderValue::from_static("10.0.0.1:9443"));
+            for (k, v) in pairs {
+                h.insert(*k, HeaderValue::from_static(v));
+            }
+            h
+        };
+        assert!(same_site(&h(&[])), "no Origin: the token decides");
+        assert!(same_site(&h(&[("origin", "https://10.0.0.1:9443")])));
+        assert!(same_site(&h(&[
+            ("origin", "null"),
+            ("sec-fetch-site", "same-origin")
+        ])));
+        assert!(!same_site(&h(&[("origin", "https://evil.test")])));
+        assert!(!same_site(&h(&[("origin", "http://10.0.0.1:9443")])));
+        assert!(!same_site(&h(&[
+            ("origin", "null"),
+            ("sec-fetch-site", "cross-site")
+        ])));
+        assert!(!same_site(&h(&[("sec-fetch-site", "same-site")])));
     }
 
     #[test]

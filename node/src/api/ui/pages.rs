@@ -9,10 +9,80 @@ use crate::inventory::{BundleStatus, Inventory};
 
 /// Certificates expiring within this many days are listed on the overview.
 const SOON_DAYS: i64 = 30;
+/// Rows of that list on the overview (the rest are a link away).
+const SOON_SHOWN: usize = 20;
 /// Audit events on the overview.
 const RECENT_AUDIT: usize = 10;
 
 pub(super) struct Page(Markup);
+
+/// The main menu: every page a signed-in operator can open.
+const NAV: &[(&str, &str)] = &[
+    ("/ui", "Overview"),
+    ("/ui/certs", "Certificates"),
+    ("/ui/import", "Import"),
+    ("/ui/csrs", "CSRs"),
+    ("/ui/issuers", "Issuers"),
+    ("/ui/nodes", "Nodes"),
+    ("/ui/audit", "Audit"),
+    ("/ui/backup", "Backup"),
+];
+
+/// The outcome shown at the top of a page after an action.
+pub(super) enum Alert {
+    /// It was done (a fixed sentence).
+    Done(&'static str),
+    /// The cluster refused it: the refusal's message and hint.
+    Refused {
+        message: String,
+        hint: Option<String>,
+    },
+}
+
+impl Alert {
+    pub(super) fn markup(&self) -> Markup {
+        match self {
+            Alert::Done(text) => html! { p.done role="status" { (text) } },
+            Alert::Refused { message, hint } => html! {
+                div.error role="alert" {
+                    p { strong { "Refused: " } (message) }
+                    @if let Some(h) = hint { p.hint { (h) } }
+                }
+            },
+        }
+    }
+}
+
+/// `?k=v&…` with each value percent-encoded (empty for no pairs).
+pub(super) fn query_string(pairs: &[(&str, String)]) -> String {
+    let mut out = String::new();
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        out.push(if i == 0 { '?' } else { '&' });
+        out.push_str(k);
+        out.push('=');
+        for b in v.bytes() {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'*') {
+                out.push(b as char);
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    out
+}
+
+/// The class that colours a certificate's expiry: expired, within 14 days, within 30.
+pub(super) fn expiry_class(days_left: i64) -> &'static str {
+    if days_left < 0 {
+        "bad"
+    } else if days_left < 14 {
+        "warn"
+    } else if days_left < 30 {
+        "soon"
+    } else {
+        ""
+    }
+}
 
 impl IntoResponse for Page {
     fn into_response(self) -> Response {
@@ -20,7 +90,7 @@ impl IntoResponse for Page {
     }
 }
 
-fn layout(title: &str, signed: Option<&Signed>, body: Markup) -> Page {
+pub(super) fn layout(title: &str, signed: Option<&Signed>, body: Markup) -> Page {
     Page(html! {
         (DOCTYPE)
         html lang="en" {
@@ -35,7 +105,10 @@ fn layout(title: &str, signed: Option<&Signed>, body: Markup) -> Page {
                     a.brand href="/ui" { "certraft" }
                     @if let Some(s) = signed {
                         nav aria-label="Main" {
-                            a href="/ui" { "Overview" }
+                            @for (href, label) in NAV {
+                                @if *label == title { a href=(href) aria-current="page" { (label) } }
+                                @else { a href=(href) { (label) } }
+                            }
                         }
                         form.signout method="post" action="/ui/sign-out" {
                             input type="hidden" name="csrf" value=(s.csrf());
@@ -81,7 +154,23 @@ pub(super) fn message(title: &str, text: &str) -> Page {
     )
 }
 
-fn days_left(not_after: i64, now: i64) -> i64 {
+/// A failure page: what went wrong and what to do next.
+pub(super) fn failure(title: &str, message: &str, hint: Option<&str>) -> Page {
+    layout(
+        title,
+        None,
+        html! {
+            h1 { (title) }
+            div.error role="alert" {
+                p { (message) }
+                @if let Some(h) = hint { p.hint { (h) } }
+            }
+            p { a href="/ui" { "Back to the console" } }
+        },
+    )
+}
+
+pub(super) fn days_left(not_after: i64, now: i64) -> i64 {
     (not_after - now).div_euclid(86_400)
 }
 
@@ -94,6 +183,9 @@ pub(super) fn overview(s: &Signed, status: &ClusterStatus, inv: &Inventory, now:
         .filter(|b| b.meta.not_after - now < SOON_DAYS * 86_400)
         .collect();
     soon.sort_by_key(|b| b.meta.not_after);
+    let expired = soon.iter().filter(|b| b.meta.not_after < now).count();
+    let more = soon.len().saturating_sub(SOON_SHOWN);
+    soon.truncate(SOON_SHOWN);
     let leader = status.leader;
     layout(
         "Overview",
@@ -130,21 +222,25 @@ pub(super) fn overview(s: &Signed, status: &ClusterStatus, inv: &Inventory, now:
                 @if soon.is_empty() {
                     p.good { "Nothing expires within " (SOON_DAYS) " days." }
                 } @else {
+                    p { strong.bad { (expired) " expired" } ", " (soon.len() + more - expired) " expiring soon." }
                     table {
                         thead { tr { th scope="col" { "Name" } th scope="col" { "Hostnames" } th scope="col" { "Not after" } th scope="col" { "Days left" } } }
                         tbody {
                             @for b in &soon {
                                 @let left = days_left(b.meta.not_after, now);
                                 tr {
-                                    td { (b.name) }
+                                    td { a href={ "/ui/certs/" (b.name) } { (b.name) } }
                                     td { (b.meta.hostnames.join(", ")) }
                                     td { (crate::bundle::assemble::fmt_time(b.meta.not_after)) }
-                                    td class=(if left < 0 { "bad" } else if left < 7 { "warn" } else { "" }) {
+                                    td class=(expiry_class(left)) {
                                         @if left < 0 { "expired" } @else { (left) }
                                     }
                                 }
                             }
                         }
+                    }
+                    @if more > 0 {
+                        p { a href="/ui/certs?show=expiring&sort=expiry" { "and " (more) " more: all expiring certificates" } }
                     }
                 }
             }
