@@ -113,7 +113,16 @@ async fn a_minute_certificate_is_renewed_at_two_thirds_on_every_node_without_a_f
                 PATIENCE,
                 || {
                     let client = client.clone();
-                    async move { handshake(&client, port, Some(host)).await }
+                    async move {
+                        // Until it has applied the issue, a node answers with its own
+                        // certificate (no default is set): wait for the one that names host.
+                        let leaf = handshake(&client, port, Some(host)).await?;
+                        if leaf.windows(host.len()).any(|w| w == host.as_bytes()) {
+                            Ok(leaf)
+                        } else {
+                            Err(format!("port {port} does not serve {host} yet"))
+                        }
+                    }
                 },
             )
             .await;
