@@ -2,8 +2,9 @@
 //!
 //! A failed sign-in (a wrong admin token, a wrong join secret) never reaches Raft or the audit
 //! log one by one: it is counted here, per kind for `/metrics` and per source address for the
-//! rate limit and the audit summary the leader commits at most once a minute
-//! ([`AuthFailures::take_summary`]). A source with too many recent failures is answered 429
+//! rate limit and the node's audit summary, once a minute ([`AuthFailures::take_summary`]:
+//! the leader proposes its own; another member hands its own to the leader over the cluster
+//! port, which records it as that member's). A source with too many recent failures is answered 429
 //! before anything is checked.
 
 use std::collections::{BTreeMap, HashMap};

@@ -292,9 +292,14 @@ pub(super) async fn replicate_pending_token(
     }
 }
 
-/// Once a minute: the failed sign-ins this node saw become one audit record (on the leader,
-/// through Raft) or one log line (elsewhere), never one entry per attempt.
-pub(super) async fn audit_failed_sign_ins(state: Arc<AppState>, cancel: CancellationToken) {
+/// Once a minute: the failed sign-ins this node saw become one audit record through Raft:
+/// proposed here on the leader, handed to the leader over the cluster port elsewhere (which
+/// records it as this node's); a log line when neither works. Never one entry per attempt.
+pub(super) async fn audit_failed_sign_ins(
+    state: Arc<AppState>,
+    network: Network,
+    cancel: CancellationToken,
+) {
     // Tests shorten the interval; operators have no reason to.
     let every = std::env::var("CERTRAFT_FAILURE_AUDIT_SECS")
         .ok()
@@ -308,17 +313,41 @@ pub(super) async fn audit_failed_sign_ins(state: Arc<AppState>, cancel: Cancella
         let Some(summary) = state.failures.take_summary() else {
             continue;
         };
-        let leading = state.raft.metrics().borrow().current_leader == Some(state.node_id);
-        if leading {
-            let record = Command::Record {
-                what: format!("node {}: {summary}", state.node_id),
-                result: "refused".into(),
-            };
-            if let Err(e) = state.propose("certraft-node", record).await {
-                tracing::warn!(%summary, error = ?e, "failed sign-ins not audited");
+        let m = state.raft.metrics().borrow().clone();
+        let recorded = match m.current_leader {
+            Some(leader) if leader == state.node_id => {
+                let record = Command::Record {
+                    what: format!("node {}: {summary}", state.node_id),
+                    result: "refused".into(),
+                };
+                state
+                    .propose("certraft-node", record)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| format!("{e:?}"))
             }
-        } else {
-            tracing::warn!(%summary, "failed sign-ins on this node's admin port in the last minute");
+            Some(leader) => match m.membership_config.membership().get_node(&leader) {
+                Some(info) => {
+                    let client = openraft::network::RaftNetworkFactory::new_client(
+                        &mut network.clone(),
+                        leader,
+                        info,
+                    )
+                    .await;
+                    let report = crate::raft::network::FailureReport {
+                        summary: summary.clone(),
+                    };
+                    client
+                        .report_failures(&report)
+                        .await
+                        .map_err(|e| e.to_string())
+                }
+                None => Err(format!("leader {leader} has no known address yet")),
+            },
+            None => Err("no leader known".into()),
+        };
+        if let Err(e) = recorded {
+            tracing::warn!(%summary, error = %e, "failed sign-ins on this node's admin port in the last minute (not audited)");
         }
     }
 }

@@ -374,7 +374,11 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<(), NodeErro
         state.keyring.clone(),
         cancel.clone(),
     ));
-    tracker.spawn(audit_failed_sign_ins(state.clone(), cancel.clone()));
+    tracker.spawn(audit_failed_sign_ins(
+        state.clone(),
+        network.clone(),
+        cancel.clone(),
+    ));
     tracker.spawn(enable_features(state.clone(), cancel.clone()));
     tracker.spawn(issuing_duties::ensure_local_issuer(
         state.clone(),

@@ -198,7 +198,43 @@ pub struct AdminTokenProposal {
     pub secret_sha256: [u8; 32],
 }
 
+/// A member's summary of the failed sign-ins on its admin port, for the leader to audit.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct FailureReport {
+    pub summary: String,
+}
+
+/// The longest failure summary the leader records (longer ones are cut).
+pub const MAX_FAILURE_REPORT: usize = 2048;
+/// How often the leader records a summary from one member.
+pub const FAILURE_REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(20);
+
 impl PeerClient {
+    /// Hands the leader this node's summary of failed sign-ins (an audit record there).
+    pub async fn report_failures(&self, report: &FailureReport) -> Result<(), ProposeError> {
+        let failed = |e: String| ProposeError::Failed(e);
+        let client = self.client.as_ref().map_err(|e| failed(e.clone()))?;
+        let resp = client
+            .post(format!("{}/failures", self.base))
+            .header("content-type", CBOR)
+            .timeout(std::time::Duration::from_secs(10))
+            .body(to_cbor(report))
+            .send()
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        let status = resp.status();
+        let body = resp.bytes().await.map_err(|e| failed(e.to_string()))?;
+        if !status.is_success() {
+            return Err(failed(format!(
+                "node {} answered {status}: {}",
+                self.target,
+                String::from_utf8_lossy(&body)
+            )));
+        }
+        ciborium::from_reader::<Result<(), ProposeError>, _>(&body[..])
+            .map_err(|e| failed(e.to_string()))?
+    }
+
     /// Asks the leader to commit an offline-made admin token. `NotAllowed` is final; the
     /// other errors may clear on a retry.
     pub async fn propose_admin_token(
@@ -270,6 +306,8 @@ struct Port {
     /// Bytes received so far per snapshot being installed (its id): a chunk must continue
     /// what arrived, so a peer cannot make this node allocate up to an offset it names.
     snapshots: Arc<Mutex<HashMap<String, u64>>>,
+    /// When each member's last failure report was recorded ([`FAILURE_REPORT_EVERY`]).
+    reports: Arc<Mutex<HashMap<u64, std::time::Instant>>>,
 }
 
 /// The largest snapshot this node receives (100,000 bundles are about 150 MB).
@@ -284,12 +322,14 @@ pub fn router(raft: Raft, members: Members) -> Router {
         raft,
         members,
         snapshots: Arc::default(),
+        reports: Arc::default(),
     };
     Router::new()
         .route("/raft/append", post(append))
         .route("/raft/vote", post(vote))
         .route("/raft/snapshot", post(snapshot))
         .route("/raft/propose", post(propose))
+        .route("/raft/failures", post(record_failures))
         .route_layer(axum::middleware::from_fn_with_state(
             port.clone(),
             authorize,
@@ -469,6 +509,58 @@ async fn propose(
             Some(Err(refusal)) => Err(ProposeError::NotAllowed(refusal.to_string())),
             None => Err(ProposeError::Failed("the entry answered nothing".into())),
         },
+        Err(RaftError::APIError(openraft::error::ClientWriteError::ForwardToLeader(f))) => {
+            Err(ProposeError::NotLeader(f.leader_id.unwrap_or(0)))
+        }
+        Err(e) => Err(ProposeError::Failed(e.to_string())),
+    };
+    cbor_reply(&result)
+}
+
+/// On the leader: a member's summary of failed sign-ins on its admin port becomes an audit
+/// record, attributed to that member. Any member may report (a traffic node sees sign-ins
+/// too); what it can write is bounded: one record per [`FAILURE_REPORT_EVERY`], at most
+/// [`MAX_FAILURE_REPORT`] bytes, control characters escaped by `apply`, refused-class (the
+/// first records to go when the log is full), and always prefixed with its node id.
+async fn record_failures(
+    State(port): State<Port>,
+    Extension(peer): Extension<PeerNode>,
+    Cbor(report): Cbor<FailureReport>,
+) -> Response {
+    {
+        let mut last = port.reports.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        if last
+            .get(&peer.id)
+            .is_some_and(|t| now.duration_since(*t) < FAILURE_REPORT_EVERY)
+        {
+            return cbor_reply(&Err::<(), _>(ProposeError::NotAllowed(format!(
+                "node {} reported failed sign-ins less than {} s ago",
+                peer.id,
+                FAILURE_REPORT_EVERY.as_secs()
+            ))));
+        }
+        last.insert(peer.id, now);
+    }
+    let mut summary = report.summary;
+    if summary.len() > MAX_FAILURE_REPORT {
+        let mut cut = MAX_FAILURE_REPORT;
+        while !summary.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        summary.truncate(cut);
+        summary.push('…');
+    }
+    let req = crate::inventory::Request::new(
+        "certraft-node",
+        crate::clock::unix_now(),
+        crate::inventory::Command::Record {
+            what: format!("node {}: {summary}", peer.id),
+            result: "refused".into(),
+        },
+    );
+    let result = match port.raft.client_write(req).await {
+        Ok(_) => Ok(()),
         Err(RaftError::APIError(openraft::error::ClientWriteError::ForwardToLeader(f))) => {
             Err(ProposeError::NotLeader(f.leader_id.unwrap_or(0)))
         }

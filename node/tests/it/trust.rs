@@ -229,6 +229,48 @@ async fn a_traffic_node_can_mint_nothing_lead_nothing_and_holds_no_ca_key() {
     let now = c.readyz(leader).await.unwrap().0["term"].as_u64().unwrap();
     assert_eq!(now, term, "the term moved");
     assert!(!audit_text(&c, leader).await.contains("pwned"));
+
+    // Failure reports (a member's failed sign-ins, for the audit log): recorded as the
+    // learner's own, cut to size, and at most one per 20 s however fast it sends them.
+    let flood = certraft::raft::network::FailureReport {
+        summary: format!("forged\u{1b}[2J {}", "x".repeat(10_000)),
+    };
+    let mut answers = Vec::new();
+    for _ in 0..5 {
+        let (status, body) = cluster_call(
+            &c,
+            leader,
+            &l.node_cert_der,
+            &l.node_key_pkcs8,
+            "failures",
+            cbor(&flood),
+        )
+        .await
+        .expect("a member's handshake");
+        assert_eq!(status, 200);
+        let answer: Result<(), ProposeError> = ciborium::from_reader(&body[..]).unwrap();
+        answers.push(answer.is_ok());
+    }
+    assert_eq!(
+        answers,
+        [true, false, false, false, false],
+        "one report recorded"
+    );
+    let audit = c.api(leader).get("/api/v1/audit").await.ok("audit");
+    let records: Vec<&str> = audit["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["what"].as_str())
+        .filter(|w| w.contains("forged"))
+        .collect();
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert!(
+        records[0].starts_with(&format!("node {learner_id}: forged\\u{{1b}}"))
+            && records[0].len() < 2200,
+        "{}",
+        &records[0][..80]
+    );
 }
 
 /// Regression (review items 3, 4 and 5): a certificate the CA re-issues for a member's id (a

@@ -82,7 +82,11 @@ fn csrf_in(page: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_console_session_opened_on_a_follower_works_everywhere_until_signed_out() {
-    let c = Cluster::start(3, Options::default()).await;
+    let c = Cluster::start(
+        3,
+        Options::default().env("CERTRAFT_FAILURE_AUDIT_SECS", "1"),
+    )
+    .await;
     let leader = c.leader().await;
     let follower = (0..3).find(|&i| i != leader).expect("a follower");
     let other = (0..3)
@@ -222,6 +226,25 @@ async fn a_console_session_opened_on_a_follower_works_everywhere_until_signed_ou
     let audit = c.api(leader).get("/api/v1/audit").await.text;
     assert!(audit.contains("web console sign-in as"), "{audit}");
     assert!(audit.contains("web console sign-out"), "{audit}");
+    // The wrong token typed on the follower: counted there, against the browser's address,
+    // and audited through the leader as that node's.
+    let failed = format!(
+        "node {}: 1 failed sign-ins with a wrong admin token from 127.0.0.1",
+        c.nodes[follower].id
+    );
+    c.wait_for(
+        "the follower's failed sign-in in the audit log",
+        crate::support::cluster::PATIENCE,
+        || async {
+            let audit = c.api(leader).get("/api/v1/audit").await.text;
+            if audit.contains(&failed) {
+                Ok(())
+            } else {
+                Err(audit.chars().rev().take(600).collect::<String>())
+            }
+        },
+    )
+    .await;
 }
 
 /// The console in a real browser (headless chromium): redirected to sign in, signed in on a

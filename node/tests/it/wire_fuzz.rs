@@ -172,7 +172,7 @@ async fn live_cluster_ports_survive_mutated_messages() {
                 .map(|_| (next() as u16, next() as u8, next() as u8))
                 .collect();
             let body = mutate(seeds[i % seeds.len()].clone(), &edits);
-            let route = ["vote", "append", "propose", "snapshot"][i % 4];
+            let route = ["vote", "append", "propose", "snapshot", "failures"][i % 5];
             if let Ok(r) = client
                 .post(format!("{base}/{route}"))
                 .header("content-type", "application/cbor")

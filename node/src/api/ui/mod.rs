@@ -51,9 +51,15 @@ const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-ac
 /// API (a follower forwards it with the browser's cookie), so what a page shows is the
 /// committed state and the leader's view of every member.
 pub(super) fn router(state: S) -> Router<S> {
+    // A sign-in's token is checked where the browser sent it, before it is forwarded.
+    let sign_in_post = Router::new()
+        .route("/sign-in", post(sign_in))
+        .route_layer(middleware::from_fn_with_state(state.clone(), on_leader))
+        .route_layer(middleware::from_fn_with_state(state.clone(), checked_here))
+        .route_layer(middleware::from_fn_with_state(state.clone(), read_body));
     let pages = Router::new()
         .route("/", get(overview))
-        .route("/sign-in", get(sign_in_page).post(sign_in))
+        .route("/sign-in", get(sign_in_page))
         .route("/sign-out", post(sign_out))
         .merge(certs::routes())
         .merge(transfer::routes())
@@ -64,6 +70,7 @@ pub(super) fn router(state: S) -> Router<S> {
     Router::new()
         .route("/static/app.css", get(stylesheet))
         .merge(pages)
+        .merge(sign_in_post)
         .layer(middleware::from_fn(html_errors))
         .layer(middleware::from_fn(same_origin))
         .layer(middleware::from_fn(security_headers))
@@ -262,6 +269,93 @@ async fn sign_in_page(State(st): State<S>, headers: HeaderMap) -> Response {
     pages::sign_in(None).into_response()
 }
 
+/// The name of the admin token a sign-in typed, or the page that refuses it. Run on the node
+/// the browser reached (so the failure limit counts the browser's address, and a follower
+/// forwards only a token it knows) and again on the leader that opens the session.
+async fn check_token(st: &AppState, ip: std::net::IpAddr, token: &str) -> Result<String, Response> {
+    if token.trim().is_empty() {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            pages::sign_in(Some("type the admin token into the form")),
+        )
+            .into_response());
+    }
+    let when = std::time::Instant::now();
+    if st.failures.limited(ip, when) {
+        return Err((
+            StatusCode::TOO_MANY_REQUESTS,
+            pages::sign_in(Some(&format!(
+                "too many failed sign-ins from {ip} lately; wait {} s, then try again",
+                super::auth::WINDOW.as_secs()
+            ))),
+        )
+            .into_response());
+    }
+    let may_wait = !st.failures.over_limit(ip, when);
+    match st.token_name(&token_hash(token), may_wait).await {
+        Some(actor) => Ok(actor),
+        None => {
+            st.failures.record(FailureKind::AdminToken, ip, when);
+            Err((
+                StatusCode::UNAUTHORIZED,
+                pages::sign_in(Some(
+                    "that is not an admin token of this cluster (it is in DATA/admin.token on the first node, or made with `certraft-node admin-token`)",
+                )),
+            )
+                .into_response())
+        }
+    }
+}
+
+/// Before a sign-in is forwarded: its token checked here (see [`check_token`]).
+async fn checked_here(
+    State(st): State<S>,
+    addr: Option<axum::Extension<crate::http::ClientAddr>>,
+    req: axum::extract::Request,
+    next: Next,
+) -> Response {
+    if req.headers().contains_key(FORWARDED) {
+        // Checked by the node that forwarded it; the handler checks again.
+        return next.run(req).await;
+    }
+    let ip = addr
+        .map(|a| a.0 .0.ip())
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_FORM_BYTES).await else {
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            pages::sign_in(Some("the sign-in form was too large")),
+        )
+            .into_response();
+    };
+    // The form as the handler will read it (a body that is not one has no token).
+    let mut probe = axum::extract::Request::new(axum::body::Body::from(bytes.clone()));
+    *probe.method_mut() = parts.method.clone();
+    if let Some(kind) = parts.headers.get(header::CONTENT_TYPE) {
+        probe
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, kind.clone());
+    }
+    let token = Zeroizing::new(
+        <Form<SignInForm> as axum::extract::FromRequest<()>>::from_request(probe, &())
+            .await
+            .map(|Form(f)| f.token)
+            .unwrap_or_default(),
+    );
+    if let Err(refused) = check_token(&st, ip, &token).await {
+        return refused;
+    }
+    next.run(axum::extract::Request::from_parts(
+        parts,
+        axum::body::Body::from(bytes),
+    ))
+    .await
+}
+
+/// The largest sign-in form read (a token is under 100 bytes).
+const MAX_FORM_BYTES: usize = 8 * 1024;
+
 #[derive(Deserialize)]
 struct SignInForm {
     #[serde(default)]
@@ -279,34 +373,9 @@ async fn sign_in(
         .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
     let forwarded = headers.contains_key(FORWARDED);
     let token = Zeroizing::new(form.token);
-    if token.trim().is_empty() {
-        return (
-            StatusCode::BAD_REQUEST,
-            pages::sign_in(Some("type the admin token into the form")),
-        )
-            .into_response();
-    }
-    let when = std::time::Instant::now();
-    if st.failures.limited(ip, when) {
-        return (
-            StatusCode::TOO_MANY_REQUESTS,
-            pages::sign_in(Some(&format!(
-                "too many failed sign-ins from {ip} lately; wait {} s, then try again",
-                super::auth::WINDOW.as_secs()
-            ))),
-        )
-            .into_response();
-    }
-    let may_wait = !st.failures.over_limit(ip, when);
-    let Some(actor) = st.token_name(&token_hash(&token), may_wait).await else {
-        st.failures.record(FailureKind::AdminToken, ip, when);
-        return (
-            StatusCode::UNAUTHORIZED,
-            pages::sign_in(Some(
-                "that is not an admin token of this cluster (it is in DATA/admin.token on the first node, or made with `certraft-node admin-token`)",
-            )),
-        )
-            .into_response();
+    let actor = match check_token(&st, ip, &token).await {
+        Ok(actor) => actor,
+        Err(refused) => return refused,
     };
     let secret = crate::datadir::random_hex(32);
     let at = now();
