@@ -252,19 +252,9 @@ pub(super) async fn replicate_pending_token(
                 }
             }
             // A follower hands it to the leader over the cluster port (mutual TLS).
-            Some(leader) => match m.membership_config.membership().get_node(&leader) {
-                Some(info) => {
-                    let client = openraft::network::RaftNetworkFactory::new_client(
-                        &mut network.clone(),
-                        leader,
-                        info,
-                    )
-                    .await;
-                    client.propose_admin_token(&proposal).await
-                }
-                None => Err(ProposeError::Failed(format!(
-                    "leader {leader} has no known address yet"
-                ))),
+            Some(leader) => match leader_client(&network, &m, leader).await {
+                Ok(client) => client.propose_admin_token(&proposal).await,
+                Err(e) => Err(ProposeError::Failed(e)),
             },
             None => Err(ProposeError::Failed("no leader known yet".into())),
         };
@@ -290,6 +280,20 @@ pub(super) async fn replicate_pending_token(
             _ = tokio::time::sleep(Duration::from_millis(200)) => {}
         }
     }
+}
+
+/// A client of the leader's cluster port (mutual TLS), from the membership's address for it.
+async fn leader_client(
+    network: &Network,
+    m: &openraft::RaftMetrics<u64, crate::raft::NodeInfo>,
+    leader: u64,
+) -> Result<crate::raft::network::PeerClient, String> {
+    let info = m
+        .membership_config
+        .membership()
+        .get_node(&leader)
+        .ok_or_else(|| format!("leader {leader} has no known address yet"))?;
+    Ok(openraft::network::RaftNetworkFactory::new_client(&mut network.clone(), leader, info).await)
 }
 
 /// Once a minute: the failed sign-ins this node saw become one audit record through Raft:
@@ -326,14 +330,8 @@ pub(super) async fn audit_failed_sign_ins(
                     .map(|_| ())
                     .map_err(|e| format!("{e:?}"))
             }
-            Some(leader) => match m.membership_config.membership().get_node(&leader) {
-                Some(info) => {
-                    let client = openraft::network::RaftNetworkFactory::new_client(
-                        &mut network.clone(),
-                        leader,
-                        info,
-                    )
-                    .await;
+            Some(leader) => match leader_client(&network, &m, leader).await {
+                Ok(client) => {
                     let report = crate::raft::network::FailureReport {
                         summary: summary.clone(),
                     };
@@ -342,7 +340,7 @@ pub(super) async fn audit_failed_sign_ins(
                         .await
                         .map_err(|e| e.to_string())
                 }
-                None => Err(format!("leader {leader} has no known address yet")),
+                Err(e) => Err(e),
             },
             None => Err("no leader known".into()),
         };

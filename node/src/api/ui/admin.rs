@@ -2,7 +2,7 @@
 //! paged on the server) and backup (create as a download, restore from an upload).
 
 use axum::extract::{Multipart, Path, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Form, Json, Router};
@@ -412,20 +412,12 @@ async fn backup(
     .await;
     match made {
         Ok(Json(b)) => {
-            let mut resp = b.data.into_response();
-            let h = resp.headers_mut();
-            h.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/octet-stream"),
-            );
-            let file = format!(
-                "attachment; filename=\"certraft-{}.backup\"",
-                &fmt_time(crate::clock::unix_now())[..10]
-            );
-            if let Ok(v) = HeaderValue::from_str(&file) {
-                h.insert(header::CONTENT_DISPOSITION, v);
-            }
-            resp
+            let date = &fmt_time(crate::clock::unix_now())[..10];
+            super::pages::download(
+                b.data,
+                "application/octet-stream",
+                &format!("certraft-{date}.backup"),
+            )
         }
         Err(e) => {
             let (status, _, message, hint) = e.parts();

@@ -96,10 +96,10 @@ pub(super) fn listing(inv: &Inventory, q: &ListQuery, now: i64) -> Listing {
         })
         .filter(|b| {
             needle.is_empty()
-                || b.name.to_ascii_lowercase().contains(&needle)
-                || b.meta.subject.to_ascii_lowercase().contains(&needle)
-                || b.meta.issuer.to_ascii_lowercase().contains(&needle)
-                || b.meta.hostnames.iter().any(|h| h.contains(&needle))
+                || contains_ci(&b.name, &needle)
+                || contains_ci(&b.meta.subject, &needle)
+                || contains_ci(&b.meta.issuer, &needle)
+                || b.meta.hostnames.iter().any(|h| contains_ci(h, &needle))
         })
         .collect();
     match q.sort.as_str() {
@@ -127,6 +127,16 @@ pub(super) fn listing(inv: &Inventory, q: &ListQuery, now: i64) -> Listing {
         page,
         pages,
     }
+}
+
+/// Whether `hay` contains `needle`, ASCII letters matched without regard to case (no
+/// allocation: the table filters every bundle on each request).
+fn contains_ci(hay: &str, needle: &str) -> bool {
+    needle.is_empty()
+        || hay
+            .as_bytes()
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 async fn list(
@@ -436,6 +446,14 @@ mod tests {
             "/ui/certs?q=a%20b%26c&show=expiring&sort=expiry&desc=true&page=4"
         );
         assert_eq!(ListQuery::default().link(|_| {}), "/ui/certs");
+    }
+
+    #[test]
+    fn the_filter_ignores_case_and_matches_anywhere() {
+        assert!(contains_ci("CN=Shop.Example.TEST", "example.test"));
+        assert!(contains_ci("anything", ""));
+        assert!(!contains_ci("ab", "abc"));
+        assert!(!contains_ci("shop", "shoq"));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! managed certificate from either).
 
 use axum::extract::{Multipart, Path, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Form, Json, Router};
@@ -240,19 +240,7 @@ async fn csr_pem(State(st): State<S>, headers: HeaderMap, Path(name): Path<Strin
     }
     match crate::api::issuing::show_csr(State(st.clone()), Path(name.clone())).await {
         Ok(Json(c)) => {
-            let mut resp = c.csr_pem.into_response();
-            let h = resp.headers_mut();
-            h.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/pkcs10"),
-            );
-            if let Ok(v) = HeaderValue::from_str(&format!(
-                "attachment; filename=\"{}.csr.pem\"",
-                name.replace('*', "_")
-            )) {
-                h.insert(header::CONTENT_DISPOSITION, v);
-            }
-            resp
+            super::pages::download(c.csr_pem, "application/pkcs10", &format!("{name}.csr.pem"))
         }
         Err(e) => error_page(e),
     }

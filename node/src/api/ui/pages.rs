@@ -53,6 +53,35 @@ impl Alert {
     }
 }
 
+/// A file for the browser to save as `file_name` (only `[A-Za-z0-9._~-]` kept: inventory
+/// names are that, plus `*`, which becomes `_`).
+pub(super) fn download(
+    data: impl Into<axum::body::Body>,
+    mime: &'static str,
+    file_name: &str,
+) -> Response {
+    let safe: String = file_name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '~' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut resp = Response::new(data.into());
+    let h = resp.headers_mut();
+    h.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static(mime),
+    );
+    if let Ok(v) = axum::http::HeaderValue::from_str(&format!("attachment; filename=\"{safe}\"")) {
+        h.insert(axum::http::header::CONTENT_DISPOSITION, v);
+    }
+    resp
+}
+
 /// `?k=v&…` with each value percent-encoded (empty for no pairs).
 pub(super) fn query_string(pairs: &[(&str, String)]) -> String {
     let mut out = String::new();

@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use axum::extract::{Multipart, Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Extension, Form, Json, Router};
@@ -563,13 +563,5 @@ async fn export(
         ExportFormat::P12 => ("p12", "application/x-pkcs12"),
         ExportFormat::Pem => ("pem", "application/x-pem-file"),
     };
-    let mut resp = out.data.into_response();
-    let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
-    // Inventory names are [A-Za-z0-9._*~-]: safe inside the quotes.
-    let file = format!("{}.{ext}", name.replace('*', "_"));
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{file}\"")) {
-        h.insert(header::CONTENT_DISPOSITION, v);
-    }
-    resp
+    super::pages::download(out.data, mime, &format!("{name}.{ext}"))
 }
