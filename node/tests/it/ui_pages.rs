@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use certraft_cluster_tests::browser::Browser;
+use certraft_cluster_tests::browser::{keys, Browser};
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use reqwest::StatusCode;
 
@@ -49,6 +49,19 @@ async fn shows(b: &Browser, what: &str, text: &str) -> String {
     .await
 }
 
+/// Asserts every visible form control on the page has a label (or an `aria-label`).
+async fn unlabelled(b: &Browser, path: &str) {
+    let script = "return [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]\
+        .filter(e => !(e.id && document.querySelector('label[for=\"' + e.id + '\"]')) && !e.getAttribute('aria-label'))\
+        .map(e => e.name);";
+    let missing = b.execute(script, &[]).await;
+    assert_eq!(
+        missing,
+        serde_json::json!([]),
+        "{path}: controls without a label"
+    );
+}
+
 async fn submit(b: &Browser, form: &str) {
     b.find(&format!("{form} button[type=submit]"))
         .await
@@ -74,10 +87,10 @@ async fn the_console_manages_certificates_in_a_real_browser() {
     let pass = fixture_passphrase();
     let name = "ec256.example.test";
 
-    // Sign in on a follower.
+    // Sign in on a follower, by keyboard alone (the token field has the focus).
     b.goto(&on(follower, "/ui/sign-in")).await;
-    b.find("#token").await.send_keys(&c.token).await;
-    submit(&b, "form.signin").await;
+    b.find("#token").await;
+    b.keys(&format!("{}{}", c.token.trim(), keys::ENTER)).await;
     at(&b, "the overview", "/ui").await;
 
     // Import a PKCS#12 with its passphrase: the preview first, then the commit.
@@ -189,7 +202,18 @@ async fn the_console_manages_certificates_in_a_real_browser() {
     ] {
         b.goto(&on(follower, path)).await;
         shows(&b, path, text).await;
+        unlabelled(&b, path).await;
         b.screenshot(file).await;
+    }
+    for path in [
+        "/ui/import",
+        "/ui/certs",
+        &format!("/ui/certs/{name}"),
+        &format!("/ui/certs/{name}/export"),
+        &format!("/ui/certs/{name}/rotate"),
+    ] {
+        b.goto(&on(follower, path)).await;
+        unlabelled(&b, path).await;
     }
     // A join token: shown once with the command to run.
     b.goto(&on(follower, "/ui/nodes")).await;
