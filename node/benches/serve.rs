@@ -43,22 +43,7 @@ use support::*;
 
 fn main() {
     // The load generator runs on CPU 1, the servers on CPU 0.
-    let have_taskset = Command::new("taskset").arg("-V").output().is_ok();
-    if have_taskset && std::env::var_os("CERTRAFT_BENCH_PINNED").is_none() {
-        let me = std::env::current_exe().expect("own path");
-        let status = Command::new("taskset")
-            .arg("-c")
-            .arg("1")
-            .arg(me)
-            .args(std::env::args_os().skip(1))
-            .env("CERTRAFT_BENCH_PINNED", "1")
-            .status()
-            .expect("re-run pinned to CPU 1");
-        std::process::exit(status.code().unwrap_or(1));
-    }
-    if !have_taskset {
-        println!("taskset not found: servers and load generator are not pinned");
-    }
+    pin_to_cpu1();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -22,6 +22,28 @@ pub(crate) fn node_bin() -> String {
     std::env::var("CERTRAFT_NODE_BIN").unwrap_or_else(|_| BIN.to_string())
 }
 
+/// Re-runs this bench pinned to CPU 1 (the servers it starts go on CPU 0) when `taskset` is
+/// there (this returns only in the pinned run); answers whether the CPUs are split.
+pub(crate) fn pin_to_cpu1() -> bool {
+    let have_taskset = Command::new("taskset").arg("-V").output().is_ok();
+    if have_taskset && std::env::var_os("CERTRAFT_BENCH_PINNED").is_none() {
+        let me = std::env::current_exe().expect("own path");
+        let status = Command::new("taskset")
+            .arg("-c")
+            .arg("1")
+            .arg(me)
+            .args(std::env::args_os().skip(1))
+            .env("CERTRAFT_BENCH_PINNED", "1")
+            .status()
+            .expect("re-run pinned to CPU 1");
+        std::process::exit(status.code().unwrap_or(1));
+    }
+    if !have_taskset {
+        println!("taskset not found: servers and load generator are not pinned");
+    }
+    have_taskset
+}
+
 /// Runs a bench's `run` on a 2-worker runtime (the benches' client side).
 pub(crate) fn block_on<F: std::future::Future>(run: F) -> F::Output {
     tokio::runtime::Builder::new_multi_thread()
@@ -140,6 +162,11 @@ impl Node {
 }
 
 pub(crate) fn client(ca_pem: &[u8]) -> reqwest::Client {
+    client_with(ca_pem, reqwest::redirect::Policy::default())
+}
+
+/// As [`client`], with its own redirect policy (`none` to see a sign-in's cookie).
+pub(crate) fn client_with(ca_pem: &[u8], redirects: reqwest::redirect::Policy) -> reqwest::Client {
     let mut roots = rustls::RootCertStore::empty();
     let der = pem::parse(ca_pem).expect("ca.pem").into_contents();
     roots.add(der.into()).expect("CA as root");
@@ -152,6 +179,7 @@ pub(crate) fn client(ca_pem: &[u8]) -> reqwest::Client {
     .with_no_client_auth();
     reqwest::Client::builder()
         .use_preconfigured_tls(tls)
+        .redirect(redirects)
         .timeout(Duration::from_secs(120))
         .build()
         .expect("client")
@@ -376,6 +404,16 @@ pub(crate) struct Pki {
 impl Pki {
     /// `n` leaves named `h<i>.<domain>`.
     pub(crate) fn generate(n: usize, domain: &str) -> Pki {
+        Pki::generate_expiring(n, domain, |_| None)
+    }
+
+    /// As [`Pki::generate`]; leaf `i` expires `days(i)` days from now (rcgen's default
+    /// validity for `None`).
+    pub(crate) fn generate_expiring(
+        n: usize,
+        domain: &str,
+        days: impl Fn(usize) -> Option<i64>,
+    ) -> Pki {
         use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
         let ca_params = |cn: &str| {
             let mut p = CertificateParams::new(Vec::<String>::new()).expect("params");
@@ -399,6 +437,11 @@ impl Pki {
                 let key = KeyPair::generate().expect("leaf key");
                 let mut p = CertificateParams::new(vec![host.clone()]).expect("params");
                 p.distinguished_name.push(DnType::CommonName, host.clone());
+                if let Some(d) = days(i) {
+                    let now = time::OffsetDateTime::now_utc();
+                    p.not_before = now - time::Duration::days(1);
+                    p.not_after = now + time::Duration::days(d);
+                }
                 let cert = p.signed_by(&key, &int_issuer).expect("leaf");
                 Leaf {
                     name: host,

@@ -232,7 +232,7 @@ pub(super) fn overview(s: &Signed, status: &ClusterStatus, inv: &Inventory, now:
                     }
                 }
                 table {
-                    thead { tr { th scope="col" { "Node" } th scope="col" { "Role" } th scope="col" { "Admin address" } th scope="col" { "Replicated up to" } th scope="col" { "Health" } } }
+                    thead { tr { th scope="col" { "Node" } th scope="col" { "Role" } th scope="col" { "Admin address" } th scope="col" { "Replicated up to" } th scope="col" { "Behind" } th scope="col" { "Health" } } }
                     tbody {
                         @for m in &status.members {
                             tr {
@@ -240,6 +240,10 @@ pub(super) fn overview(s: &Signed, status: &ClusterStatus, inv: &Inventory, now:
                                 td { (m.role) @if m.role == "voter" && !m.voting { " (not voting yet)" } }
                                 td { code { (m.admin_addr) } }
                                 td { @match m.matched { Some(i) => { (i) } None => { "—" } } }
+                                td { @match (m.matched, status.last_log_index) {
+                                    (Some(i), Some(last)) => { (last.saturating_sub(i)) " entries" }
+                                    _ => { "—" }
+                                } }
                                 td class=(health_class(&m.health)) { (m.health) }
                             }
                         }
