@@ -4,7 +4,9 @@
 //! `Result<response, RaftError>` out. Snapshots go in chunks (openraft's `Chunked` transport,
 //! `snapshot_max_chunk_size` bytes each), so a large inventory never needs one huge request.
 //! Only the server's Raft handler is behind these routes; the peer's node id was checked
-//! against the membership during the handshake (see [`super::tls`]).
+//! against the membership during the handshake (see [`super::tls`]). Two more carry what a
+//! voter may ask the leader to commit for its operator: `POST /raft/propose` (an admin token
+//! made offline) and `POST /raft/console-reset` (`certraft-node console-reset`).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -198,6 +200,19 @@ pub struct AdminTokenProposal {
     pub secret_sha256: [u8; 32],
 }
 
+/// How the leader clears the console certificate for a voter that ran `certraft-node
+/// console-reset` (issue 16): given the asking node's id, it proposes `ClearConsole` through
+/// the node's one propose path (the version gate, the audit). Supplied by the node's wiring,
+/// which owns that path.
+pub type ConsoleResetHook = Arc<
+    dyn Fn(
+            NodeId,
+        )
+            -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), ProposeError>> + Send>>
+        + Send
+        + Sync,
+>;
+
 impl PeerClient {
     /// Asks the leader to commit an offline-made admin token. `NotAllowed` is final; the
     /// other errors may clear on a retry.
@@ -205,13 +220,23 @@ impl PeerClient {
         &self,
         proposal: &AdminTokenProposal,
     ) -> Result<(), ProposeError> {
+        self.propose("propose", proposal).await
+    }
+
+    /// Asks the leader to clear the console certificate (this node ran `certraft-node
+    /// console-reset`). `NotAllowed` is final; the other errors may clear on a retry.
+    pub async fn propose_console_reset(&self) -> Result<(), ProposeError> {
+        self.propose("console-reset", &()).await
+    }
+
+    async fn propose<T: Serialize>(&self, route: &str, body: &T) -> Result<(), ProposeError> {
         let failed = |e: String| ProposeError::Failed(e);
         let client = self.client.as_ref().map_err(|e| failed(e.clone()))?;
         let resp = client
-            .post(format!("{}/propose", self.base))
+            .post(format!("{}/{route}", self.base))
             .header("content-type", CBOR)
             .timeout(std::time::Duration::from_secs(10))
-            .body(to_cbor(proposal))
+            .body(to_cbor(body))
             .send()
             .await
             .map_err(|e| failed(e.to_string()))?;
@@ -267,6 +292,7 @@ impl RaftNetwork<TypeConfig> for PeerClient {
 struct Port {
     raft: Raft,
     members: Members,
+    console_reset: ConsoleResetHook,
     /// Bytes received so far per snapshot being installed (its id): a chunk must continue
     /// what arrived, so a peer cannot make this node allocate up to an offset it names.
     snapshots: Arc<Mutex<HashMap<String, u64>>>,
@@ -279,10 +305,11 @@ const MAX_SNAPSHOT_BYTES: u64 = 2 << 30;
 /// `propose` for offline-made admin tokens. Every request is authorised on its own, not
 /// only at the handshake: the peer must be a current member presenting the certificate the
 /// membership pins ([`authorize`]); Raft RPCs must come from a voter speaking for itself.
-pub fn router(raft: Raft, members: Members) -> Router {
+pub fn router(raft: Raft, members: Members, console_reset: ConsoleResetHook) -> Router {
     let port = Port {
         raft,
         members,
+        console_reset,
         snapshots: Arc::default(),
     };
     Router::new()
@@ -290,6 +317,7 @@ pub fn router(raft: Raft, members: Members) -> Router {
         .route("/raft/vote", post(vote))
         .route("/raft/snapshot", post(snapshot))
         .route("/raft/propose", post(propose))
+        .route("/raft/console-reset", post(clear_console))
         .route_layer(axum::middleware::from_fn_with_state(
             port.clone(),
             authorize,
@@ -475,4 +503,18 @@ async fn propose(
         Err(e) => Err(ProposeError::Failed(e.to_string())),
     };
     cbor_reply(&result)
+}
+
+/// On the leader: clears the console certificate for a voter whose operator ran
+/// `certraft-node console-reset` on it (its marker stays until this commits). A learner may
+/// not (a traffic node never changes the cluster); the entry goes through the node's propose
+/// path, so the version gate and the audit apply as to any write.
+async fn clear_console(State(port): State<Port>, Extension(peer): Extension<PeerNode>) -> Response {
+    if !port.members.is_voter(peer.id) {
+        return cbor_reply(&Err::<(), _>(ProposeError::NotAllowed(format!(
+            "node {} is not a voter, and a traffic node cannot change the cluster: clear the console certificate with `certraft console reset`",
+            peer.id
+        ))));
+    }
+    cbor_reply(&(port.console_reset)(peer.id).await)
 }
