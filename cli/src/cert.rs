@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use certraft::api::dto::{
-    BundleSource, CertDetail, CertList, CertSummary, DefaultCert, Done, ExportFormat,
-    ExportRequest, ExportResponse, ImportOutcome, ImportRequest, ImportResponse, RotateRequest,
-    RotateResponse, SetDefault,
+    BundleSource, CertList, CertSummary, DefaultCert, Done, ExportFormat, ExportRequest,
+    ExportResponse, ImportOutcome, ImportRequest, ImportResponse, RotateRequest, RotateResponse,
+    SetDefault,
 };
 use clap::{Subcommand, ValueEnum};
 
@@ -19,7 +19,8 @@ use crate::outfile::{self, Overwrite};
 use crate::output::Output;
 use crate::table::Table;
 use crate::{duration, passphrase};
-use issue::{issue, renewal_text, IssueArgs};
+use issue::{issue, IssueArgs};
+use show::show;
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum CertCommand {
@@ -71,7 +72,9 @@ pub(crate) enum CertCommand {
     #[command(verbatim_doc_comment)]
     List(ListArgs),
 
-    /// Show one certificate: details, chain, warnings, and the hostnames it serves now.
+    /// Show one certificate: details, chain, warnings, the hostnames it serves now, and
+    /// every use of it ("used by": hostnames served, the default role, the console
+    /// certificate on the admin port).
     ///
     /// Examples:
     ///   certraft cert show www.example.com
@@ -122,7 +125,8 @@ pub(crate) enum CertCommand {
     Rotate(RotateArgs),
 
     /// Remove a certificate from the cluster. Refused while NAME is the default or the only
-    /// certificate serving a hostname, unless --force.
+    /// certificate serving a hostname, unless --force; refused while NAME is the console
+    /// certificate, even with --force (`certraft console reset` first).
     ///
     /// Examples:
     ///   certraft cert remove www.example.com~b1044866ccdd
@@ -342,59 +346,6 @@ fn cert_table(certs: &[CertSummary], now: i64) -> String {
     table.render()
 }
 
-fn show(args: &ShowArgs, client: &Client) -> Result<Output, Failure> {
-    let reply = client.get::<CertDetail>(&["certs", &args.name])?;
-    let human = detail_text(&reply.body, unix_now());
-    Ok(Output::raw(reply.raw)
-        .human(human)
-        .quiet(reply.body.summary.id))
-}
-
-/// The `cert show` text.
-fn detail_text(d: &CertDetail, now: i64) -> String {
-    let s = &d.summary;
-    let mut out = String::new();
-    let status = if s.is_default {
-        format!("{} (cluster-wide default)", s.status)
-    } else {
-        s.status.clone()
-    };
-    let _ = writeln!(out, "name:          {}", s.name);
-    let _ = writeln!(out, "id:            {}", s.id);
-    let _ = writeln!(out, "status:        {status}");
-    let _ = writeln!(out, "hostnames:     {}", list_or_none(&s.hostnames));
-    let _ = writeln!(out, "serving now:   {}", list_or_none(&d.serving));
-    let _ = writeln!(out, "subject:       {}", s.subject);
-    let _ = writeln!(out, "issuer:        {}", s.issuer);
-    let _ = writeln!(out, "not before:    {}", s.not_before);
-    let _ = writeln!(
-        out,
-        "not after:     {} ({})",
-        s.not_after,
-        relative(s.not_after_unix, now)
-    );
-    let _ = writeln!(out, "key:           {}", s.key);
-    let _ = writeln!(out, "completeness:  {}", s.completeness);
-    let _ = writeln!(out, "imported:      {} by {}", s.imported_at, s.imported_by);
-    let _ = writeln!(out, "chain:");
-    for (i, c) in d.chain.iter().enumerate() {
-        let _ = writeln!(out, "  {i}. {}", c.subject);
-        let _ = writeln!(out, "     issuer:    {}", c.issuer);
-        let _ = writeln!(out, "     not after: {}", c.not_after);
-        let _ = writeln!(out, "     sha256:    {}", c.sha256);
-    }
-    if !d.warnings.is_empty() {
-        let _ = writeln!(out, "warnings:");
-        for w in &d.warnings {
-            let _ = writeln!(out, "  - {w}");
-        }
-    }
-    if let Some(r) = &d.renewal {
-        out.push_str(&renewal_text(r, now));
-    }
-    out
-}
-
 fn export(args: &ExportArgs, connect: &ConnectArgs) -> Result<Output, Failure> {
     if args.legacy && args.format == FormatArg::Pem {
         return Err(Failure::usage(
@@ -585,6 +536,7 @@ fn relative(at: i64, now: i64) -> String {
 
 mod acme;
 mod issue;
+mod show;
 
 #[cfg(test)]
 mod tests;

@@ -1,7 +1,7 @@
 //! `certraft`: the operator's command line.
 //!
 //! Layout: [`inspect`] is the offline pre-flight; [`cert`], [`csr`], [`issuer`], [`notify`],
-//! [`cluster`], [`audit`] and [`backup`] are the cluster commands, which talk to the admin API through [`client`] (the
+//! [`console`], [`cluster`], [`audit`] and [`backup`] are the cluster commands, which talk to the admin API through [`client`] (the
 //! only module that does HTTP). Each command returns an [`output::Output`] (what to show in
 //! human, `-q` and `--json` modes) or a [`fail::Failure`] (code, message, exit status), and
 //! `main` prints it once.
@@ -11,6 +11,7 @@ mod backup;
 mod cert;
 mod client;
 mod cluster;
+mod console;
 mod csr;
 mod duration;
 mod fail;
@@ -133,6 +134,20 @@ enum Command {
         command: notify::NotifyCommand,
     },
 
+    /// The web console's own certificate: which imported bundle the admin port presents to
+    /// browsers asking for the console's hostname (the CLI and the nodes keep the node
+    /// certificate); show it; reset it to the node certificate.
+    ///
+    /// Examples:
+    ///   certraft console cert console --hostname certraft.example.com
+    ///   certraft console show
+    ///   certraft console reset
+    #[command(verbatim_doc_comment)]
+    Console {
+        #[command(subcommand)]
+        command: console::ConsoleCommand,
+    },
+
     /// The cluster's members: status, join tokens for new nodes, removal.
     ///
     /// Examples:
@@ -182,6 +197,7 @@ fn main() -> ExitCode {
         Command::Csr { command } => csr::run(command, &cli.connect),
         Command::Issuer { command } => issuer::run(command, &cli.connect),
         Command::Notify { command } => notify::run(command, &cli.connect),
+        Command::Console { command } => console::run(command, &cli.connect),
         Command::Cluster { command } => cluster::run(command, &cli.connect),
         Command::Audit(args) => audit::run(args, &cli.connect),
         Command::Backup { command } => backup::run(command, &cli.connect),

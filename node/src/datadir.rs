@@ -400,7 +400,35 @@ impl DataDir {
     pub fn clear_pending_admin_token(&self) {
         let _ = fs::remove_file(self.path("pending-admin-token"));
     }
+
+    /// `certraft-node console-reset`: until [`DataDir::clear_console_reset`], the node's
+    /// admin port presents only its node certificate, and the node clears the console
+    /// certificate cluster-wide once it can (`node/console_reset.rs`).
+    pub fn write_console_reset(&self) -> Result<PathBuf, DataDirError> {
+        let path = self.path(CONSOLE_RESET);
+        let note = "written by `certraft-node console-reset`: the admin port presents only the node certificate until the console certificate is cleared cluster-wide; then this file is removed\n";
+        write_atomic(&path, note.as_bytes(), 0o600)?;
+        Ok(path)
+    }
+
+    pub fn console_reset_pending(&self) -> bool {
+        self.path(CONSOLE_RESET).exists()
+    }
+
+    pub fn clear_console_reset(&self) -> Result<(), DataDirError> {
+        match fs::remove_file(self.path(CONSOLE_RESET)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(DataDirError::Io {
+                action: "remove",
+                path: self.path(CONSOLE_RESET).display().to_string(),
+                detail: e.to_string(),
+            }),
+            _ => Ok(()),
+        }
+    }
 }
+
+/// The marker `certraft-node console-reset` leaves in the data dir.
+pub const CONSOLE_RESET: &str = "console-reset";
 
 #[cfg(test)]
 mod tests {

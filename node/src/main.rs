@@ -112,6 +112,24 @@ enum Cmd {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Offline: reset the web console's certificate to the node certificate, when the
+    /// console certificate (`certraft console cert`) locks browsers or tools out and no CLI
+    /// can reach the cluster to undo it. The node must be stopped.
+    ///
+    /// It leaves a marker in the data dir. When the node starts again, its admin port
+    /// presents only its node certificate (cluster CA) to every client, whatever the
+    /// replicated setting, so it is reachable by its address even with its peers down; and
+    /// it clears the console certificate cluster-wide as soon as it reaches the leader (a
+    /// voter or witness; a traffic node only waits for `certraft console reset`). Once that
+    /// is committed, the marker goes. Undo: set a console certificate again with
+    /// `certraft console cert NAME --hostname H`.
+    ///
+    ///   certraft-node console-reset --data-dir /var/lib/certraft
+    #[command(verbatim_doc_comment)]
+    ConsoleReset {
+        #[arg(long, value_name = "DIR", default_value = "certraft-data")]
+        data_dir: PathBuf,
+    },
     /// Offline: move this node's unseal key out of its data dir to FILE (mode 0600), so a
     /// copy of the data dir alone opens nothing; the key is checked to open the node's
     /// secrets from FILE before it leaves the data dir. Start the node with
@@ -289,6 +307,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Cmd::ConsoleReset { data_dir } => console_reset(&data_dir),
         Cmd::AdminToken { data_dir, name } => {
             let name = name.unwrap_or_else(|| format!("recovered-{}", certraft::clock::unix_now()));
             if !certraft::inventory::valid_name(&name) {
@@ -325,6 +344,40 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// `certraft-node console-reset`: leaves the marker that a stopped node finishes at its
+/// next start (`node/console_reset.rs`).
+fn console_reset(data_dir: &std::path::Path) -> ExitCode {
+    let dd = DataDir::new(data_dir);
+    if !dd.is_initialized() {
+        eprintln!(
+            "error: {} holds no certraft node; pass --data-dir of an existing node",
+            data_dir.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    if let Err(e) = certraft::store::open(&dd.raft_path()) {
+        eprintln!("error: {e}; stop certraft-node before resetting its console certificate");
+        return ExitCode::FAILURE;
+    }
+    match dd.write_console_reset() {
+        Ok(path) => {
+            println!(
+                "wrote {}: when this node starts, its admin port presents only its node certificate (cluster CA), and it clears the console certificate cluster-wide as soon as it reaches the leader (a traffic node waits for `certraft console reset` instead); the marker goes once that is committed",
+                path.display()
+            );
+            println!(
+                "next: start the node (`certraft-node run --data-dir {}`), then check with `certraft console show`",
+                data_dir.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
         }
     }
 }

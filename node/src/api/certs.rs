@@ -118,6 +118,7 @@ pub(super) async fn show_cert(
         summary: summary(&inv, b, now),
         chain,
         serving,
+        uses: super::console::uses(&inv, &b.name, now),
         warnings,
         renewal: super::issuing::renewal_info(&inv, b),
     }))

@@ -6,6 +6,7 @@ pub mod auth;
 mod backup;
 pub(crate) mod certs;
 mod cluster;
+mod console;
 pub mod error;
 pub mod forward;
 pub mod gate;

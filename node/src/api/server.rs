@@ -118,6 +118,12 @@ pub fn router(state: S) -> Router {
         .route("/certs/{name}/export", post(export))
         .route("/certs/{name}/rotate", post(rotate))
         .route("/default", get(get_default).put(set_default))
+        .route(
+            "/console",
+            get(super::console::get_console)
+                .put(super::console::set_console)
+                .delete(super::console::clear_console),
+        )
         .route("/audit", get(audit))
         .route("/cluster", get(cluster_status))
         .route("/cluster/join-tokens", post(create_join_token))

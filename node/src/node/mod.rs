@@ -22,6 +22,7 @@ use crate::raft::{NodeInfo, Raft};
 mod acme_applied;
 mod acme_ari;
 mod acme_duties;
+mod console_reset;
 mod duties;
 mod issuing_duties;
 mod startup;
@@ -143,6 +144,15 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<(), NodeErro
     let keyring = Arc::new(secrets.keyring);
     // Raised to the hard limit for every role; the serve port's cap fits under it.
     let open_files = crate::slots::fit_open_files(config.max_connections);
+    // The admin port's certificates: the node certificate, or the console certificate for
+    // its hostnames (every role has an admin port). A `console-reset` marker hides the
+    // setting until the reset is finished.
+    let admin_certs = crate::tls::console::AdminCerts::new(
+        me.certified_key()?,
+        &me.cert_der,
+        keyring.clone(),
+        dd.console_reset_pending(),
+    );
     // Witnesses vote and keep the log but serve no TLS. The serving plane is attached before
     // Raft starts, so the replay of the committed log reaches the index.
     let serving_plane = match identity.role {
@@ -179,12 +189,22 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<(), NodeErro
                     fit.serve_max
                 },
             };
-            let serving = crate::tls::Serving::new(node_id, node_cert, keyring.clone(), options);
-            let sink = serving.clone();
-            sm.attach_serving(Box::new(move |delta| sink.apply(delta)));
-            Some(serving)
+            Some(crate::tls::Serving::new(
+                node_id,
+                node_cert,
+                keyring.clone(),
+                options,
+            ))
         }
     };
+    // Inside `apply`: the admin port's console certificate, then the serve port's index.
+    let (admin_sink, serve_sink) = (admin_certs.clone(), serving_plane.clone());
+    sm.attach_serving(Box::new(move |delta| {
+        admin_sink.apply(&delta);
+        if let Some(serving) = &serve_sink {
+            serving.apply(delta);
+        }
+    }));
     let snapshot_every = std::env::var("CERTRAFT_SNAPSHOT_EVERY")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -324,8 +344,12 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<(), NodeErro
         "cluster",
         cluster_listener,
         tls::cluster_server_config(&ca_der, &me, members.clone())?,
-        crate::raft::network::router(raft.clone(), members.clone())
-            .layer(axum::extract::DefaultBodyLimit::max(64 << 20)),
+        crate::raft::network::router(
+            raft.clone(),
+            members.clone(),
+            console_reset::hook(state.clone()),
+        )
+        .layer(axum::extract::DefaultBodyLimit::max(64 << 20)),
         crate::http::Limits::CLUSTER,
         Some(members.clone()),
         cancel.clone(),
@@ -339,7 +363,7 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<(), NodeErro
     tracker.spawn(crate::http::serve_tls(
         "admin",
         admin_listener,
-        tls::admin_server_config(&me)?,
+        tls::admin_server_config(admin_certs.clone())?,
         crate::api::server::router(state.clone()),
         crate::http::Limits::ADMIN,
         None,
@@ -392,6 +416,14 @@ pub async fn run(config: Config, stop: CancellationToken) -> Result<(), NodeErro
     ));
     tracker.spawn(issuing_duties::deliver_notices(
         state.clone(),
+        cancel.clone(),
+    ));
+    tracker.spawn(console_reset::finish(
+        state.clone(),
+        admin_certs,
+        dd.clone(),
+        network.clone(),
+        identity.role,
         cancel.clone(),
     ));
     tracker.spawn(replicate_pending_token(

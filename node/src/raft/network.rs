@@ -4,7 +4,9 @@
 //! `Result<response, RaftError>` out. Snapshots go in chunks (openraft's `Chunked` transport,
 //! `snapshot_max_chunk_size` bytes each), so a large inventory never needs one huge request.
 //! Only the server's Raft handler is behind these routes; the peer's node id was checked
-//! against the membership during the handshake (see [`super::tls`]).
+//! against the membership during the handshake (see [`super::tls`]). Two more carry what a
+//! voter may ask the leader to commit for its operator: `POST /raft/propose` (an admin token
+//! made offline) and `POST /raft/console-reset` (`certraft-node console-reset`).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -28,6 +30,14 @@ use serde::Serialize;
 use super::tls::{cluster_client_config, Members, NodeIdentity};
 use super::{NodeId, NodeInfo, Raft, TypeConfig};
 use crate::http::PeerNode;
+
+mod asks;
+
+use asks::{clear_console, propose, record_failures};
+pub use asks::{
+    AdminTokenProposal, ConsoleResetHook, FailureReport, ProposeError, FAILURE_REPORT_EVERY,
+    MAX_FAILURE_REPORT,
+};
 
 const CBOR: &str = "application/cbor";
 
@@ -177,98 +187,6 @@ impl PeerClient {
     }
 }
 
-/// Why a member's proposal to the leader failed.
-#[derive(Debug, thiserror::Error, Serialize, serde::Deserialize)]
-pub enum ProposeError {
-    #[error("node {0} is not the leader")]
-    NotLeader(u64),
-    #[error("{0}")]
-    NotAllowed(String),
-    #[error("{0}")]
-    Failed(String),
-}
-
-/// The one thing a member may ask the leader to commit over the cluster port: an admin token
-/// made offline by `certraft-node admin-token` on a voter (break-glass when every token is
-/// lost). Only the name and the SHA-256 of the secret travel; the leader builds the entry,
-/// with itself as the clock and the authenticated peer as the actor.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct AdminTokenProposal {
-    pub name: String,
-    pub secret_sha256: [u8; 32],
-}
-
-/// A member's summary of the failed sign-ins on its admin port, for the leader to audit.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct FailureReport {
-    pub summary: String,
-}
-
-/// The longest failure summary the leader records (longer ones are cut).
-pub const MAX_FAILURE_REPORT: usize = 2048;
-/// How often the leader records a summary from one member.
-pub const FAILURE_REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(20);
-
-impl PeerClient {
-    /// Hands the leader this node's summary of failed sign-ins (an audit record there).
-    pub async fn report_failures(&self, report: &FailureReport) -> Result<(), ProposeError> {
-        let failed = |e: String| ProposeError::Failed(e);
-        let client = self.client.as_ref().map_err(|e| failed(e.clone()))?;
-        let resp = client
-            .post(format!("{}/failures", self.base))
-            .header("content-type", CBOR)
-            .timeout(std::time::Duration::from_secs(10))
-            .body(to_cbor(report))
-            .send()
-            .await
-            .map_err(|e| failed(e.to_string()))?;
-        let status = resp.status();
-        let body = resp.bytes().await.map_err(|e| failed(e.to_string()))?;
-        if !status.is_success() {
-            return Err(failed(format!(
-                "node {} answered {status}: {}",
-                self.target,
-                String::from_utf8_lossy(&body)
-            )));
-        }
-        ciborium::from_reader::<Result<(), ProposeError>, _>(&body[..])
-            .map_err(|e| failed(e.to_string()))?
-    }
-
-    /// Asks the leader to commit an offline-made admin token. `NotAllowed` is final; the
-    /// other errors may clear on a retry.
-    pub async fn propose_admin_token(
-        &self,
-        proposal: &AdminTokenProposal,
-    ) -> Result<(), ProposeError> {
-        let failed = |e: String| ProposeError::Failed(e);
-        let client = self.client.as_ref().map_err(|e| failed(e.clone()))?;
-        let resp = client
-            .post(format!("{}/propose", self.base))
-            .header("content-type", CBOR)
-            .timeout(std::time::Duration::from_secs(10))
-            .body(to_cbor(proposal))
-            .send()
-            .await
-            .map_err(|e| failed(e.to_string()))?;
-        let status = resp.status();
-        let body = resp.bytes().await.map_err(|e| failed(e.to_string()))?;
-        let text = || String::from_utf8_lossy(&body).into_owned();
-        if status == StatusCode::FORBIDDEN {
-            return Err(ProposeError::NotAllowed(text()));
-        }
-        if !status.is_success() {
-            return Err(failed(format!(
-                "node {} answered {status}: {}",
-                self.target,
-                text()
-            )));
-        }
-        ciborium::from_reader::<Result<(), ProposeError>, _>(&body[..])
-            .map_err(|e| failed(e.to_string()))?
-    }
-}
-
 impl RaftNetwork<TypeConfig> for PeerClient {
     async fn append_entries(
         &mut self,
@@ -303,6 +221,7 @@ impl RaftNetwork<TypeConfig> for PeerClient {
 struct Port {
     raft: Raft,
     members: Members,
+    console_reset: ConsoleResetHook,
     /// Bytes received so far per snapshot being installed (its id): a chunk must continue
     /// what arrived, so a peer cannot make this node allocate up to an offset it names.
     snapshots: Arc<Mutex<HashMap<String, u64>>>,
@@ -317,10 +236,11 @@ const MAX_SNAPSHOT_BYTES: u64 = 2 << 30;
 /// `propose` for offline-made admin tokens. Every request is authorised on its own, not
 /// only at the handshake: the peer must be a current member presenting the certificate the
 /// membership pins ([`authorize`]); Raft RPCs must come from a voter speaking for itself.
-pub fn router(raft: Raft, members: Members) -> Router {
+pub fn router(raft: Raft, members: Members, console_reset: ConsoleResetHook) -> Router {
     let port = Port {
         raft,
         members,
+        console_reset,
         snapshots: Arc::default(),
         reports: Arc::default(),
     };
@@ -330,6 +250,7 @@ pub fn router(raft: Raft, members: Members) -> Router {
         .route("/raft/snapshot", post(snapshot))
         .route("/raft/propose", post(propose))
         .route("/raft/failures", post(record_failures))
+        .route("/raft/console-reset", post(clear_console))
         .route_layer(axum::middleware::from_fn_with_state(
             port.clone(),
             authorize,
@@ -475,96 +396,4 @@ async fn snapshot(
         }
     }
     cbor_reply(&port.raft.install_snapshot(req).await)
-}
-
-/// On the leader: commits an admin token a voter made offline. A learner may not (a traffic
-/// node must never mint credentials); a name already in use is refused, so no member can
-/// replace an operator's token; the actor and time are the leader's, never the peer's.
-async fn propose(
-    State(port): State<Port>,
-    Extension(peer): Extension<PeerNode>,
-    Cbor(p): Cbor<AdminTokenProposal>,
-) -> Response {
-    if !port.members.is_voter(peer.id) {
-        return cbor_reply(&Err::<(), _>(ProposeError::NotAllowed(format!(
-            "node {} is not a voter: run `certraft-node admin-token` on a voter's data dir",
-            peer.id
-        ))));
-    }
-    let req = crate::inventory::Request::new(
-        format!("node {} (certraft-node admin-token)", peer.id),
-        crate::clock::unix_now(),
-        crate::inventory::Command::CreateAdminToken {
-            token: crate::inventory::AdminToken {
-                name: p.name,
-                secret_sha256: p.secret_sha256,
-                created_at: crate::clock::unix_now(),
-                created_by: format!("node {}", peer.id),
-            },
-        },
-    );
-    let result = match port.raft.client_write(req).await {
-        Ok(resp) => match resp.data {
-            Some(Ok(_)) => Ok(()),
-            Some(Err(refusal)) => Err(ProposeError::NotAllowed(refusal.to_string())),
-            None => Err(ProposeError::Failed("the entry answered nothing".into())),
-        },
-        Err(RaftError::APIError(openraft::error::ClientWriteError::ForwardToLeader(f))) => {
-            Err(ProposeError::NotLeader(f.leader_id.unwrap_or(0)))
-        }
-        Err(e) => Err(ProposeError::Failed(e.to_string())),
-    };
-    cbor_reply(&result)
-}
-
-/// On the leader: a member's summary of failed sign-ins on its admin port becomes an audit
-/// record, attributed to that member. Any member may report (a traffic node sees sign-ins
-/// too); what it can write is bounded: one record per [`FAILURE_REPORT_EVERY`], at most
-/// [`MAX_FAILURE_REPORT`] bytes, control characters escaped by `apply`, refused-class (the
-/// first records to go when the log is full), and always prefixed with its node id.
-async fn record_failures(
-    State(port): State<Port>,
-    Extension(peer): Extension<PeerNode>,
-    Cbor(report): Cbor<FailureReport>,
-) -> Response {
-    {
-        let mut last = port.reports.lock().unwrap_or_else(|e| e.into_inner());
-        let now = std::time::Instant::now();
-        if last
-            .get(&peer.id)
-            .is_some_and(|t| now.duration_since(*t) < FAILURE_REPORT_EVERY)
-        {
-            return cbor_reply(&Err::<(), _>(ProposeError::NotAllowed(format!(
-                "node {} reported failed sign-ins less than {} s ago",
-                peer.id,
-                FAILURE_REPORT_EVERY.as_secs()
-            ))));
-        }
-        last.insert(peer.id, now);
-    }
-    let mut summary = report.summary;
-    if summary.len() > MAX_FAILURE_REPORT {
-        let mut cut = MAX_FAILURE_REPORT;
-        while !summary.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        summary.truncate(cut);
-        summary.push('…');
-    }
-    let req = crate::inventory::Request::new(
-        "certraft-node",
-        crate::clock::unix_now(),
-        crate::inventory::Command::Record {
-            what: format!("node {}: {summary}", peer.id),
-            result: "refused".into(),
-        },
-    );
-    let result = match port.raft.client_write(req).await {
-        Ok(_) => Ok(()),
-        Err(RaftError::APIError(openraft::error::ClientWriteError::ForwardToLeader(f))) => {
-            Err(ProposeError::NotLeader(f.leader_id.unwrap_or(0)))
-        }
-        Err(e) => Err(ProposeError::Failed(e.to_string())),
-    };
-    cbor_reply(&result)
 }

@@ -221,6 +221,13 @@ impl NodeIdentity {
     fn key(&self) -> PrivateKeyDer<'static> {
         PrivateKeyDer::Pkcs8(self.key_pkcs8.to_vec().into())
     }
+
+    /// The certificate and key in serving form, the key checked against the certificate.
+    pub fn certified_key(&self) -> Result<Arc<rustls::sign::CertifiedKey>, TlsSetupError> {
+        rustls::sign::CertifiedKey::from_der(self.chain(), self.key(), &provider())
+            .map(Arc::new)
+            .map_err(|e| TlsSetupError::BadNodeCert(e.to_string()))
+    }
 }
 
 impl fmt::Debug for NodeIdentity {
@@ -273,14 +280,17 @@ pub fn cluster_client_config(
         .map_err(|e| TlsSetupError::BadNodeCert(e.to_string()))
 }
 
-/// The admin port's server side: the node certificate, no client certificates.
-pub fn admin_server_config(me: &NodeIdentity) -> Result<Arc<ServerConfig>, TlsSetupError> {
+/// The admin port's server side: no client certificates; each handshake's certificate from
+/// `certs` (the node certificate, or for the console hostnames the console certificate:
+/// `tls::console::AdminCerts`, built on [`NodeIdentity::certified_key`]).
+pub fn admin_server_config(
+    certs: Arc<dyn rustls::server::ResolvesServerCert>,
+) -> Result<Arc<ServerConfig>, TlsSetupError> {
     let config = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsSetupError::BadNodeCert(e.to_string()))?
         .with_no_client_auth()
-        .with_single_cert(me.chain(), me.key())
-        .map_err(|e| TlsSetupError::BadNodeCert(e.to_string()))?;
+        .with_cert_resolver(certs);
     Ok(Arc::new(config))
 }
 

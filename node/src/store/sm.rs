@@ -154,6 +154,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let mut default_changed = false;
         let mut tickets_changed = false;
         let mut challenges_changed = false;
+        // What the admin port presents: compared once per batch (a setting, a bundle id).
+        let console_before = st.inventory.console_key();
         for entry in entries {
             // An entry written by a newer certraft-node stops this node: applying it as a
             // refusal (or skipping it) would leave this replica different from the others
@@ -225,6 +227,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             }
             if challenges_changed {
                 delta.challenges = Some(st.inventory.issuance.challenges());
+            }
+            if st.inventory.console_key() != console_before {
+                delta.console = Some(st.inventory.console_served());
             }
             sink(delta);
         }

@@ -2,6 +2,8 @@
 //! certificate the replicated inventory names for each SNI.
 //!
 //! - [`index`]: the pure `CertIndex` (selection rules, incremental updates, cheap clones).
+//! - [`console`]: the admin port's resolver: the node certificate, or the console
+//!   certificate for the console hostnames (issue 16).
 //! - This module: [`Serving::apply`], which the store calls inside its apply with each
 //!   [`ServingDelta`] (the touched bundles only) and which publishes the next index
 //!   generation with one atomic pointer swap; the connection handler that reads it without a
@@ -13,6 +15,7 @@
 //! `CertifiedKey` it resolved.
 
 pub mod challenge;
+pub mod console;
 pub mod index;
 mod page;
 pub mod proxy;

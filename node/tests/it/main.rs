@@ -7,6 +7,7 @@
 
 mod acme;
 mod cluster;
+mod console;
 mod formats;
 mod issuing;
 mod properties;

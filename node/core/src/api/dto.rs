@@ -24,7 +24,8 @@
 //! | `POST /api/v1/backup`                   | [`BackupRequest`] → [`BackupResponse`]         |
 //! | `POST /api/v1/backup/restore`           | [`RestoreRequest`] → [`RestoreResponse`]       |
 //!
-//! CSRs, the local issuer, `cert issue` and notify targets: see [`super::dto_issuing`].
+//! CSRs, the local issuer, `cert issue` and notify targets: see [`super::dto_issuing`]; the
+//! console certificate (`/api/v1/console`): see [`super::dto_console`].
 //!
 //! Every failure is `{"error": {"code", "message", "hint"}}` ([`ErrorBody`]) with a 4xx/5xx
 //! status: 400 bad input, 401 no or wrong token, 404 not found, 409 refused by the
@@ -206,6 +207,10 @@ pub struct CertDetail {
     pub chain: Vec<ChainCert>,
     /// The hostnames for which this bundle is the one chosen now (SPEC §4 order).
     pub serving: Vec<String>,
+    /// Every use of the bundle now: hostnames served, the default, the console (empty from
+    /// servers before this field).
+    #[serde(default)]
+    pub uses: Vec<CertUse>,
     pub warnings: Vec<String>,
     /// For a certificate the cluster issued: its renewal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -367,4 +372,5 @@ pub struct RestoreResponse {
 }
 
 pub use super::dto_acme::*;
+pub use super::dto_console::*;
 pub use super::dto_issuing::*;

@@ -2,4 +2,5 @@
 
 pub mod dto;
 mod dto_acme;
+mod dto_console;
 mod dto_issuing;

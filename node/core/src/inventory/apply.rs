@@ -65,6 +65,8 @@ fn apply_command(inv: &mut Inventory, req: &Request) -> Response {
                 }
                 return Err(Refusal::NotFound { name: name.clone() });
             };
+            // Never forced away: the admin port would lose the certificate browsers trust.
+            super::console::guard_remove(inv, name)?;
             if *force == Force::No {
                 if inv.default.as_deref() == Some(name.as_str()) {
                     return Err(Refusal::IsDefault { name: name.clone() });
@@ -232,6 +234,9 @@ fn apply_command(inv: &mut Inventory, req: &Request) -> Response {
         Command::OpenUiSession { .. } | Command::CloseUiSession { .. } => {
             super::ui::apply_ui(inv, req)
         }
+        Command::SetConsole { .. } | Command::ClearConsole => {
+            super::console::apply_console(inv, req)
+        }
         _ => super::issuance_apply::apply_issuance(inv, req),
     }
 }
@@ -314,6 +319,8 @@ pub(super) fn rotate(
         .filter(|h| !new.meta.covers(h))
         .cloned()
         .collect();
+    // The console's guard first: its refusal names the admin port's hostnames.
+    super::console::guard_rotate(inv, old, new, force)?;
     if !missing.is_empty() && force == Force::No {
         return Err(Refusal::RotationLosesHostnames {
             old: old.clone(),
@@ -335,6 +342,7 @@ pub(super) fn rotate(
     if inv.default.as_deref() == Some(old.as_str()) {
         inv.default = Some(new.name.clone());
     }
+    super::console::follow_rotation(inv, old, new);
     Ok(Outcome::Rotated {
         old: old.clone(),
         retired_as,

@@ -13,7 +13,7 @@ use super::model::*;
 /// upgraded: the leader proposes it only once every member reports it can apply it
 /// (`apply_version` in `/readyz`), and a node handed an entry newer than it knows stops its
 /// apply with "upgrade this node" rather than skip it (issue 22).
-pub const REQUEST_VERSION: u16 = 4;
+pub const REQUEST_VERSION: u16 = 5;
 
 /// Overrides for the refusals an operator may waive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -208,6 +208,14 @@ pub enum Command {
     CloseUiSession {
         id_sha256: [u8; 32],
     },
+    /// The admin port presents bundle `name` to clients asking for one of `hostnames` by SNI
+    /// (version 5, issue 16): refused unless `name` is active and covers each hostname.
+    SetConsole {
+        name: String,
+        hostnames: Vec<String>,
+    },
+    /// The admin port presents the node certificate to every client again (idempotent).
+    ClearConsole,
 }
 
 /// One expiry threshold crossed, for one target.
@@ -234,13 +242,16 @@ pub enum Feature {
     RequestVersion3,
     /// Every member has applied request version 4 (issue 15's ACME commands).
     RequestVersion4,
+    /// Every member has applied request version 5 (issue 16's console certificate).
+    RequestVersion5,
 }
 
 impl Feature {
-    pub const ALL: [Feature; 3] = [
+    pub const ALL: [Feature; 4] = [
         Feature::RevokeRemovedMembers,
         Feature::RequestVersion3,
         Feature::RequestVersion4,
+        Feature::RequestVersion5,
     ];
 
     pub fn name(self) -> &'static str {
@@ -248,6 +259,7 @@ impl Feature {
             Feature::RevokeRemovedMembers => "revoke_removed_members",
             Feature::RequestVersion3 => "request_version_3",
             Feature::RequestVersion4 => "request_version_4",
+            Feature::RequestVersion5 => "request_version_5",
         }
     }
 
@@ -258,6 +270,7 @@ impl Feature {
             Feature::RevokeRemovedMembers => 0,
             Feature::RequestVersion3 => 3,
             Feature::RequestVersion4 => 4,
+            Feature::RequestVersion5 => 5,
         }
     }
 
@@ -268,6 +281,7 @@ impl Feature {
             Feature::RevokeRemovedMembers => 2,
             Feature::RequestVersion3 => 3,
             Feature::RequestVersion4 => 4,
+            Feature::RequestVersion5 => 5,
         }
     }
 }
@@ -310,6 +324,7 @@ impl Command {
             | Command::SetRenewalWindow { .. }
             | Command::OpenUiSession { .. }
             | Command::CloseUiSession { .. } => 4,
+            Command::SetConsole { .. } | Command::ClearConsole => 5,
         }
     }
 
@@ -324,143 +339,6 @@ impl Command {
                 | Command::Rotate { .. }
                 | Command::Restore { .. }
         )
-    }
-
-    /// A short description for the audit log; never secret material.
-    pub fn describe(&self) -> String {
-        match self {
-            Command::Import {
-                bundle,
-                make_default,
-            } => format!(
-                "import {} ({}){}",
-                bundle.name,
-                hex::encode(&bundle.sealed.id[..8]),
-                if *make_default { " as default" } else { "" }
-            ),
-            Command::Remove { name, force } => {
-                format!(
-                    "remove {name}{}",
-                    if *force == Force::Yes { " --force" } else { "" }
-                )
-            }
-            Command::SetDefault { name } => format!("set default {name}"),
-            Command::Rotate { old, new, .. } => format!(
-                "rotate {old} to {} ({})",
-                new.name,
-                hex::encode(&new.sealed.id[..8])
-            ),
-            Command::CreateJoinToken { token } => {
-                let role = match token.role {
-                    NodeRole::Voter => "voter",
-                    NodeRole::Learner => "learner",
-                    NodeRole::Witness => "witness",
-                };
-                format!(
-                    "create join token ({role}, expires {})",
-                    crate::bundle::assemble::fmt_time(token.expires_at)
-                )
-            }
-            Command::ConsumeJoinToken { requested, .. } => match requested {
-                Some(id) => format!("join token used by node {id}"),
-                None => "join token used by a new node".into(),
-            },
-            Command::CreateAdminToken { token } => format!("create admin token {}", token.name),
-            Command::Record { what, .. } => what.clone(),
-            Command::EnableFeature { feature } => format!("enable feature {}", feature.name()),
-            Command::AddTicketKey { key } => format!("rotate session-ticket key to {}", key.id),
-            Command::Restore { bundles, .. } => {
-                format!("restore backup of {} bundles", bundles.len())
-            }
-            Command::CreateCsr { csr } => format!(
-                "create csr {} ({}, CN {}, {} names)",
-                csr.name,
-                csr.key_type,
-                csr.common_name,
-                csr.sans.len()
-            ),
-            Command::RemoveCsr { name } => format!("remove csr {name}"),
-            Command::CompleteCsr { csr, bundle, .. } => format!(
-                "complete csr {csr} as {} ({})",
-                bundle.name,
-                hex::encode(&bundle.sealed.id[..8])
-            ),
-            Command::SetLocalIssuer { issuer } => format!("create local issuer {}", issuer.subject),
-            Command::Issue {
-                bundle, managed, ..
-            } => format!(
-                "issue {} ({}) from {}, {} key, valid {} s",
-                bundle.name,
-                hex::encode(&bundle.sealed.id[..8]),
-                managed.issuer,
-                managed.key_type,
-                managed.lifetime_secs
-            ),
-            Command::Renew { name, new, .. } => {
-                format!("renew {name} ({})", hex::encode(&new.sealed.id[..8]))
-            }
-            Command::RenewalFailed { name, error, .. } => {
-                format!("renewal of {name} failed: {error}")
-            }
-            Command::AddNotifyTarget { target } => {
-                format!("add notify target {} ({})", target.name, target.url)
-            }
-            Command::RemoveNotifyTarget { name } => format!("remove notify target {name}"),
-            Command::QueueExpiryNotices { notices } => {
-                format!("queue {} expiry notice(s)", notices.len())
-            }
-            Command::NoticesDelivered { ids } => format!("{} notice(s) delivered", ids.len()),
-            Command::AddAcmeIssuer { issuer } => format!(
-                "add acme issuer {} ({}, account {})",
-                issuer.name, issuer.directory, issuer.account_url
-            ),
-            Command::RemoveIssuer { name } => format!("remove issuer {name}"),
-            Command::AcmeAccountRegistered {
-                name, account_url, ..
-            } => format!("acme issuer {name}'s account registered again at {account_url}"),
-            Command::ManageAcme { name, managed, .. } => format!(
-                "obtain {name} from {} ({}, {} key, {} names)",
-                managed.issuer,
-                managed.challenge.unwrap_or_default(),
-                managed.key_type,
-                managed.sans.len()
-            ),
-            Command::OpenAcmeOrder { name, order, .. } => {
-                format!("acme order {} opened for {name}", order.url)
-            }
-            Command::FinishAcmeOrder {
-                name,
-                order_url,
-                new,
-            } => format!(
-                "acme order {order_url} issued {name} ({})",
-                hex::encode(&new.sealed.id[..8])
-            ),
-            Command::AcmeFailed {
-                name,
-                error,
-                drop_order,
-                ..
-            } => format!(
-                "acme attempt for {name} failed{}: {error}",
-                if *drop_order { " (order dropped)" } else { "" }
-            ),
-            Command::ServeFallback { name, new, .. } => format!(
-                "serve {name} from the local issuer while acme fails ({})",
-                hex::encode(&new.sealed.id[..8])
-            ),
-            Command::SetRenewalWindow { name, start, .. } => format!(
-                "renewal window of {name} starts {}",
-                crate::bundle::assemble::fmt_time(*start)
-            ),
-            Command::OpenUiSession { session } => format!(
-                "web console sign-in as {} from {} (until {})",
-                session.actor,
-                session.from,
-                crate::bundle::assemble::fmt_time(session.expires_at)
-            ),
-            Command::CloseUiSession { .. } => "web console sign-out".into(),
-        }
     }
 }
 
@@ -548,6 +426,25 @@ pub enum Refusal {
     OrderGone { name: String, url: String },
     #[error("no console session opened for {actor}: its admin token is gone or the session had already expired; sign in again")]
     SessionRefused { actor: String },
+    #[error("{name} is the console certificate (the admin port presents it for {}); it cannot be removed, even with --force: point the console at another certificate (`certraft console cert OTHER --hostname {}`) or back to the node certificate (`certraft console reset`) first", hostnames.join(", "), hostnames.first().map(String::as_str).unwrap_or("H"))]
+    IsConsole {
+        name: String,
+        hostnames: Vec<String>,
+    },
+    #[error("the new certificate does not cover the console hostname(s) {} that {old} answers for on the admin port; include them in the new certificate, pass --force to rotate anyway (the console keeps only the hostnames the new one covers, the node certificate when none is left), or `certraft console reset` first", missing.join(", "))]
+    RotationLosesConsole { old: String, missing: Vec<String> },
+    #[error("{name} does not cover {} (it covers {}); pick a certificate whose hostnames include them (`certraft cert list`), or import one", missing.join(", "), if covers.is_empty() { "no hostname".to_string() } else { covers.join(", ") })]
+    ConsoleNotCovered {
+        name: String,
+        missing: Vec<String>,
+        covers: Vec<String>,
+    },
+    #[error("{name} is retired (kept after a rotation, not served) and cannot be the console certificate; use the bundle that replaced it (`certraft cert list`)")]
+    ConsoleRetired { name: String },
+    #[error("invalid console hostname {hostname:?}: give the DNS name browsers use for the console, e.g. --hostname console.example.com (no wildcard, IP address or port)")]
+    InvalidConsoleHostname { hostname: String },
+    #[error("a console certificate answers for 1 to {max} hostnames; {count} were given: pass --hostname once per name", max = super::console::MAX_CONSOLE_HOSTNAMES)]
+    ConsoleHostnameCount { count: usize },
 }
 
 impl Refusal {
@@ -576,6 +473,12 @@ impl Refusal {
             Refusal::OrderOpen { .. } => "order_open",
             Refusal::OrderGone { .. } => "order_gone",
             Refusal::SessionRefused { .. } => "session_refused",
+            Refusal::IsConsole { .. } => "is_console",
+            Refusal::RotationLosesConsole { .. } => "rotation_loses_console",
+            Refusal::ConsoleNotCovered { .. } => "console_not_covered",
+            Refusal::ConsoleRetired { .. } => "console_retired",
+            Refusal::InvalidConsoleHostname { .. } => "invalid_console_hostname",
+            Refusal::ConsoleHostnameCount { .. } => "console_hostname_count",
         }
     }
 }
@@ -661,53 +564,16 @@ pub enum Outcome {
     OrderRecorded {
         name: String,
     },
+    /// The console certificate is `name` for `hostnames` (normalised).
+    ConsoleSet {
+        name: String,
+        hostnames: Vec<String>,
+    },
+    /// The admin port presents the node certificate to everyone; `was` the bundle before.
+    ConsoleCleared {
+        was: Option<String>,
+    },
 }
 
 /// The result `apply` returns to the proposer.
 pub type Response = Result<Outcome, Refusal>;
-
-/// The bundle names whose serving state a committed command changed (the default aside):
-/// what the serving index must re-read after applying it. Refusals touch nothing.
-pub fn touched(command: &Command, response: &Response) -> Vec<String> {
-    let Ok(outcome) = response else {
-        return Vec::new();
-    };
-    match (command, outcome) {
-        (Command::Import { bundle, .. }, _) => vec![bundle.name.clone()],
-        (Command::Remove { name, .. }, _) => vec![name.clone()],
-        (
-            Command::Rotate { .. },
-            Outcome::Rotated {
-                old,
-                retired_as,
-                new,
-            },
-        ) => vec![old.clone(), retired_as.clone(), new.clone()],
-        (Command::Restore { bundles, .. }, _) => bundles.iter().map(|b| b.name.clone()).collect(),
-        (Command::Issue { bundle, .. }, _) => vec![bundle.name.clone()],
-        (
-            Command::CompleteCsr { .. } | Command::Renew { .. },
-            Outcome::Rotated {
-                old,
-                retired_as,
-                new,
-            },
-        ) => vec![old.clone(), retired_as.clone(), new.clone()],
-        (Command::CompleteCsr { bundle, .. }, Outcome::Imported { .. }) => {
-            vec![bundle.name.clone()]
-        }
-        (
-            Command::FinishAcmeOrder { .. } | Command::ServeFallback { .. },
-            Outcome::Rotated {
-                old,
-                retired_as,
-                new,
-            },
-        ) => vec![old.clone(), retired_as.clone(), new.clone()],
-        (
-            Command::FinishAcmeOrder { new, .. } | Command::ServeFallback { new, .. },
-            Outcome::Imported { .. },
-        ) => vec![new.name.clone()],
-        _ => Vec::new(),
-    }
-}

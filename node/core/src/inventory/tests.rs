@@ -793,7 +793,7 @@ proptest::proptest! {
     /// replica straight through and to another that goes through snapshot round trips at
     /// random points give the same answers, equal states and equal digests at every step.
     #[test]
-    fn snapshot_round_trips_never_change_answers_or_digests(ops in proptest::collection::vec((0u8..7, 0u8..4, 0u8..4, 0u8..4, proptest::bool::ANY), 1..40)) {
+    fn snapshot_round_trips_never_change_answers_or_digests(ops in proptest::collection::vec((0u8..9, 0u8..4, 0u8..4, 0u8..4, proptest::bool::ANY), 1..40)) {
         let names = ["a", "b", "c", "d"];
         let hosts = [&["a.test"][..], &["b.test"], &["a.test", "b.test"], &["*.test"]];
         let mut straight = Inventory::default();
@@ -814,6 +814,8 @@ proptest::proptest! {
                     default: flag.then(|| other.to_string()),
                 },
                 5 => Command::Record { what: format!("export {name}"), result: "ok".into() },
+                6 => Command::SetConsole { name: name.into(), hostnames: vec![["a.test", "b.test", "c.test", "x.test"][usize::from(h)].into()] },
+                7 => Command::ClearConsole,
                 _ => {
                     restored = codec::decode_snapshot(&codec::encode_snapshot(&restored)).unwrap();
                     continue;
@@ -823,6 +825,15 @@ proptest::proptest! {
             proptest::prop_assert_eq!(apply(&mut straight, &r), apply(&mut restored, &r));
             proptest::prop_assert_eq!(&straight, &restored);
             proptest::prop_assert_eq!(codec::digest(&straight), codec::digest(&restored));
+            // The console invariant: it names an active bundle covering its hostnames.
+            if let Some(c) = &straight.console {
+                let b = straight.bundles.get(&c.name);
+                proptest::prop_assert!(
+                    b.is_some_and(|b| b.status == BundleStatus::Active
+                        && c.hostnames.iter().all(|h| b.meta.covers(h))),
+                    "{c:?}"
+                );
+            }
         }
     }
 }
