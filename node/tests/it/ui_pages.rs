@@ -49,6 +49,26 @@ async fn shows(b: &Browser, what: &str, text: &str) -> String {
     .await
 }
 
+/// The subject line `openssl s_client` prints for the admin port at `addr`, asked with
+/// `servername` (or no SNI).
+fn admin_subject(addr: &str, servername: Option<&str>) -> String {
+    let mut cmd = std::process::Command::new("openssl");
+    cmd.args(["s_client", "-connect", addr]);
+    match servername {
+        Some(name) => cmd.args(["-servername", name]),
+        None => cmd.arg("-noservername"),
+    };
+    let out = cmd
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("openssl s_client");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.starts_with("subject="))
+        .unwrap_or("no subject line")
+        .to_string()
+}
+
 /// Asserts every visible form control on the page has a label (or an `aria-label`).
 async fn unlabelled(b: &Browser, path: &str) {
     let script = "return [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]\
@@ -191,6 +211,54 @@ async fn the_console_manages_certificates_in_a_real_browser() {
     b.screenshot("remove-refused").await;
     let api = c.api(leader).get("/api/v1/default").await.text;
     assert!(api.contains(name), "{api}");
+
+    // The console's own certificate, chosen on the page: browsers asking another node's
+    // admin port for wild.example.test get it; a client without that name, the node's.
+    b.find("#console-hosts")
+        .await
+        .send_keys("wild.example.test")
+        .await;
+    submit(&b, "form[action$='/console']").await;
+    at(&b, "the console set", "?done=console").await;
+    let page = b.page_source().await;
+    assert!(
+        page.contains("admin port: the console certificate for wild.example.test"),
+        "{page}"
+    );
+    b.screenshot("console").await;
+    let admin = c.nodes[other].admin_url();
+    let addr = admin.trim_start_matches("https://").trim_end_matches('/');
+    c.wait_for(
+        "the admin port presenting the console bundle",
+        LIMIT,
+        || async {
+            let seen = admin_subject(addr, Some("wild.example.test"));
+            if seen.contains("wild.example.test") {
+                Ok(())
+            } else {
+                Err(seen)
+            }
+        },
+    )
+    .await;
+    let plain = admin_subject(addr, None);
+    assert!(plain.contains("certraft node"), "{plain}");
+    // Back to the node certificate, from the same page.
+    submit(&b, "form[action='/ui/console/reset']").await;
+    at(&b, "the console reset", "?done=console-reset").await;
+    c.wait_for(
+        "the admin port back on the node certificate",
+        LIMIT,
+        || async {
+            let seen = admin_subject(addr, Some("wild.example.test"));
+            if seen.contains("certraft node") {
+                Ok(())
+            } else {
+                Err(seen)
+            }
+        },
+    )
+    .await;
 
     // Every other page, once, with a screenshot.
     for (path, file, text) in [

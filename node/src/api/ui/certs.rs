@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::pages::{days_left, expiry_class, layout, query_string, Alert, Page};
 use super::{error_page, posted, session, CsrfForm, Signed};
-use crate::api::dto::{CertDetail, CertSummary, SetDefault};
+use crate::api::dto::{CertDetail, CertSummary, SetConsoleRequest, SetDefault};
 use crate::api::server::{Actor, S};
 use crate::clock::unix_now as now;
 use crate::inventory::Inventory;
@@ -26,6 +26,8 @@ pub(super) fn routes() -> Router<S> {
         .route("/certs/{name}", get(detail))
         .route("/certs/{name}/default", post(make_default))
         .route("/certs/{name}/remove", post(remove))
+        .route("/certs/{name}/console", post(use_for_console))
+        .route("/console/reset", post(console_reset))
 }
 
 /// The table's query: what to show, in which order, which page.
@@ -253,6 +255,8 @@ fn done_text(code: &str) -> Option<&'static str> {
             "Rotated: this bundle now serves what the old one did; the old one is kept, retired."
         }
         "default" => "This is now the default certificate.",
+        "console" => "The admin port now presents this certificate to browsers asking for its console hostnames.",
+        "console-reset" => "The console is back on the node certificate (cluster CA) for every client.",
         "present" => {
             "This very bundle was already in the inventory under this name; nothing changed."
         }
@@ -328,9 +332,8 @@ fn detail_page(s: &Signed, d: &CertDetail, alert: Option<Alert>) -> Page {
             section aria-labelledby="uses-h" {
                 h2 #uses-h { "Used for" }
                 ul {
-                    @if c.is_default { li { "The default certificate: clients without a known SNI get it." } }
-                    @for h in &d.serving { li { "Serving " code { (h) } " now." } }
-                    @if d.serving.is_empty() && !c.is_default { li { "Nothing: another bundle serves each of its hostnames, or it is retired." } }
+                    @for u in &d.uses { li { (u.description) } }
+                    @if d.uses.is_empty() { li { "Nothing: another bundle serves each of its hostnames, or it is retired." } }
                 }
             }
             section aria-labelledby="chain-h" {
@@ -361,6 +364,26 @@ fn detail_page(s: &Signed, d: &CertDetail, alert: Option<Alert>) -> Page {
                             button type="submit" { "Make default" }
                         }
                     }
+                }
+                @let console = d.uses.iter().find(|u| u.kind == "console");
+                @match console {
+                    Some(_) => {
+                        form.stack method="post" action="/ui/console/reset" {
+                            input type="hidden" name="csrf" value=(s.csrf());
+                            input type="hidden" name="back" value=(c.name);
+                            p { "Browsers that ask the admin port for its console hostnames get this certificate." }
+                            button.secondary type="submit" { "Back to the node certificate for the console" }
+                        }
+                    }
+                    None if c.status == "active" => {
+                        form.stack method="post" action={ "/ui/certs/" (c.name) "/console" } {
+                            input type="hidden" name="csrf" value=(s.csrf());
+                            label for="console-hosts" { "Present it on the admin port (the console) to browsers asking for these hostnames; the CLI and the nodes keep the node certificate" }
+                            input #console-hosts type="text" name="hostnames" placeholder="console.example.com" required;
+                            button.secondary type="submit" { "Use for the console" }
+                        }
+                    }
+                    None => {}
                 }
                 form.remove method="post" action={ "/ui/certs/" (c.name) "/remove" } {
                     input type="hidden" name="csrf" value=(s.csrf());
@@ -425,6 +448,78 @@ async fn remove(
     match done {
         Ok(_) => Redirect::to("/ui/certs").into_response(),
         Err(e) => refused(&st, &s, &name, e).await,
+    }
+}
+
+#[derive(Deserialize)]
+struct ConsoleForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    hostnames: String,
+}
+
+async fn use_for_console(
+    State(st): State<S>,
+    headers: axum::http::HeaderMap,
+    Path(name): Path<String>,
+    Form(f): Form<ConsoleForm>,
+) -> Response {
+    let s = match posted(&st, &headers, &f.csrf).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let hostnames = f
+        .hostnames
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|h| !h.is_empty())
+        .map(str::to_string)
+        .collect();
+    let done = crate::api::console::set_console(
+        State(st.clone()),
+        Extension(Actor(s.actor.clone())),
+        Json(SetConsoleRequest {
+            name: name.clone(),
+            hostnames,
+        }),
+    )
+    .await;
+    match done {
+        Ok(_) => Redirect::to(&format!("/ui/certs/{name}?done=console")).into_response(),
+        Err(e) => refused(&st, &s, &name, e).await,
+    }
+}
+
+#[derive(Deserialize)]
+struct ResetForm {
+    #[serde(default)]
+    csrf: String,
+    /// The certificate page to come back to.
+    #[serde(default)]
+    back: String,
+}
+
+async fn console_reset(
+    State(st): State<S>,
+    headers: axum::http::HeaderMap,
+    Form(f): Form<ResetForm>,
+) -> Response {
+    let s = match posted(&st, &headers, &f.csrf).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let done =
+        crate::api::console::clear_console(State(st.clone()), Extension(Actor(s.actor.clone())))
+            .await;
+    // Back to the bundle's page when there is one (the name goes into a path only then).
+    let back = if st.sm.inventory().bundles.get(&f.back).is_some() {
+        format!("/ui/certs/{}?done=console-reset", f.back)
+    } else {
+        "/ui".to_string()
+    };
+    match done {
+        Ok(_) => Redirect::to(&back).into_response(),
+        Err(e) => error_page(e),
     }
 }
 

@@ -287,8 +287,8 @@ pub(super) fn overview(s: &Signed, status: &ClusterStatus, inv: &Inventory, now:
             section aria-labelledby="console-h" {
                 h2 #console-h { "Console certificate" }
                 @match &inv.console {
-                    Some(c) => p { "This admin port presents " code { (c.name) } " to browsers that ask for " (c.hostnames.join(", ")) "; the CLI and the nodes get the node certificate. Undo with " code { "certraft console reset" } "." },
-                    None => p { "The admin port presents the node certificate (cluster CA) to every client. Set a trusted one with " code { "certraft console cert NAME --hostname H" } "." },
+                    Some(c) => p { "This admin port presents " a href={ "/ui/certs/" (c.name) } { (c.name) } " to browsers that ask for " (c.hostnames.join(", ")) "; the CLI and the nodes get the node certificate. Undo on its page or with " code { "certraft console reset" } "." },
+                    None => p { "The admin port presents the node certificate (cluster CA) to every client. Choose a trusted one on a certificate's page, or with " code { "certraft console cert NAME --hostname H" } "." },
                 }
             }
             section aria-labelledby="audit-h" {
