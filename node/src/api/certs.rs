@@ -360,7 +360,7 @@ pub(super) async fn rotate(
 #[derive(Default, Deserialize)]
 pub(super) struct ForceQuery {
     #[serde(default)]
-    force: bool,
+    pub(super) force: bool,
 }
 
 pub(super) async fn remove_cert(

@@ -490,3 +490,180 @@ async fn console_forms_refuse_cross_site_and_broken_posts_with_a_reason() {
         assert_eq!(r.headers().get(LOCATION).unwrap(), "/ui/sign-in");
     }
 }
+
+/// The forms a browser test does not drive, over HTTP as a browser posts them: issue from
+/// the cluster's CA, download a backup and restore it after a removal, make a CSR and
+/// download it for openssl.
+#[tokio::test(flavor = "multi_thread")]
+async fn console_issue_backup_restore_and_csr_forms_round_trip() {
+    let c = Cluster::start(1, Options::default()).await;
+    let tls = certraft::raft::tls::admin_client_config(&c.ca_der).expect("cluster CA");
+    let http = reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let base = c.nodes[0].admin_url();
+    let (cookie, csrf) = http_session(&c, &http, 0).await;
+    let post = |path: &str, form: &[(&str, &str)]| {
+        let mut all = vec![("csrf", csrf.as_str())];
+        all.extend_from_slice(form);
+        http.post(format!("{base}{path}"))
+            .header(COOKIE, &cookie)
+            .form(&all)
+            .send()
+    };
+    let location = |r: &reqwest::Response| {
+        r.headers()
+            .get(LOCATION)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+
+    // Issue from the cluster's own CA.
+    let form = [
+        ("name", "shop"),
+        ("sans", "shop.example.test, www.shop.example.test"),
+        ("issuer", "local"),
+        ("key", "ec-p256"),
+        ("days", "30"),
+    ];
+    let r = post("/ui/issue", &form).await.unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        r.text().await.unwrap()
+    );
+    assert_eq!(location(&r), "/ui/certs/shop?done=issued");
+
+    // A backup: refused under a short or mismatched passphrase, else a download.
+    let r = post(
+        "/ui/backup",
+        &[("passphrase", "short"), ("passphrase2", "short")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.unwrap().contains("at least 12"));
+    let pass = "a backup passphrase of some length";
+    let r = post(
+        "/ui/backup",
+        &[
+            ("passphrase", pass),
+            ("passphrase2", "another one entirely"),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = post("/ui/backup", &[("passphrase", pass), ("passphrase2", pass)])
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let disposition = r
+        .headers()
+        .get("content-disposition")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        disposition.starts_with("attachment; filename=\"certraft-")
+            && disposition.ends_with(".backup\""),
+        "{disposition}"
+    );
+    let backup = r.bytes().await.unwrap().to_vec();
+    assert!(!backup.windows(pass.len()).any(|w| w == pass.as_bytes()));
+
+    // Remove the bundle, then restore the backup through the upload form.
+    // The only certificate for its names: refused with the reason, then forced.
+    let r = post("/ui/certs/shop/remove", &[("confirm", "yes")])
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("the only certificate serving"));
+    let r = post(
+        "/ui/certs/shop/remove",
+        &[("confirm", "yes"), ("force", "yes")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        r.text().await.unwrap()
+    );
+    let r = c.api(0).get("/api/v1/certs/shop").await;
+    assert_eq!(r.status, 404, "{r}");
+    let (kind, body) = multipart(&[
+        ("csrf", None, csrf.as_bytes()),
+        ("files", Some("nightly.backup"), &backup),
+        ("passphrase", None, pass.as_bytes()),
+    ]);
+    let r = http
+        .post(format!("{base}/ui/backup/restore"))
+        .header(COOKIE, &cookie)
+        .header("content-type", kind)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("1 bundle(s) imported") && page.contains("shop"),
+        "{page}"
+    );
+    let r = c.api(0).get("/api/v1/certs/shop").await;
+    assert_eq!(r.status, 200, "{r}");
+
+    // A CSR made by the cluster, downloaded and read by openssl.
+    let r = post(
+        "/ui/csrs",
+        &[
+            ("name", "api"),
+            ("common_name", "api.example.test"),
+            ("sans", "api2.example.test"),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        r.text().await.unwrap()
+    );
+    assert_eq!(location(&r), "/ui/csrs/api");
+    let r = http
+        .get(format!("{base}/ui/csrs/api/csr.pem"))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        r.headers().get("content-disposition").unwrap(),
+        "attachment; filename=\"api.csr.pem\""
+    );
+    let pem = r.text().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("api.csr.pem");
+    std::fs::write(&file, &pem).unwrap();
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-noout", "-verify", "-subject", "-in"])
+        .arg(&file)
+        .output()
+        .expect("openssl req");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("api.example.test"),
+        "{text}"
+    );
+}

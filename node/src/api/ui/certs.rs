@@ -389,6 +389,8 @@ fn detail_page(s: &Signed, d: &CertDetail, alert: Option<Alert>) -> Page {
                     input type="hidden" name="csrf" value=(s.csrf());
                     input #confirm-remove type="checkbox" name="confirm" value="yes" required;
                     label for="confirm-remove" { "Remove " (c.name) " from every node (the cluster refuses if it is still in use)" }
+                    input #force-remove type="checkbox" name="force" value="yes";
+                    label for="force-remove" { "Force (the CLI's --force): even if it is the default or the only certificate for its hostnames" }
                     button.danger type="submit" { "Remove" }
                 }
             }
@@ -428,11 +430,19 @@ async fn refused(st: &S, s: &Signed, name: &str, e: crate::api::error::AppError)
     resp
 }
 
+#[derive(Deserialize)]
+struct RemoveForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    force: String,
+}
+
 async fn remove(
     State(st): State<S>,
     headers: axum::http::HeaderMap,
     Path(name): Path<String>,
-    Form(f): Form<CsrfForm>,
+    Form(f): Form<RemoveForm>,
 ) -> Response {
     let s = match posted(&st, &headers, &f.csrf).await {
         Ok(s) => s,
@@ -442,7 +452,9 @@ async fn remove(
         State(st.clone()),
         Extension(Actor(s.actor.clone())),
         Path(name.clone()),
-        Query(Default::default()),
+        Query(crate::api::certs::ForceQuery {
+            force: !f.force.is_empty(),
+        }),
     )
     .await;
     match done {
