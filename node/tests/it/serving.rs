@@ -11,8 +11,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::support::cluster::{Cluster, Options, PATIENCE};
 use crate::support::have_openssl;
-use crate::support::probe::{any_leaf_client, handshake, s_client, x509_text, Tls};
-use crate::support::uploads::TestCert;
+use crate::support::probe::{
+    any_leaf_client, handshake, handshake_chain, s_client, x509_text, Tls,
+};
+use crate::support::uploads::{fixture_import, TestCert};
 
 /// How long a node may take to serve a change it has applied (the serving index is updated
 /// right after apply, asynchronously): generous for 2 CI cores, far above the usual few ms.
@@ -773,4 +775,88 @@ async fn sessions_resume_on_every_node() {
         )
         .await;
     }
+}
+
+/// Issue 17 item 7: a bundle that holds its root keeps it (`cert show`, export) but every node
+/// sends leaf and intermediate only: the trust anchor is left out of the handshake (RFC 8446
+/// §4.4.2). A self-signed leaf alone is still sent.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_served_chain_leaves_out_the_trust_anchor() {
+    let c = Cluster::start(3, Options::default()).await;
+    let leader = c.leader().await;
+    let r = c
+        .api(leader)
+        .post(
+            "/api/v1/certs",
+            &fixture_import(&["fullchain-ec256.pem", "ec256.key"], None),
+        )
+        .await
+        .ok("import the full chain");
+    let index = r["index"].as_u64().expect("committed");
+    let r = c
+        .api(leader)
+        .post(
+            "/api/v1/certs",
+            &fixture_import(&["selfsigned.pem", "selfsigned.key"], None),
+        )
+        .await
+        .ok("import a self-signed leaf");
+    let self_signed = r["hostnames"][0].as_str().expect("a hostname").to_string();
+    let last = r["index"].as_u64().expect("committed").max(index);
+    let shown = c
+        .api(leader)
+        .get("/api/v1/certs/ec256.example.test")
+        .await
+        .ok("cert show");
+    assert_eq!(shown["chain"].as_array().map(Vec::len), Some(3), "{shown}");
+    assert_eq!(shown["completeness"], "complete", "{shown}");
+    let root = pem::parse(crate::support::fixture("root.pem"))
+        .expect("root.pem")
+        .into_contents();
+    let client = any_leaf_client();
+    for (i, node) in c.nodes.iter().enumerate() {
+        wait_applied(&c, i, last).await;
+        let port = node.serve;
+        let chain = c
+            .wait_for("the bundle served", SERVE_LAG, || {
+                let client = client.clone();
+                async move {
+                    let chain = handshake_chain(&client, port, Some("ec256.example.test")).await?;
+                    if chain.len() > 1 {
+                        Ok(chain)
+                    } else {
+                        Err(format!("{} certificate(s) served", chain.len()))
+                    }
+                }
+            })
+            .await;
+        assert_eq!(chain.len(), 2, "{}: leaf and intermediate only", node.label);
+        assert!(!chain.contains(&root), "{} sent the root", node.label);
+        let alone = handshake_chain(&client, port, Some(&self_signed))
+            .await
+            .expect("the self-signed bundle");
+        assert_eq!(alone.len(), 1, "{}", node.label);
+    }
+    // The export still carries the root.
+    let r = c
+        .api(leader)
+        .post(
+            "/api/v1/certs/ec256.example.test/export",
+            &json!({"format": "pem"}),
+        )
+        .await
+        .ok("export");
+    let pem_text = String::from_utf8(
+        base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            r["data"].as_str().expect("data"),
+        )
+        .expect("base64"),
+    )
+    .expect("PEM");
+    assert_eq!(
+        pem_text.matches("BEGIN CERTIFICATE").count(),
+        3,
+        "{pem_text}"
+    );
 }

@@ -202,13 +202,11 @@ impl Bundle {
         std::iter::once(&self.leaf).chain(self.chain.iter())
     }
 
-    /// The serving-ready form: leaf + chain and the signing key.
+    /// The serving-ready form: the signing key and what a handshake sends of leaf + chain
+    /// ([`super::record::served_chain`]: no trust anchor at the end).
     pub fn certified_key(&self) -> rustls::sign::CertifiedKey {
-        let certs = self
-            .certs()
-            .map(|c| rustls::pki_types::CertificateDer::from(c.der.clone()))
-            .collect();
-        rustls::sign::CertifiedKey::new(certs, self.key.signing_key())
+        let ders: Vec<Vec<u8>> = self.certs().map(|c| c.der.clone()).collect();
+        rustls::sign::CertifiedKey::new(super::record::served_chain(&ders), self.key.signing_key())
     }
 }
 

@@ -109,19 +109,37 @@ impl BundleMaterial {
         &self.certs
     }
 
-    /// The serving-ready form.
+    /// The serving-ready form: the key and [`served_chain`].
     pub fn certified_key(&self) -> Result<CertifiedKey, OpenError> {
         let key = load_signing_key(&self.key_pkcs8).map_err(|detail| OpenError::Key {
             id: self.id.to_hex(),
             detail,
         })?;
-        let certs = self
-            .certs
-            .iter()
-            .map(|c| CertificateDer::from(c.clone()))
-            .collect();
-        Ok(CertifiedKey::new(certs, key))
+        Ok(CertifiedKey::new(served_chain(&self.certs), key))
     }
+}
+
+/// What a handshake sends of a bundle's certificates (leaf first): all of them but a trust
+/// anchor at the end, that is a self-issued CA certificate after the leaf. RFC 8446 §4.4.2
+/// lets a server omit it (a client that trusts it has it already, and one that does not
+/// gains nothing from it); sending it costs every handshake its bytes and makes scanners
+/// flag "self signed CA in chain". The bundle keeps it: export and `cert show` list it.
+/// A leaf alone is sent as it is, self-signed or not.
+pub fn served_chain(certs: &[Vec<u8>]) -> Vec<CertificateDer<'static>> {
+    let anchor_at_end = match certs.split_last() {
+        Some((last, rest)) if !rest.is_empty() => {
+            super::cert::parse_cert(last).is_ok_and(|c| c.is_ca && c.is_self_issued())
+        }
+        _ => false,
+    };
+    let sent = if anchor_at_end {
+        &certs[..certs.len() - 1]
+    } else {
+        certs
+    };
+    sent.iter()
+        .map(|c| CertificateDer::from(c.clone()))
+        .collect()
 }
 
 impl Bundle {
@@ -217,5 +235,40 @@ impl<'a> Reader<'a> {
     fn u32(&mut self) -> Option<u32> {
         self.take(4)
             .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::served_chain;
+
+    fn der(pem_file: &[u8]) -> Vec<u8> {
+        pem::parse(pem_file)
+            .expect("a PEM certificate")
+            .into_contents()
+    }
+
+    #[test]
+    fn only_a_trust_anchor_at_the_end_is_left_out() {
+        let leaf = der(include_bytes!("../../../tests/fixtures/leaf-ec256.pem"));
+        let inter = der(include_bytes!("../../../tests/fixtures/inter.pem"));
+        let root = der(include_bytes!("../../../tests/fixtures/root.pem"));
+        let alone = der(include_bytes!("../../../tests/fixtures/selfsigned.pem"));
+        let sent = |certs: &[&Vec<u8>]| {
+            let owned: Vec<Vec<u8>> = certs.iter().map(|c| (*c).clone()).collect();
+            served_chain(&owned)
+                .iter()
+                .map(|c| c.to_vec())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(sent(&[&leaf, &inter, &root]), [leaf.clone(), inter.clone()]);
+        assert_eq!(sent(&[&leaf, &inter]), [leaf.clone(), inter.clone()]);
+        // A self-signed leaf alone is what the client gets; a root is never the leaf.
+        assert_eq!(sent(&[&alone]), std::slice::from_ref(&alone));
+        assert_eq!(sent(&[&root]), std::slice::from_ref(&root));
+        // Not a CA, or not parseable: sent as it is.
+        assert_eq!(sent(&[&leaf, &alone]), [leaf.clone(), alone.clone()]);
+        let junk = vec![0x30, 0x03, 0x02, 0x01, 0x00];
+        assert_eq!(sent(&[&leaf, &junk]), [leaf, junk]);
     }
 }

@@ -284,6 +284,16 @@ pub(crate) async fn handshake(
     port: u16,
     sni: Option<&str>,
 ) -> Result<Vec<u8>, String> {
+    let mut chain = handshake_chain(config, port, sni).await?;
+    Ok(chain.swap_remove(0))
+}
+
+/// As [`handshake`]; every certificate the server sent, leaf first (never empty).
+pub(crate) async fn handshake_chain(
+    config: &Arc<ClientConfig>,
+    port: u16,
+    sni: Option<&str>,
+) -> Result<Vec<Vec<u8>>, String> {
     let what = format!("handshake with 127.0.0.1:{port} for SNI {sni:?}");
     let server_name = match sni {
         Some(name) => {
@@ -301,14 +311,18 @@ pub(crate) async fn handshake(
             .connect(server_name, tcp)
             .await
             .map_err(|e| format!("{what}: {e}"))?;
-        let leaf = tls
+        let chain: Vec<Vec<u8>> = tls
             .get_ref()
             .1
             .peer_certificates()
-            .and_then(|c| c.first())
+            .unwrap_or_default()
+            .iter()
             .map(|c| c.to_vec())
-            .ok_or_else(|| format!("{what}: no server certificate"))?;
-        Ok(leaf)
+            .collect();
+        if chain.is_empty() {
+            return Err(format!("{what}: no server certificate"));
+        }
+        Ok(chain)
     };
     tokio::time::timeout(ONE_CONNECTION, work)
         .await
