@@ -69,6 +69,21 @@ fn admin_subject(addr: &str, servername: Option<&str>) -> String {
         .to_string()
 }
 
+/// Waits until the admin port at `addr`, asked for `sni`, presents a certificate whose
+/// subject line contains `subject`.
+async fn presents(c: &Cluster, addr: &str, sni: &str, subject: &str) {
+    let what = format!("{addr} presenting {subject:?} for {sni}");
+    c.wait_for(&what, LIMIT, || async {
+        let seen = admin_subject(addr, Some(sni));
+        if seen.contains(subject) {
+            Ok(())
+        } else {
+            Err(seen)
+        }
+    })
+    .await;
+}
+
 /// Asserts every visible form control on the page has a label (or an `aria-label`).
 async fn unlabelled(b: &Browser, path: &str) {
     let script = "return [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]\
@@ -228,37 +243,13 @@ async fn the_console_manages_certificates_in_a_real_browser() {
     b.screenshot("console").await;
     let admin = c.nodes[other].admin_url();
     let addr = admin.trim_start_matches("https://").trim_end_matches('/');
-    c.wait_for(
-        "the admin port presenting the console bundle",
-        LIMIT,
-        || async {
-            let seen = admin_subject(addr, Some("wild.example.test"));
-            if seen.contains("wild.example.test") {
-                Ok(())
-            } else {
-                Err(seen)
-            }
-        },
-    )
-    .await;
+    presents(&c, addr, "wild.example.test", "wild.example.test").await;
     let plain = admin_subject(addr, None);
     assert!(plain.contains("certraft node"), "{plain}");
     // Back to the node certificate, from the same page.
     submit(&b, "form[action='/ui/console/reset']").await;
     at(&b, "the console reset", "?done=console-reset").await;
-    c.wait_for(
-        "the admin port back on the node certificate",
-        LIMIT,
-        || async {
-            let seen = admin_subject(addr, Some("wild.example.test"));
-            if seen.contains("certraft node") {
-                Ok(())
-            } else {
-                Err(seen)
-            }
-        },
-    )
-    .await;
+    presents(&c, addr, "wild.example.test", "certraft node").await;
 
     // Every other page, once, with a screenshot.
     for (path, file, text) in [
